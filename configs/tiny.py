@@ -1,0 +1,18 @@
+"""A tiny config for tests and smoke runs: seconds on a laptop CPU."""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.data.name = 'tiny'
+  config.model.hidden_size = 32
+  config.model.num_layers = 2
+  config.train.batch_size = 4
+  config.train.seq_length = 16
+  config.train.num_steps = 20
+  config.eval.eval_every = 10
+  config.eval.batch_size = 4
+  config.eval.sample_length = 40
+  config.log_every = 5
+  return config

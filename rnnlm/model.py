@@ -1,0 +1,98 @@
+"""The character language model: a Flax NNX module around the pure cells."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from rnnlm import cells
+
+# Per-layer carry tuples, one per layer: ((h, c), (h, c)) for a 2-layer LSTM.
+ModelCarry = tuple[cells.Carry, ...]
+
+
+class RecurrentLayer(nnx.Module):
+  """Owns one layer's weights; the math lives in `rnnlm.cells`."""
+
+  def __init__(self, cell: str, in_dim: int, hidden_size: int, *, rngs: nnx.Rngs):
+    self.cell = cell
+    self.hidden_size = hidden_size
+    for name, value in cells.init_params(rngs.params(), cell, in_dim, hidden_size).items():
+      setattr(self, name, nnx.Param(value))
+
+  def weights(self) -> cells.Params:
+    names = ('W_x', 'W_h', 'b') + (('b_hn',) if self.cell == 'gru' else ())
+    return {n: getattr(self, n)[...] for n in names}
+
+
+class CharLM(nnx.Module):
+  """Embedding (or one-hot) -> `num_layers` recurrent layers -> logits over the vocab.
+
+  With `embed_dim=0` the input is one-hot, as in char-rnn; the first layer's input
+  projection is then a row gather of its W_x rather than a matmul. Dropout (rate
+  `dropout`) is applied to each layer's output, i.e. between layers and before the
+  output projection, never on the recurrent connection.
+  """
+
+  def __init__(self, vocab_size: int, *, cell: str = 'lstm', hidden_size: int = 256,
+               num_layers: int = 2, embed_dim: int = 0, dropout: float = 0.0,
+               unroll: int = 1, rngs: nnx.Rngs):
+    cells.get_spec(cell)  # Validates the name.
+    self.vocab_size = vocab_size
+    self.cell = cell
+    self.hidden_size = hidden_size
+    self.num_layers = num_layers
+    self.embed_dim = embed_dim
+    self.unroll = unroll
+    self.embed = nnx.Embed(vocab_size, embed_dim, rngs=rngs) if embed_dim > 0 else None
+    in_dims = [embed_dim if embed_dim > 0 else vocab_size] + [hidden_size] * (num_layers - 1)
+    self.layers = nnx.List([RecurrentLayer(cell, d, hidden_size, rngs=rngs) for d in in_dims])
+    self.dropout = nnx.Dropout(dropout)
+    self.head = nnx.Linear(hidden_size, vocab_size, rngs=rngs)
+
+  def initial_carry(self, batch_size: int) -> ModelCarry:
+    return tuple(cells.zero_carry(self.cell, batch_size, self.hidden_size)
+                 for _ in range(self.num_layers))
+
+  def __call__(self, tokens: jax.Array, carry: ModelCarry,
+               dropout_key: jax.Array | None = None) -> tuple[jax.Array, ModelCarry]:
+    """Runs the model over a window.
+
+    Args:
+      tokens: [batch, time] int token ids.
+      carry: the state after the preceding text (`initial_carry` for none).
+      dropout_key: a PRNG key turns dropout on (training); None turns it off.
+
+    Returns:
+      (logits [batch, time, vocab], carry after the window).
+    """
+    xs_tokens = tokens.T  # Time-major inside: [T, B].
+    deterministic = dropout_key is None
+    keys = (jax.random.split(dropout_key, self.num_layers) if not deterministic
+            else [None] * self.num_layers)
+    new_carry = []
+    hs = None
+    for i, layer in enumerate(self.layers):
+      w = layer.weights()
+      if i == 0:
+        if self.embed is None:
+          xp = cells.project_tokens(w, xs_tokens)
+        else:
+          xp = cells.project_inputs(w, self.embed(xs_tokens))
+      else:
+        xp = cells.project_inputs(w, hs)
+      hs, c = cells.recurrence(self.cell, w, xp, carry[i], unroll=self.unroll)
+      hs = self.dropout(hs, deterministic=deterministic, rngs=keys[i])
+      new_carry.append(c)
+    logits = self.head(hs)  # [T, B, V]
+    return jnp.swapaxes(logits, 0, 1), tuple(new_carry)
+
+  def step(self, token: jax.Array, carry: ModelCarry) -> tuple[jax.Array, ModelCarry]:
+    """One character for sampling: token [batch] -> (logits [batch, vocab], carry)."""
+    logits, carry = self(token[:, None], carry)
+    return logits[:, 0], carry
+
+
+def count_params(model: nnx.Module) -> int:
+  return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))

@@ -1,0 +1,25 @@
+from setuptools import setup
+
+setup(
+    name='rnnlm',
+    version='0.1.0',
+    description='Character-level recurrent language models in JAX/Flax',
+    packages=['rnnlm', 'configs'],
+    python_requires='>=3.10',
+    install_requires=[
+        'jax>=0.7,<0.11',
+        'flax>=0.11,<0.13',
+        'optax>=0.2.4,<0.3',
+        'orbax-checkpoint>=0.11,<0.13',
+        'absl-py>=2.0',
+        'ml-collections>=1.0',
+        'numpy>=1.26',
+        'tqdm>=4.60',
+        'tensorboardX>=2.6',
+    ],
+    extras_require={
+        'test': ['pytest>=8'],
+        'bench': ['torch==2.13.0'],
+        'plots': ['matplotlib>=3.8'],
+    },
+)
