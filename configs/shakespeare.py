@@ -15,7 +15,7 @@ def get_config():
   config.model.dropout = 0.1
   config.train.batch_size = 50
   config.train.seq_length = 100
-  config.train.num_steps = 10000
+  config.train.num_steps = 8000
   config.train.lr_schedule = 'cosine'
   config.train.warmup_steps = 200
   config.train.end_lr_fraction = 0.05

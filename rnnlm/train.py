@@ -58,7 +58,9 @@ def make_schedule(train_config, steps_per_epoch: int, num_steps: int) -> optax.S
   if t.lr_schedule == 'exponential':
     return optax.exponential_decay(
         init_value=t.learning_rate, transition_steps=steps_per_epoch,
-        decay_rate=t.decay_rate, transition_begin=int(t.decay_after_epochs * steps_per_epoch),
+        decay_rate=t.decay_rate,
+        # char-rnn multiplies by decay_rate at the end of every epoch e >= decay_after.
+        transition_begin=int(max(t.decay_after_epochs - 1, 0) * steps_per_epoch),
         staircase=True)
   if t.lr_schedule == 'cosine':
     return optax.warmup_cosine_decay_schedule(
@@ -89,6 +91,76 @@ def masked_loss(logits: jax.Array, targets: jax.Array, mask: jax.Array
   """(sum of cross-entropy nats over real targets, number of real targets)."""
   ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
   return jnp.sum(ce * mask), jnp.sum(mask)
+
+
+def create_train_state(config: ml_collections.ConfigDict, vocab_size: int,
+                       steps_per_epoch: int, num_steps: int, mesh):
+  """A fresh model and its train state, placed on the mesh.
+
+  Returns:
+    (model, graphdef, optimizer, state) where state is
+    {'params', 'opt_state', 'step', 'rng' (raw key data), 'carry'}.
+  """
+  t = config.train
+  model = make_model(config, vocab_size)
+  graphdef, params = nnx.split(model)
+  optimizer = make_optimizer(t, make_schedule(t, steps_per_epoch, num_steps))
+  state = {
+      'params': params,
+      'opt_state': optimizer.init(params),
+      'step': jnp.int32(0),
+      'rng': jax.random.key_data(jax.random.key(config.seed + 1)),
+  }
+  state = parallel.replicate(state, mesh)
+  state['carry'] = parallel.shard_carry(model.initial_carry(t.batch_size), mesh)
+  return model, graphdef, optimizer, state
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    raise UserError(f'{workdir} holds no run (no config.json); give the --workdir of a'
+                    ' training run')
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def restore_model(workdir: str, which: str = 'best', step: int | None = None
+                  ) -> tuple[CharLM, data.Vocab, int]:
+  """Loads a trained model from a workdir's checkpoint.
+
+  Args:
+    workdir: a training run's directory.
+    which: 'best' (lowest val loss) or 'latest'; ignored when `step` is given.
+    step: a specific checkpointed step.
+
+  Returns:
+    (model, vocab, step).
+
+  Raises:
+    UserError: no run, no checkpoint, or no such step in the workdir.
+  """
+  config = load_config(workdir)
+  vocab = data.Vocab.load(os.path.join(workdir, 'vocab.json'))
+  ckpt = checkpoint_lib.Checkpointer(workdir, read_only=True)
+  steps = ckpt.all_steps()
+  if not steps:
+    raise UserError(f'no checkpoint in {workdir}; train first (experiments/train.py'
+                    f' --workdir={workdir})')
+  if step is not None:
+    if step not in steps:
+      raise UserError(f'no checkpoint for step {step} in {workdir}; have {sorted(steps)}')
+  elif which == 'best':
+    step = ckpt.best_step() or ckpt.latest_step()
+  elif which == 'latest':
+    step = ckpt.latest_step()
+  else:
+    raise UserError(f'unknown checkpoint choice {which!r}; use best or latest')
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  model, graphdef, _, state = create_train_state(config, len(vocab), 1, 1, mesh)
+  state, _ = ckpt.restore(step, state)
+  ckpt.close()
+  return nnx.merge(graphdef, state['params']), vocab, step
 
 
 def _reset_carry(carry, reset: jax.Array):
@@ -122,7 +194,7 @@ def train_step(state: dict, batch: dict, *, graphdef, optimizer
   params = optax.apply_updates(state['params'], updates)
   new_state = dict(state, params=params, opt_state=opt_state, step=state['step'] + 1,
                    carry=jax.lax.stop_gradient(new_carry))
-  return new_state, {'loss': loss, 'grad_norm': optax.global_norm(grads)}
+  return new_state, {'loss': loss, 'grad_norm': optax.tree.norm(grads)}
 
 
 def eval_step(params, batch: dict, carry, *, graphdef) -> tuple[jax.Array, jax.Array, Any]:
@@ -301,19 +373,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   steps_per_epoch = len(train_stream)
   num_steps = t.num_steps or int(t.num_epochs * steps_per_epoch)
-  model = make_model(config, len(vocab))
+  model, graphdef, optimizer, state = create_train_state(config, len(vocab), steps_per_epoch,
+                                                         num_steps, mesh)
   num_params = count_params(model)
-  graphdef, params = nnx.split(model)
-  optimizer = make_optimizer(t, make_schedule(t, steps_per_epoch, num_steps))
-  state = {
-      'params': params,
-      'opt_state': optimizer.init(params),
-      'step': jnp.int32(0),
-      'rng': jax.random.key_data(jax.random.key(config.seed + 1)),
-      'carry': model.initial_carry(t.batch_size),
-  }
-  state = dict(parallel.replicate({k: v for k, v in state.items() if k != 'carry'}, mesh),
-               carry=parallel.shard_carry(state['carry'], mesh))
   eval_zero_carry = parallel.shard_carry(model.initial_carry(config.eval.batch_size), mesh)
 
   def step_fn(state, batch):

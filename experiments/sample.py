@@ -1,0 +1,48 @@
+"""Samples text from a trained model.
+
+  python experiments/sample.py --workdir=runs/shakespeare --prime="ROMEO." \
+      --temperature=0.8 --length=1000 --num_samples=2
+"""
+
+import sys
+
+from absl import app, flags
+
+from rnnlm import sample, train
+from rnnlm.errors import UserError, quiet_library_logs, report_user_errors
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
+_CHECKPOINT = flags.DEFINE_enum('checkpoint', 'best', ['best', 'latest'],
+                                'Which checkpoint: lowest val loss, or the latest.')
+_STEP = flags.DEFINE_integer('step', None, 'A specific checkpointed step (overrides --checkpoint).')
+_PRIME = flags.DEFINE_string('prime', '\n', 'Text to start from (run through the model first).')
+_LENGTH = flags.DEFINE_integer('length', 1000, 'Characters to generate per sample.')
+_NUM_SAMPLES = flags.DEFINE_integer('num_samples', 1, 'Samples generated as one batch.')
+_TEMPERATURE = flags.DEFINE_float('temperature', 1.0, 'Softmax temperature (> 0).')
+_TOP_K = flags.DEFINE_integer('top_k', 0, 'Keep only the k most likely characters (0: off).')
+_TOP_P = flags.DEFINE_float('top_p', 1.0, 'Nucleus sampling mass in (0, 1] (1: off).')
+_ARGMAX = flags.DEFINE_bool('argmax', False, 'Greedy decoding: always the most likely character.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Sampling seed; the same seed gives the same text.')
+flags.mark_flags_as_required(['workdir'])
+
+
+@report_user_errors
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  quiet_library_logs()
+  sample.check_sampling_args(_TEMPERATURE.value, _TOP_K.value, _TOP_P.value, _LENGTH.value,
+                             _NUM_SAMPLES.value)
+  model, vocab, step = train.restore_model(_WORKDIR.value, _CHECKPOINT.value, _STEP.value)
+  texts = sample.generate_text(
+      model, vocab, _PRIME.value, length=_LENGTH.value, num_samples=_NUM_SAMPLES.value,
+      seed=_SEED.value, temperature=_TEMPERATURE.value, top_k=_TOP_K.value,
+      top_p=_TOP_P.value, argmax=_ARGMAX.value)
+  for i, text in enumerate(texts):
+    if len(texts) > 1:
+      sys.stdout.write(f'===== sample {i} (step {step}) =====\n')
+    sys.stdout.write(text + '\n')
+
+
+if __name__ == '__main__':
+  app.run(main)

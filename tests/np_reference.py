@@ -1,0 +1,49 @@
+"""Independent NumPy (float64) implementations of the cell equations, for tests."""
+
+import numpy as np
+
+
+def sigmoid(x):
+  return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_rnn(p, x, h):
+  return (np.tanh(x @ p['W_x'] + h @ p['W_h'] + p['b']),)
+
+
+def np_lstm(p, x, h, c):
+  H = h.shape[-1]
+  Wx, Wh, b = p['W_x'], p['W_h'], p['b']
+  gate = lambda k: x @ Wx[:, k * H:(k + 1) * H] + h @ Wh[:, k * H:(k + 1) * H] + b[k * H:(k + 1) * H]
+  i, f, g, o = sigmoid(gate(0)), sigmoid(gate(1)), np.tanh(gate(2)), sigmoid(gate(3))
+  c_new = f * c + i * g
+  return o * np.tanh(c_new), c_new
+
+
+def np_gru(p, x, h):
+  H = h.shape[-1]
+  Wx, Wh, b = p['W_x'], p['W_h'], p['b']
+  xs = lambda k: x @ Wx[:, k * H:(k + 1) * H] + b[k * H:(k + 1) * H]
+  hs = lambda k: h @ Wh[:, k * H:(k + 1) * H]
+  r = sigmoid(xs(0) + hs(0))
+  z = sigmoid(xs(1) + hs(1))
+  n = np.tanh(xs(2) + r * (hs(2) + p['b_hn']))
+  return ((1 - z) * n + z * h,)
+
+
+NP_STEPS = {'rnn': np_rnn, 'lstm': np_lstm, 'gru': np_gru}
+
+
+def np_char_lm(layer_params, head_w, head_b, tokens, carry, cell, vocab_size):
+  """One-hot char LM forward in NumPy: tokens [B, T] -> logits [B, T, V], carry."""
+  x = np.eye(vocab_size)[tokens.T]  # [T, B, V]
+  new_carry = []
+  for p, c in zip(layer_params, carry):
+    outs = []
+    for x_t in x:
+      c = NP_STEPS[cell](p, x_t, *c)
+      outs.append(c[0])
+    x = np.stack(outs)
+    new_carry.append(c)
+  logits = x @ head_w + head_b
+  return np.swapaxes(logits, 0, 1), new_carry

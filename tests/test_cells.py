@@ -1,0 +1,108 @@
+"""Cells against independent NumPy float64 code, explicit loops and finite differences."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from np_reference import NP_STEPS
+from rnnlm import cells
+
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+  with jax.enable_x64(True):
+    yield
+
+
+
+
+def random_params(cell, d, h, seed=0, dtype=np.float64):
+  rng = np.random.default_rng(seed)
+  g = cells.get_spec(cell).num_gates
+  p = {'W_x': rng.normal(size=(d, g * h)) / np.sqrt(d),
+       'W_h': rng.normal(size=(h, g * h)) / np.sqrt(h),
+       'b': rng.normal(size=(g * h,)) * 0.5}
+  if cell == 'gru':
+    p['b_hn'] = rng.normal(size=(h,)) * 0.5
+  return {k: v.astype(dtype) for k, v in p.items()}
+
+
+def random_carry(cell, b, h, seed=1, dtype=np.float64):
+  rng = np.random.default_rng(seed)
+  return tuple(rng.normal(size=(b, h)).astype(dtype) * 0.5
+               for _ in range(cells.get_spec(cell).num_carry))
+
+
+@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
+def test_step_matches_numpy_float64(cell):
+  d, h, b = 5, 7, 3
+  p = random_params(cell, d, h)
+  carry = random_carry(cell, b, h)
+  x = np.random.default_rng(2).normal(size=(b, d))
+  want = NP_STEPS[cell](p, x, *carry)
+  jp = {k: jnp.asarray(v) for k, v in p.items()}
+  got, out = cells.step(cell, jp, tuple(map(jnp.asarray, carry)), jnp.asarray(x))
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(np.asarray(g), w, rtol=1e-12, atol=1e-12)
+  np.testing.assert_allclose(np.asarray(out), want[0], rtol=1e-12, atol=1e-12)
+
+
+def test_rnn_is_exactly_the_char_rnn_equation():
+  # h_t = tanh(W_xh x_t + W_hh h_{t-1} + b_h), written out by hand for one unit.
+  p = {'W_x': jnp.array([[0.5], [-1.0]]), 'W_h': jnp.array([[2.0]]), 'b': jnp.array([0.1])}
+  (h,), _ = cells.step('rnn', p, (jnp.array([[0.25]]),), jnp.array([[1.0, 0.3]]))
+  assert float(h[0, 0]) == pytest.approx(np.tanh(0.5 - 0.3 + 2.0 * 0.25 + 0.1), abs=1e-7)
+
+
+@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
+@pytest.mark.parametrize('zero_carry', [True, False])
+def test_layer_equals_python_loop_and_reference(cell, zero_carry):
+  t, b, d, h = 6, 3, 4, 5
+  p = random_params(cell, d, h)
+  carry = (tuple(np.zeros((b, h)) for _ in range(cells.get_spec(cell).num_carry))
+           if zero_carry else random_carry(cell, b, h))
+  xs = np.random.default_rng(3).normal(size=(t, b, d))
+  # Explicit loop over time with the NumPy step.
+  c, want = carry, []
+  for x in xs:
+    c = NP_STEPS[cell](p, x, *c)
+    want.append(c[0])
+  want = np.stack(want)
+  jp = {k: jnp.asarray(v) for k, v in p.items()}
+  jc = tuple(map(jnp.asarray, carry))
+  for fn in (cells.layer, cells.layer_reference):
+    hs, final = jax.jit(fn, static_argnums=0)(cell, jp, jnp.asarray(xs), jc)
+    np.testing.assert_allclose(np.asarray(hs), want, rtol=1e-10, atol=1e-12)
+    for g, w in zip(final, c):
+      np.testing.assert_allclose(np.asarray(g), w, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
+def test_gradients_match_finite_differences(cell):
+  t, b, d, h = 4, 2, 3, 4
+  p = {k: jnp.asarray(v) for k, v in random_params(cell, d, h, seed=5).items()}
+  carry = tuple(map(jnp.asarray, random_carry(cell, b, h, seed=6)))
+  xs = jnp.asarray(np.random.default_rng(7).normal(size=(t, b, d)))
+  proj = jnp.asarray(np.random.default_rng(8).normal(size=(t, b, h)))
+
+  def loss(p, xs, carry):
+    hs, final = cells.layer(cell, p, xs, carry)
+    return jnp.sum(hs * proj) + sum(jnp.sum(c ** 2) for c in final)
+
+  grads = jax.grad(loss, argnums=(0, 1, 2))(p, xs, carry)
+  eps = 1e-6
+  rng = np.random.default_rng(9)
+  # Directional derivatives along random directions, for every argument.
+  for arg_index in range(3):
+    args = [p, xs, carry]
+    direction = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), args[arg_index])
+    plus = list(args)
+    minus = list(args)
+    plus[arg_index] = jax.tree.map(lambda a, v: a + eps * v, args[arg_index], direction)
+    minus[arg_index] = jax.tree.map(lambda a, v: a - eps * v, args[arg_index], direction)
+    fd = (loss(*plus) - loss(*minus)) / (2 * eps)
+    analytic = sum(jnp.sum(g * v) for g, v in zip(jax.tree.leaves(grads[arg_index]),
+                                                  jax.tree.leaves(direction)))
+    np.testing.assert_allclose(float(analytic), float(fd), rtol=1e-6)

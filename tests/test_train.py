@@ -1,0 +1,137 @@
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from configs import tiny
+from rnnlm import checkpoint, data, parallel, train
+from rnnlm.errors import UserError
+
+
+def tiny_config(**overrides):
+  config = tiny.get_config()
+  for k, v in overrides.items():
+    node = config
+    *path, last = k.split('.')
+    for p in path:
+      node = node[p]
+    node[last] = v
+  return config
+
+
+def _read_params(workdir, step=None):
+  model, _, _ = train.restore_model(workdir, 'latest', step)
+  return jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+
+
+def test_tiny_model_overfits_short_text():
+  text = 'the quick brown fox jumps over the lazy dog.\n' * 4
+  vocab = data.Vocab.from_text(text)
+  stream = data.BatchStream(vocab.encode(text), batch_size=4, seq_length=22)
+  config = tiny_config(**{'model.hidden_size': 64, 'model.num_layers': 1,
+                          'train.learning_rate': 1e-2, 'train.batch_size': 4})
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  _, graphdef, optimizer, state = train.create_train_state(config, len(vocab), 1, 1, mesh)
+  state['rng'] = jax.random.key(0)
+  step = jax.jit(lambda s, b: train.train_step(s, b, graphdef=graphdef, optimizer=optimizer))
+  losses = []
+  for _ in range(300):
+    b = stream.next()
+    state, m = step(state, {'inputs': b.inputs, 'targets': b.targets, 'mask': b.mask,
+                            'reset': jnp.float32(b.reset)})
+    losses.append(float(m['loss']))
+  assert losses[0] > 2.5  # About log(vocab) at the start.
+  assert np.mean(losses[-len(stream):]) < 0.1
+
+
+def test_schedules():
+  t = tiny_config(**{'train.lr_schedule': 'exponential', 'train.decay_after_epochs': 2,
+                     'train.decay_rate': 0.5, 'train.learning_rate': 1.0}).train
+  s = train.make_schedule(t, steps_per_epoch=10, num_steps=100)
+  assert [float(s(i)) for i in (0, 19, 20, 29, 30, 45)] == [1, 1, 0.5, 0.5, 0.25, 0.125]
+  t = tiny_config(**{'train.lr_schedule': 'cosine', 'train.warmup_steps': 10,
+                     'train.learning_rate': 2.0, 'train.end_lr_fraction': 0.1}).train
+  s = train.make_schedule(t, steps_per_epoch=10, num_steps=110)
+  np.testing.assert_allclose([float(s(i)) for i in (0, 5, 10, 60, 110)],
+                             [0, 1.0, 2.0, 0.2 + 1.8 * 0.5, 0.2], rtol=1e-5, atol=1e-6)
+
+
+def test_run_writes_workdir(tmp_path):
+  wd = str(tmp_path / 'run')
+  results = train.train_and_evaluate(tiny_config(), wd)
+  for f in ('config.json', 'vocab.json', 'metrics.jsonl', 'results.json',
+            'samples/step_000010.txt', 'samples/step_000020.txt'):
+    assert os.path.exists(os.path.join(wd, f)), f
+  assert any(f.startswith('events.out.tfevents') for f in os.listdir(wd))
+  records = [json.loads(l) for l in open(os.path.join(wd, 'metrics.jsonl'))]
+  assert [r['step'] for r in records] == [10, 20]
+  for key in ('epoch', 'train_loss', 'val_loss', 'val_bpc', 'chars_per_sec', 'elapsed_s'):
+    assert key in records[0]
+  r = records[-1]
+  assert r['val_bpc'] == pytest.approx(r['val_loss'] / np.log(2))
+  assert r['val_loss'] < np.log(len(data.Vocab.load(os.path.join(wd, 'vocab.json'))))
+  assert results['best_step'] in (10, 20) and 'test_loss' in results
+
+
+def test_exact_resume_after_interruption(tmp_path):
+  config = tiny_config(**{'model.dropout': 0.2, 'train.num_steps': 25, 'eval.eval_every': 5})
+  straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+  train.train_and_evaluate(config, straight)
+  # "Preempted" after step 13: the last checkpoint is step 10, steps 11-13 are lost.
+  train.train_and_evaluate(config, resumed, stop_after_step=13)
+  assert checkpoint.Checkpointer(resumed).latest_step() == 10
+  train.train_and_evaluate(config, resumed)
+  a, b = _read_params(straight), _read_params(resumed)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)  # Bit for bit.
+  strip = lambda r: {k: v for k, v in r.items() if k not in ('chars_per_sec', 'elapsed_s')}
+  ma = [strip(json.loads(l)) for l in open(os.path.join(straight, 'metrics.jsonl'))]
+  mb = [strip(json.loads(l)) for l in open(os.path.join(resumed, 'metrics.jsonl'))]
+  assert ma == mb
+
+
+def test_best_and_latest_checkpoints_kept(tmp_path):
+  ckpt = checkpoint.Checkpointer(str(tmp_path), keep_latest=2)
+  state = {'w': jnp.arange(3.0)}
+  for step, loss in [(1, 3.0), (2, 1.0), (3, 2.0), (4, 4.0), (5, 5.0)]:
+    ckpt.save(step, {'w': state['w'] * step}, {'step': step}, loss)
+  ckpt.wait()
+  assert ckpt.best_step() == 2
+  assert sorted(ckpt.all_steps()) == [2, 4, 5]
+  restored, meta = ckpt.restore(2, state)
+  np.testing.assert_array_equal(restored['w'], np.arange(3.0) * 2)  # Round trip.
+  assert meta == {'step': 2}
+
+
+def test_four_devices_give_the_same_losses_as_one(tmp_path):
+  assert len(jax.devices()) == 4, 'conftest forces 4 host devices'
+  config = tiny_config(**{'train.num_steps': 10, 'eval.eval_every': 5})
+  one = train.train_and_evaluate(config, str(tmp_path / 'one'), devices=jax.devices()[:1])
+  four = train.train_and_evaluate(config, str(tmp_path / 'four'), devices=jax.devices())
+  read = lambda d: [json.loads(l) for l in open(os.path.join(tmp_path, d, 'metrics.jsonl'))]
+  for a, b in zip(read('one'), read('four')):
+    np.testing.assert_allclose([a['train_loss'], a['val_loss']],
+                               [b['train_loss'], b['val_loss']], rtol=1e-5)
+  assert one['test_loss'] == pytest.approx(four['test_loss'], rel=1e-5)
+
+
+def test_batch_must_divide_over_devices(tmp_path):
+  with pytest.raises(UserError, match='multiple of 4'):
+    train.train_and_evaluate(tiny_config(**{'train.batch_size': 6}), str(tmp_path / 'x'))
+
+
+def test_resume_with_other_shape_is_refused_and_changes_nothing(tmp_path):
+  wd = str(tmp_path / 'run')
+  train.train_and_evaluate(tiny_config(**{'train.num_steps': 10}), wd)
+  before = {os.path.join(r, f): open(os.path.join(r, f), 'rb').read()
+            for r, _, fs in os.walk(wd) for f in fs}
+  with pytest.raises(UserError, match='model.hidden_size'):
+    train.train_and_evaluate(tiny_config(**{'model.hidden_size': 48}), wd)
+  after = {os.path.join(r, f): open(os.path.join(r, f), 'rb').read()
+           for r, _, fs in os.walk(wd) for f in fs}
+  assert before == after
