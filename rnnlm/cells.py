@@ -59,17 +59,20 @@ def get_spec(cell: str) -> CellSpec:
 
 
 def init_params(key: jax.Array, cell: str, in_dim: int, hidden: int,
-                dtype=jnp.float32) -> Params:
+                dtype=jnp.float32, one_hot_input: bool = False) -> Params:
   """Initial parameters of one layer.
 
-  W_x: scaled normal (variance 1/in_dim); W_h: orthogonal per gate block, which
+  W_x: scaled normal with variance 1/fan_in, where the fan-in of a one-hot input
+  is 1 (a single active unit), so each row is a unit-variance character
+  embedding into the gates; W_h: orthogonal per gate block, which
   keeps the recurrence norm-preserving at the start; biases zero except the LSTM
   forget gate (1.0), which lets memory flow from the first step.
   """
   spec = get_spec(cell)
   g = spec.num_gates
   kx, kh = jax.random.split(key)
-  w_x = jax.random.normal(kx, (in_dim, g * hidden), dtype) / jnp.sqrt(in_dim).astype(dtype)
+  fan_in = 1 if one_hot_input else in_dim
+  w_x = jax.random.normal(kx, (in_dim, g * hidden), dtype) / jnp.sqrt(fan_in).astype(dtype)
   orth = jax.nn.initializers.orthogonal()
   w_h = jnp.concatenate([orth(k, (hidden, hidden), dtype)
                          for k in jax.random.split(kh, g)], axis=1)
@@ -168,3 +171,139 @@ def layer(cell: str, params: Params, xs: jax.Array, carry: Carry,
           unroll: int = 1) -> tuple[jax.Array, Carry]:
   """The fast path: inputs of all steps projected in one matmul, then the scan."""
   return recurrence(cell, params, project_inputs(params, xs), carry, unroll)
+
+
+# ----------------------------------------------------------------------------
+# The fast path: a custom VJP for the recurrence.
+#
+# Autodiff of `lax.scan` accumulates dW_h inside the backward loop: one small
+# [H, B] x [B, G*H] matmul per step on top of the [B, G*H] x [G*H, H] one that
+# carries the gradient back in time. Here the forward scan saves the gate
+# activations, the backward scan does only the sequential part (pre-activation
+# gradients and the carry gradient), and dW_h is one large matmul over all steps
+# afterwards. Elementwise work per step is written so that XLA fuses it.
+
+
+def _fwd_scan(cell, w_h, b_hn, xp, carry, unroll):
+  """Forward recurrence that also returns what the backward pass needs."""
+  hidden = carry[0].shape[-1]
+
+  if cell == 'rnn':
+    def body(carry, xp_t):
+      (h,) = carry
+      h = jnp.tanh(xp_t + h @ w_h)
+      return (h,), h
+    carry, hs = jax.lax.scan(body, carry, xp, unroll=unroll)
+    return hs, carry, ()
+  if cell == 'lstm':
+    def body(carry, xp_t):
+      h, c = carry
+      z = xp_t + h @ w_h
+      i = jax.nn.sigmoid(z[:, :hidden])
+      f = jax.nn.sigmoid(z[:, hidden:2 * hidden])
+      g = jnp.tanh(z[:, 2 * hidden:3 * hidden])
+      o = jax.nn.sigmoid(z[:, 3 * hidden:])
+      c = f * c + i * g
+      h = o * jnp.tanh(c)
+      return (h, c), (h, jnp.concatenate([i, f, g, o], axis=-1), c)
+    carry, (hs, gates, cs) = jax.lax.scan(body, carry, xp, unroll=unroll)
+    return hs, carry, (gates, cs)
+  if cell == 'gru':
+    def body(carry, xp_t):
+      (h,) = carry
+      hh = h @ w_h
+      r = jax.nn.sigmoid(xp_t[:, :hidden] + hh[:, :hidden])
+      z = jax.nn.sigmoid(xp_t[:, hidden:2 * hidden] + hh[:, hidden:2 * hidden])
+      hn = hh[:, 2 * hidden:] + b_hn
+      n = jnp.tanh(xp_t[:, 2 * hidden:] + r * hn)
+      h = (1.0 - z) * n + z * h
+      return (h,), (h, jnp.concatenate([r, z, n, hn], axis=-1))
+    carry, (hs, acts) = jax.lax.scan(body, carry, xp, unroll=unroll)
+    return hs, carry, (acts,)
+  raise ValueError(cell)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 5))
+def _recurrence_fast(cell, w_h, b_hn, xp, carry, unroll):
+  hs, carry, _ = _fwd_scan(cell, w_h, b_hn, xp, carry, unroll)
+  return hs, carry
+
+
+def _recurrence_fast_fwd(cell, w_h, b_hn, xp, carry, unroll):
+  hs, final, saved = _fwd_scan(cell, w_h, b_hn, xp, carry, unroll)
+  return (hs, final), (w_h, b_hn, hs, carry, saved)
+
+
+def _recurrence_fast_bwd(cell, unroll, residuals, cotangents):
+  w_h, b_hn, hs, carry0, saved = residuals
+  d_hs, d_final = cotangents
+  hidden = hs.shape[-1]
+  # h_{t-1} for every t: the initial h, then all but the last output.
+  h_prev = jnp.concatenate([carry0[0][None], hs[:-1]], axis=0)
+  w_h_t = w_h.T
+
+  if cell == 'rnn':
+    def body(dh_next, inp):
+      d_h_t, h_t = inp
+      dz = (d_h_t + dh_next) * (1.0 - h_t * h_t)
+      return dz @ w_h_t, dz
+    (dh0,), d_final_h = (None,), d_final[0]
+    dh0, dz = jax.lax.scan(body, d_final_h, (d_hs, hs), reverse=True, unroll=unroll)
+    d_carry0 = (dh0,)
+    dxp = dhh = dz
+    d_b_hn = None
+  elif cell == 'lstm':
+    gates, cs = saved
+    c_prev = jnp.concatenate([carry0[1][None], cs[:-1]], axis=0)
+
+    def body(dcarry, inp):
+      dh_next, dc_next = dcarry
+      d_h_t, gates_t, c_t, c_prev_t = inp
+      i = gates_t[:, :hidden]
+      f = gates_t[:, hidden:2 * hidden]
+      g = gates_t[:, 2 * hidden:3 * hidden]
+      o = gates_t[:, 3 * hidden:]
+      dh = d_h_t + dh_next
+      tc = jnp.tanh(c_t)
+      dc = dc_next + dh * o * (1.0 - tc * tc)
+      dz = jnp.concatenate([dc * g * i * (1.0 - i), dc * c_prev_t * f * (1.0 - f),
+                            dc * i * (1.0 - g * g), dh * tc * o * (1.0 - o)], axis=-1)
+      return (dz @ w_h_t, dc * f), dz
+    d_carry0, dz = jax.lax.scan(body, tuple(d_final), (d_hs, gates, cs, c_prev),
+                                reverse=True, unroll=unroll)
+    dxp = dhh = dz
+    d_b_hn = None
+  else:  # gru
+    (acts,) = saved
+
+    def body(dh_next, inp):
+      d_h_t, acts_t, h_prev_t = inp
+      r = acts_t[:, :hidden]
+      z = acts_t[:, hidden:2 * hidden]
+      n = acts_t[:, 2 * hidden:3 * hidden]
+      hn = acts_t[:, 3 * hidden:]
+      dh = d_h_t + dh_next
+      dan = dh * (1.0 - z) * (1.0 - n * n)
+      dar = dan * hn * r * (1.0 - r)
+      daz = dh * (h_prev_t - n) * z * (1.0 - z)
+      dhh = jnp.concatenate([dar, daz, dan * r], axis=-1)
+      dxp = jnp.concatenate([dar, daz, dan], axis=-1)
+      return dh * z + dhh @ w_h_t, (dxp, dhh)
+    dh0, (dxp, dhh) = jax.lax.scan(body, d_final[0], (d_hs, acts, h_prev), reverse=True,
+                                   unroll=unroll)
+    d_carry0 = (dh0,)
+    d_b_hn = jnp.sum(dhh[..., 2 * hidden:], axis=(0, 1))
+  # The weight gradient as one matmul over all time steps.
+  d_w_h = jnp.einsum('tbh,tbg->hg', h_prev, dhh)
+  if b_hn is None:
+    d_b_hn = None
+  return d_w_h, d_b_hn, dxp, tuple(d_carry0)
+
+
+_recurrence_fast.defvjp(_recurrence_fast_fwd, _recurrence_fast_bwd)
+
+
+def recurrence_fast(cell: str, params: Params, xp: jax.Array, carry: Carry,
+                    unroll: int = 1) -> tuple[jax.Array, Carry]:
+  """`recurrence` with the custom VJP above: same values, same gradients, faster."""
+  return _recurrence_fast(cell, params['W_h'], params.get('b_hn'), xp, tuple(carry), unroll)

@@ -15,10 +15,12 @@ ModelCarry = tuple[cells.Carry, ...]
 class RecurrentLayer(nnx.Module):
   """Owns one layer's weights; the math lives in `rnnlm.cells`."""
 
-  def __init__(self, cell: str, in_dim: int, hidden_size: int, *, rngs: nnx.Rngs):
+  def __init__(self, cell: str, in_dim: int, hidden_size: int, *, one_hot_input: bool = False,
+               rngs: nnx.Rngs):
     self.cell = cell
     self.hidden_size = hidden_size
-    for name, value in cells.init_params(rngs.params(), cell, in_dim, hidden_size).items():
+    for name, value in cells.init_params(rngs.params(), cell, in_dim, hidden_size,
+                                         one_hot_input=one_hot_input).items():
       setattr(self, name, nnx.Param(value))
 
   def weights(self) -> cells.Params:
@@ -32,12 +34,14 @@ class CharLM(nnx.Module):
   With `embed_dim=0` the input is one-hot, as in char-rnn; the first layer's input
   projection is then a row gather of its W_x rather than a matmul. Dropout (rate
   `dropout`) is applied to each layer's output, i.e. between layers and before the
-  output projection, never on the recurrent connection.
+  output projection, never on the recurrent connection. `fast_recurrence` selects
+  the custom-VJP recurrence (`cells.recurrence_fast`); False uses autodiff of the
+  plain scan, the reference it is tested against.
   """
 
   def __init__(self, vocab_size: int, *, cell: str = 'lstm', hidden_size: int = 256,
                num_layers: int = 2, embed_dim: int = 0, dropout: float = 0.0,
-               unroll: int = 1, rngs: nnx.Rngs):
+               unroll: int = 1, fast_recurrence: bool = True, rngs: nnx.Rngs):
     cells.get_spec(cell)  # Validates the name.
     self.vocab_size = vocab_size
     self.cell = cell
@@ -45,9 +49,12 @@ class CharLM(nnx.Module):
     self.num_layers = num_layers
     self.embed_dim = embed_dim
     self.unroll = unroll
+    self.fast_recurrence = fast_recurrence
     self.embed = nnx.Embed(vocab_size, embed_dim, rngs=rngs) if embed_dim > 0 else None
     in_dims = [embed_dim if embed_dim > 0 else vocab_size] + [hidden_size] * (num_layers - 1)
-    self.layers = nnx.List([RecurrentLayer(cell, d, hidden_size, rngs=rngs) for d in in_dims])
+    self.layers = nnx.List([
+        RecurrentLayer(cell, d, hidden_size, one_hot_input=(i == 0 and embed_dim == 0), rngs=rngs)
+        for i, d in enumerate(in_dims)])
     self.dropout = nnx.Dropout(dropout)
     self.head = nnx.Linear(hidden_size, vocab_size, rngs=rngs)
 
@@ -82,7 +89,8 @@ class CharLM(nnx.Module):
           xp = cells.project_inputs(w, self.embed(xs_tokens))
       else:
         xp = cells.project_inputs(w, hs)
-      hs, c = cells.recurrence(self.cell, w, xp, carry[i], unroll=self.unroll)
+      run = cells.recurrence_fast if self.fast_recurrence else cells.recurrence
+      hs, c = run(self.cell, w, xp, carry[i], unroll=self.unroll)
       hs = self.dropout(hs, deterministic=deterministic, rngs=keys[i])
       new_carry.append(c)
     logits = self.head(hs)  # [T, B, V]

@@ -48,6 +48,7 @@ def make_model(config: ml_collections.ConfigDict, vocab_size: int) -> CharLM:
   m = config.model
   return CharLM(vocab_size, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
                 embed_dim=m.embed_dim, dropout=m.dropout, unroll=m.unroll,
+                fast_recurrence=m.fast_recurrence,
                 rngs=nnx.Rngs(config.seed))
 
 
@@ -141,12 +142,13 @@ def restore_model(workdir: str, which: str = 'best', step: int | None = None
     UserError: no run, no checkpoint, or no such step in the workdir.
   """
   config = load_config(workdir)
-  vocab = data.Vocab.load(os.path.join(workdir, 'vocab.json'))
   ckpt = checkpoint_lib.Checkpointer(workdir, read_only=True)
   steps = ckpt.all_steps()
-  if not steps:
+  vocab_path = os.path.join(workdir, 'vocab.json')
+  if not steps or not os.path.exists(vocab_path):
     raise UserError(f'no checkpoint in {workdir}; train first (experiments/train.py'
                     f' --workdir={workdir})')
+  vocab = data.Vocab.load(vocab_path)
   if step is not None:
     if step not in steps:
       raise UserError(f'no checkpoint for step {step} in {workdir}; have {sorted(steps)}')

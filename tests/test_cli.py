@@ -1,0 +1,100 @@
+"""Every bad input a user can give: one line on stderr, exit code 2, workdir untouched."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(script, *args, env_extra=None):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='')
+  env.update(env_extra or {})
+  return subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', script), *args],
+                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+
+
+def assert_user_error(proc, *needles):
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  lines = [l for l in proc.stderr.splitlines() if l.startswith('error: ')]
+  assert len(lines) == 1, proc.stderr[-2000:]
+  assert 'Traceback' not in proc.stderr
+  for n in needles:
+    assert n in lines[0], lines[0]
+
+
+def snapshot(d):
+  return {os.path.join(r, f): open(os.path.join(r, f), 'rb').read()
+          for r, _, fs in os.walk(d) for f in fs}
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  wd = str(tmp_path_factory.mktemp('cli') / 'run')
+  proc = run('train.py', '--config=configs/tiny.py', f'--workdir={wd}',
+             '--config.train.num_steps=10', '--config.eval.eval_every=10',
+             env_extra={'RNNLM_DATA': str(tmp_path_factory.getbasetemp() / 'cli_data')})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return wd
+
+
+def train_on(tmp_path, path, *extra):
+  return run('train.py', '--config=configs/tiny.py', f'--workdir={tmp_path}/wd',
+             f'--config.data.path={path}', *extra)
+
+
+def test_missing_file(tmp_path):
+  assert_user_error(train_on(tmp_path, tmp_path / 'nope.txt'), 'not found', 'nope.txt')
+
+
+def test_empty_file(tmp_path):
+  (tmp_path / 'e.txt').write_text('')
+  assert_user_error(train_on(tmp_path, tmp_path / 'e.txt'), 'empty')
+
+
+def test_binary_file(tmp_path):
+  (tmp_path / 'b.dat').write_bytes(bytes(range(256)) * 10)
+  assert_user_error(train_on(tmp_path, tmp_path / 'b.dat'), 'binary')
+
+
+def test_not_utf8_says_where(tmp_path):
+  (tmp_path / 'l.txt').write_bytes(b'hello\nworld\ncaf\xe9\n' * 100)
+  assert_user_error(train_on(tmp_path, tmp_path / 'l.txt'), 'not UTF-8', 'offset 15', 'line 3')
+
+
+def test_corpus_shorter_than_one_window(tmp_path):
+  (tmp_path / 's.txt').write_text('short text\n' * 3)
+  assert_user_error(train_on(tmp_path, tmp_path / 's.txt'), 'fewer than one batch window')
+
+
+def test_sampler_bad_args(trained):
+  assert_user_error(run('sample.py', f'--workdir={trained}', '--prime=ZQ~'), 'vocabulary')
+  assert_user_error(run('sample.py', f'--workdir={trained}', '--temperature=0'), 'temperature')
+  assert_user_error(run('sample.py', f'--workdir={trained}', '--top_k=-1'), 'top_k')
+  assert_user_error(run('sample.py', f'--workdir={trained}', '--top_p=1.5'), 'top_p')
+  assert_user_error(run('sample.py', f'--workdir={trained}', '--step=7'), 'step 7')
+
+
+def test_sampler_workdir_without_checkpoint(tmp_path):
+  assert_user_error(run('sample.py', f'--workdir={tmp_path}'), 'no run')
+  (tmp_path / 'config.json').write_text('{}')
+  os.makedirs(tmp_path / 'checkpoints')
+  assert_user_error(run('sample.py', f'--workdir={tmp_path}'), 'no checkpoint')
+
+
+def test_sampler_prints_text(trained):
+  proc = run('sample.py', f'--workdir={trained}', '--prime=KING.', '--length=20', '--seed=3')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  again = run('sample.py', f'--workdir={trained}', '--prime=KING.', '--length=20', '--seed=3')
+  assert proc.stdout.startswith('KING.') and len(proc.stdout) == len('KING.') + 20 + 1
+  assert proc.stdout == again.stdout
+
+
+def test_config_mismatch_leaves_workdir_alone(trained):
+  before = snapshot(trained)
+  proc = run('train.py', '--config=configs/tiny.py', f'--workdir={trained}',
+             '--config.model.num_layers=3')
+  assert_user_error(proc, 'model.num_layers')
+  assert snapshot(trained) == before
