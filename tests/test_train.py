@@ -135,3 +135,28 @@ def test_resume_with_other_shape_is_refused_and_changes_nothing(tmp_path):
   after = {os.path.join(r, f): open(os.path.join(r, f), 'rb').read()
            for r, _, fs in os.walk(wd) for f in fs}
   assert before == after
+
+
+@pytest.mark.parametrize('cell', ['lstm', 'gru', 'rnn'])
+def test_fast_path_trains_like_reference(cell):
+  text = 'To be, or not to be, that is the question:\n' * 20
+  vocab = data.Vocab.from_text(text)
+  tokens = vocab.encode(text)
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  curves = []
+  for fast in (False, True):
+    config = tiny_config(**{'model.cell': cell, 'model.fast_recurrence': fast,
+                            'model.dropout': 0.1, 'train.learning_rate': 1e-2})
+    _, graphdef, optimizer, state = train.create_train_state(config, len(vocab), 1, 1, mesh)
+    state['rng'] = jax.random.key(0)
+    step = jax.jit(lambda s, b: train.train_step(s, b, graphdef=graphdef, optimizer=optimizer))
+    stream = data.BatchStream(tokens, 4, 16)
+    losses = []
+    for _ in range(8):
+      b = stream.next()
+      state, m = step(state, {'inputs': b.inputs, 'targets': b.targets, 'mask': b.mask,
+                              'reset': jnp.float32(b.reset)})
+      losses.append(float(m['loss']))
+    curves.append(losses)
+  np.testing.assert_allclose(curves[1], curves[0], rtol=1e-5)
+  assert curves[0][-1] < curves[0][0]

@@ -1,0 +1,91 @@
+"""Training and sampling speed of rnnlm against PyTorch and Flax's nnx.RNN, in one run.
+
+  pip install -e '.[bench]'   # adds torch==2.13.0 (CPU)
+  python experiments/benchmark.py --json_out=bench.json
+
+Prints a markdown table (chars/s, ratio to PyTorch, achieved GFLOP/s and share of
+the machine's matmul rate measured in the same run) and writes every number to
+--json_out. The logic is in rnnlm/benchmark.py.
+"""
+
+import json
+import sys
+
+from absl import app, flags
+
+from rnnlm import benchmark as bm
+
+_CELLS = flags.DEFINE_list('cells', ['lstm', 'gru', 'rnn'], 'Cells to measure.')
+_HIDDEN = flags.DEFINE_list('hidden', ['128', '512'], 'Hidden sizes.')
+_LAYERS = flags.DEFINE_integer('num_layers', 2, 'Recurrent layers.')
+_BATCH = flags.DEFINE_integer('batch', 50, 'Batch size.')
+_SEQ = flags.DEFINE_integer('seq_length', 100, 'Window length.')
+_VOCAB = flags.DEFINE_integer('vocab', 65, 'Vocabulary size.')
+_STEPS = flags.DEFINE_integer('steps', 5, 'Training steps per timed round.')
+_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed rounds (median reported).')
+_SAMPLE_LENGTH = flags.DEFINE_integer('sample_length', 300, 'Characters per sampling run (0: skip).')
+_SAMPLE_HIDDEN = flags.DEFINE_integer('sample_hidden', 512, 'Hidden size for the sampling rows.')
+_REFERENCE = flags.DEFINE_bool('reference', True, "Also time rnnlm's autodiff reference path.")
+_TORCH = flags.DEFINE_bool('torch', True, 'Include PyTorch (if installed).')
+_FLAX = flags.DEFINE_bool('flax', True, "Include Flax's nnx.RNN.")
+_JSON_OUT = flags.DEFINE_string('json_out', None, 'Write all numbers here as JSON.')
+
+
+def main(argv):
+  del argv
+  use_torch = _TORCH.value and bm.torch_available()
+  if _TORCH.value and not use_torch:
+    sys.stderr.write("note: torch not installed; pip install -e '.[bench]' for its rows\n")
+  info = bm.machine_info()
+  peak = bm.matmul_gflops()
+  results = {'machine': info, 'matmul_gflops': peak, 'training': [], 'sampling': []}
+  print(f"Machine: {info.get('cpu_model', info['processor'])}, {info['cpu_count']} cores;"
+        f" jax {info['jax']}, flax {info['flax']}" +
+        (f", torch {info['torch']}" if use_torch else '') +
+        f"\nfloat32 matmul rate (jnp.dot 2048^3): {peak:.0f} GFLOP/s\n")
+  print('| cell | hidden | implementation | chars/s | vs torch | GFLOP/s | of matmul rate | warm-up s |')
+  print('|---|---|---|---|---|---|---|---|')
+  for hidden in map(int, _HIDDEN.value):
+    for cell in _CELLS.value:
+      shape = bm.Shape(cell, hidden, _LAYERS.value, _BATCH.value, _SEQ.value, _VOCAB.value)
+      trainers = {'rnnlm': lambda: bm.rnnlm_trainer(shape, fast=True)}
+      if _REFERENCE.value:
+        trainers['rnnlm (autodiff scan)'] = lambda: bm.rnnlm_trainer(shape, fast=False)
+      if _FLAX.value:
+        trainers['flax nnx.RNN'] = lambda: bm.flax_trainer(shape)
+      if use_torch:
+        trainers['torch nn.' + {'lstm': 'LSTM', 'gru': 'GRU', 'rnn': 'RNN'}[cell]] = (
+            lambda: bm.torch_trainer(shape))
+      res = bm.measure_training(trainers, shape, _STEPS.value, _REPEATS.value)
+      torch_cps = next((r['chars_per_sec'] for n, r in res.items() if n.startswith('torch')), None)
+      for name, r in res.items():
+        ratio = f"{r['chars_per_sec'] / torch_cps:.2f}x" if torch_cps else '-'
+        print(f"| {cell} | {hidden} | {name} | {r['chars_per_sec']:.0f} | {ratio} |"
+              f" {r['gflops']:.1f} | {100 * r['gflops'] / peak:.0f}% | {r['warmup_s']:.1f} |",
+              flush=True)
+        results['training'].append(dict(r, cell=cell, hidden=hidden, implementation=name,
+                                        vs_torch=(r['chars_per_sec'] / torch_cps
+                                                  if torch_cps else None)))
+  if _SAMPLE_LENGTH.value > 0:
+    print(f'\nSampling, lstm, hidden {_SAMPLE_HIDDEN.value}, {_LAYERS.value} layers,'
+          f' {_SAMPLE_LENGTH.value} chars per stream:\n')
+    print('| streams | implementation | chars/s | vs torch |')
+    print('|---|---|---|---|')
+    shape = bm.Shape('lstm', _SAMPLE_HIDDEN.value, _LAYERS.value, vocab=_VOCAB.value)
+    for streams in (1, 64):
+      samplers = {'rnnlm (jitted lax.scan)': bm.rnnlm_sampler(shape, streams, _SAMPLE_LENGTH.value)}
+      if use_torch:
+        samplers['torch per-char loop'] = bm.torch_sampler(shape, streams, _SAMPLE_LENGTH.value)
+      res = bm.measure_sampling(samplers, streams, _SAMPLE_LENGTH.value, _REPEATS.value)
+      torch_cps = res.get('torch per-char loop', {}).get('chars_per_sec')
+      for name, r in res.items():
+        ratio = f"{r['chars_per_sec'] / torch_cps:.1f}x" if torch_cps else '-'
+        print(f"| {streams} | {name} | {r['chars_per_sec']:.0f} | {ratio} |", flush=True)
+        results['sampling'].append(dict(r, streams=streams, implementation=name))
+  if _JSON_OUT.value:
+    with open(_JSON_OUT.value, 'w') as f:
+      json.dump(results, f, indent=2)
+
+
+if __name__ == '__main__':
+  app.run(main)
