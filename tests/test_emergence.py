@@ -1,0 +1,105 @@
+import math
+
+import pytest
+
+from rnnlm import emergence as em
+
+PLAY = """Kent.
+I thought the King had more affected the Duke of Albany than
+Cornwall.
+
+Glou.
+It did always seem so to us.
+
+[Exit.]
+
+First Lord.
+Good night.
+
+the words ran on with no speaker
+and more of them
+
+Edm"""
+
+
+def test_words_and_validity_by_hand():
+  known = em.word_set('The king hath a crown. Thou art a KING!')
+  assert known == {'the', 'king', 'hath', 'a', 'crown', 'thou', 'art'}
+  # 'Thou', 'hath', 'crown' known; 'xqz' not; the cut-off 'ki' is left out.
+  assert em.word_validity('Thou hath xqz crown ki', known) == pytest.approx(3 / 4)
+  assert em.word_validity("Thou hath xqz crown.", known) == pytest.approx(3 / 4)
+  assert math.isnan(em.word_validity('123 ,.', known))
+  assert em.words("o'er the king's men") == ["o'er", 'the', "king's", 'men']
+
+
+def test_mean_word_length_by_hand():
+  assert em.mean_word_length('a bb ccc, dddd!') == pytest.approx(2.5)
+
+
+def test_play_layout_by_hand():
+  # Blocks: Kent (ok), Glou (ok), [Exit.] (ok), First Lord (ok), no-speaker (bad);
+  # the cut-off last block 'Edm' is left out.
+  assert em.play_layout_share(PLAY) == pytest.approx(4 / 5)
+  assert math.isnan(em.play_layout_share('just one unfinished block'))
+
+
+def test_bracket_balance_by_hand():
+  assert em.bracket_balance('f(a[1]) { g(); }') == 1.0
+  # '(' '[' ')' : ')' does not match '[' -> unmatched, then '(' '[' left open: 3 of 3 bad.
+  assert em.bracket_balance('([)') == 0.0
+  # 6 brackets, the stray '}' and the unclosed '(' are unmatched: 4/6.
+  assert em.bracket_balance('{ f(x) } } (') == pytest.approx(4 / 6)
+  # Brackets in strings, chars and comments are ignored.
+  assert em.bracket_balance('printf("(("); c = \'{\'; /* ) */ x[0];') == 1.0
+  assert math.isnan(em.bracket_balance('no brackets'))
+
+
+def test_quote_balance_by_hand():
+  text = 'a = "x";\nb = "unterminated;\nc = \'"\';\nd = "esc \\" q";\nno quotes'
+  # Lines with quotes: a (ok), b (bad), d (ok); the char literal line has none left.
+  assert em.quote_balance(text) == pytest.approx(2 / 3)
+
+
+C_CODE = """static int add(int a, int b)
+{
+\treturn a + b;
+}
+
+int broken(int x)
+{
+\tif (x > 0 {
+\t\treturn x;
+}
+
+void *alloc_thing(struct foo *f,
+\t\t  size_t n)
+{
+\treturn kmalloc(n, GFP_KERNEL);
+}
+"""
+
+
+def test_function_chunks_and_parse_rate():
+  chunks = em.function_chunks(C_CODE)
+  assert [c.split('(')[0].split()[-1].lstrip('*') for c in chunks] == ['add', 'broken', 'alloc_thing']
+  pytest.importorskip('tree_sitter_c')
+  rate, n = em.c_function_parse_rate(C_CODE)
+  assert n == 3 and rate == pytest.approx(2 / 3)
+
+
+def test_ngram_probabilities_by_hand():
+  model = em.CharNGram('abab', order=2)
+  # Order 0: counts a=2, b=2, alphabet 2 (+1 unseen) -> P(a) = 3/7.
+  assert model.prob('', 'a') == pytest.approx(3 / 7)
+  # After 'a': C(ab)=2, C(a.)=2, T(a)=1 -> P(b|a) = (2 + 1 * 3/7) / 3.
+  assert model.prob('a', 'b') == pytest.approx((2 + 3 / 7) / 3)
+  assert model.prob('a', 'a') == pytest.approx((0 + 3 / 7) / 3)
+  # Probabilities over the alphabet plus the one slot for unseen chars sum to one.
+  unseen = model.prob('a', 'z')
+  assert model.prob('a', 'a') + model.prob('a', 'b') + unseen == pytest.approx(1.0, abs=1e-12)
+
+
+def test_ngram_prefers_corpus_like_text():
+  corpus = 'the king and the queen and the fool. ' * 50
+  model = em.CharNGram(corpus, order=4)
+  assert model.bits_per_char('the queen and the king.') < model.bits_per_char('qxz kkq eeh tfn')
