@@ -22,6 +22,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.glob = '*'
   # Fractions of the corpus for train / val / test, contiguous and in that order.
   config.data.split = (0.9, 0.05, 0.05)
+  # Train on this leading fraction of the train split (data-scale studies); the
+  # validation and test splits do not change.
+  config.data.train_fraction = 1.0
+  # Use at most this many bytes of a streamed corpus (linux); 0 means all.
+  config.data.max_bytes = 0
   # Where prepared corpora are cached; '' means $RNNLM_DATA or ~/.cache/rnnlm.
   config.data.cache_dir = ''
 
@@ -72,6 +77,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict()
   # Evaluate on the whole validation split, sample and checkpoint every this many steps.
   config.eval.eval_every = 500
+  # Extra steps to evaluate at (e.g. (100, 300) for emergence studies).
+  config.eval.eval_steps = ()
   # Parallel streams for evaluation (state is carried through each stream).
   config.eval.batch_size = 50
   # Characters per sample written at each eval.

@@ -36,7 +36,8 @@ LN2 = math.log(2.0)
 # Fields that fix the shape of the saved state or the meaning of the data position:
 # resuming a workdir with any of them changed is refused.
 RESUME_FIELDS = ('model.cell', 'model.hidden_size', 'model.num_layers', 'model.embed_dim',
-                 'data.name', 'data.path', 'data.glob', 'data.split',
+                 'data.name', 'data.path', 'data.glob', 'data.split', 'data.train_fraction',
+                 'data.max_bytes',
                  'train.batch_size', 'train.seq_length')
 
 
@@ -327,7 +328,8 @@ class _TensorBoard:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       stop_after_step: int | None = None, devices=None) -> dict:
+                       stop_after_step: int | None = None, devices=None,
+                       eval_callback=None) -> dict:
   """Trains a CharLM as `config` says, in `workdir`, resuming if it holds a run.
 
   Args:
@@ -337,6 +339,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     stop_after_step: stop (without a final checkpoint) once this step is done, as
       a preemption would; used to test exact resume.
     devices: the devices to use (default: all).
+    eval_callback: called on the chief after each evaluation as
+      `eval_callback(step, model, vocab, record)` (e.g. to measure samples).
 
   Returns:
     The final results dict (also written to results.json), or the last metrics
@@ -352,6 +356,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   vocab = corpus.vocab
   check_vocab_compatible(workdir, vocab)
   train_tokens, val_tokens, test_tokens = data.split(corpus.tokens, tuple(config.data.split))
+  fraction = config.data.get('train_fraction', 1.0)
+  if not 0 < fraction <= 1:
+    raise UserError(f'data.train_fraction must be in (0, 1] (got {fraction})')
+  # A data-scale study trains on a prefix of the train split; val/test stay the same.
+  train_tokens = train_tokens[:max(2, int(round(len(train_tokens) * fraction)))]
   t = config.train
   try:
     train_stream = data.BatchStream(train_tokens, t.batch_size, t.seq_length)
@@ -433,6 +442,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           f.write(text)
     logging.info('step %d: train %.4f val %.4f nats (%.4f bpc), %.0f chars/s', step,
                  train_loss, val['loss'], val['bpc'], chars_per_sec)
+    if eval_callback is not None and is_chief:
+      eval_callback(step, nnx.merge(graphdef, state['params']), vocab, record)
     return record
 
   def save(step: int, val_loss: float | None) -> None:
@@ -441,6 +452,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
             'val_loss': val_loss}
     ckpt.save(step, state, meta, val_loss)
 
+  eval_steps = set(config.eval.get('eval_steps', ()) or ())
   from tqdm import tqdm
   pbar = tqdm(total=num_steps, initial=start_step, disable=None if is_chief else True,
               unit='step', dynamic_ncols=True)
@@ -463,7 +475,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         elapsed = time.time() - interval_start
         pbar.set_postfix(loss=f'{float(m["loss"]):.4f}',
                          chars_s=f'{interval_chars / max(elapsed, 1e-9):.0f}', refresh=False)
-      if step % config.eval.eval_every == 0 or step == num_steps:
+      if step % config.eval.eval_every == 0 or step == num_steps or step in eval_steps:
         train_loss = float(loss_sum) / loss_count
         chars_per_sec = interval_chars / (time.time() - interval_start)
         last_record = do_eval(step, train_loss, round(chars_per_sec, 1))
@@ -485,19 +497,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     tb.close()
   ckpt.wait()
   results = finish(config, workdir, ckpt, state, p_eval_step, val_stream, test_stream,
-                   eval_zero_carry, mesh, num_params, elapsed_before + time.time() - run_start)
+                   eval_zero_carry, mesh, num_params, elapsed_before + time.time() - run_start,
+                   train_split_chars=len(train_tokens))
   ckpt.close()
   return results
 
 
 def finish(config, workdir, ckpt, state, eval_fn, val_stream, test_stream, zero_carry,
-           mesh, num_params, elapsed_s) -> dict:
+           mesh, num_params, elapsed_s, train_split_chars: int) -> dict:
   """Evaluates the best checkpoint on the test split; writes results.json."""
   best = ckpt.best_step()
   best_state, meta = ckpt.restore(best, state)
   results = {'best_step': best, 'best_val_loss': meta['val_loss'],
              'best_val_bpc': meta['val_loss'] / LN2, 'num_params': num_params,
-             'final_step': int(state['step']), 'elapsed_s': round(elapsed_s, 2)}
+             'final_step': int(state['step']), 'elapsed_s': round(elapsed_s, 2),
+             'train_split_chars': train_split_chars}
   if test_stream is not None:
     test = evaluate(eval_fn, best_state['params'], test_stream, zero_carry, mesh)
     results.update(test_loss=test['loss'], test_bpc=test['bpc'])

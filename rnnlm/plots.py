@@ -1,0 +1,66 @@
+"""Figures for sweeps and emergence runs (matplotlib, written as PNG)."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+
+def _plt():
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def sweep_figures(rows: Sequence[dict], x_key: str, x_label: str, fit: dict | None,
+                  out_dir: str) -> list[str]:
+  """Best val loss (and final train loss) against x, log x axis, with the fit."""
+  if not rows:
+    return []
+  plt = _plt()
+  rows = sorted(rows, key=lambda r: float(r[x_key]))
+  x = np.array([float(r[x_key]) for r in rows])
+  val = np.array([float(r['best_val_loss']) for r in rows])
+  fig, ax = plt.subplots(figsize=(6, 4))
+  ax.plot(x, val, 'o-', label='best val loss')
+  train = [r.get('final_train_loss') for r in rows]
+  if all(t not in ('', None) for t in train):
+    ax.plot(x, [float(t) for t in train], 's--', alpha=0.7, label='train loss (last interval)')
+  if fit and 'error' not in fit:
+    xx = np.geomspace(x.min(), x.max(), 100)
+    ax.plot(xx, fit['L_inf'] + fit['a'] * xx ** (-fit['alpha']), ':',
+            label=f"fit {fit['L_inf']:.2f} + a x^-{fit['alpha']:.2f}")
+  ax.set_xscale('log')
+  ax.set_xlabel(x_label)
+  ax.set_ylabel('loss (nats/char)')
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  path = os.path.join(out_dir, f'loss_vs_{x_key}.png')
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return [path]
+
+
+def emergence_figure(records: Sequence[dict], keys: Sequence[str], out_path: str) -> str:
+  """One panel per measure against training step (log x)."""
+  plt = _plt()
+  keys = [k for k in keys if any(k in r for r in records)]
+  fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.2), squeeze=False)
+  steps = [r['step'] for r in records]
+  for ax, k in zip(axes[0], keys):
+    ax.plot(steps, [r.get(k, np.nan) for r in records], 'o-')
+    if 'corpus_' + k in records[0]:
+      ax.axhline(records[0]['corpus_' + k], color='gray', ls='--', label='corpus')
+      ax.legend(fontsize=8)
+    ax.set_xscale('log')
+    ax.set_title(k, fontsize=10)
+    ax.set_xlabel('step')
+    ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(out_path, dpi=110)
+  plt.close(fig)
+  return out_path

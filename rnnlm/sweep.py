@@ -1,0 +1,241 @@
+"""Sweeps: many training runs over a grid, results in one table, figures, fits, report.
+
+A sweep directory:
+
+  sweepdir/trials/<name>/   one workdir per trial (resumable like any run)
+  sweepdir/results.csv      one row per finished or failed trial
+  sweepdir/fits.json        saturating power-law fits
+  sweepdir/plots/*.png      figures
+  sweepdir/report.md        the table, the fits and the figures
+
+Running the same sweep again skips finished trials (those with results.json),
+resumes interrupted ones from their checkpoints, and retries failed ones. Each
+trial runs in its own process, so a crash in one cannot take the others down.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import copy
+import csv
+import json
+import math
+import multiprocessing
+import os
+import time
+from typing import Sequence
+
+import ml_collections
+import numpy as np
+from absl import logging
+
+from rnnlm.errors import UserError
+
+COLUMNS = ('name', 'cell', 'hidden_size', 'num_layers', 'train_fraction', 'num_params',
+           'train_split_chars', 'train_chars_seen', 'best_step', 'best_val_loss', 'best_val_bpc',
+           'final_train_loss', 'final_val_loss', 'test_loss', 'wall_s', 'status', 'error')
+
+
+def trial_name(overrides: dict) -> str:
+  """'hidden_size=256,train_fraction=0.1' -> 'hidden_size-256_train_fraction-0.1'."""
+  return '_'.join(f'{k.split(".")[-1]}-{v}' for k, v in overrides.items()) or 'base'
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: dict
+                    ) -> ml_collections.ConfigDict:
+  config = copy.deepcopy(config)
+  with config.unlocked() if hasattr(config, 'unlocked') else _null():
+    for dotted, value in overrides.items():
+      node = config
+      *path, last = dotted.split('.')
+      for p in path:
+        node = node[p]
+      if last not in node:
+        raise UserError(f'sweep field {dotted} is not a config field; see configs/default.py')
+      node[last] = value
+  return config
+
+
+class _null:
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *a):
+    return False
+
+
+def _trial_worker(config_json: str, workdir: str) -> dict:
+  """Runs one trial in a worker process; returns its row."""
+  from absl import logging as absl_logging
+  from rnnlm import train
+  absl_logging.set_verbosity(absl_logging.WARNING)
+  config = ml_collections.ConfigDict(json.loads(config_json))
+  start = time.time()
+  results = train.train_and_evaluate(config, workdir)
+  return {'wall_s': round(time.time() - start, 1), **results}
+
+
+def _row(name: str, config, workdir: str, status: str, error: str = '') -> dict:
+  row = {c: '' for c in COLUMNS}
+  row.update(name=name, cell=config.model.cell, hidden_size=config.model.hidden_size,
+             num_layers=config.model.num_layers,
+             train_fraction=config.data.get('train_fraction', 1.0), status=status,
+             error=error.replace('\n', ' ')[:300])
+  results_path = os.path.join(workdir, 'results.json')
+  if status == 'done' and os.path.exists(results_path):
+    with open(results_path) as f:
+      r = json.load(f)
+    metrics = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl')) if l.strip()]
+    last = metrics[-1] if metrics else {}
+    row.update(num_params=r['num_params'], best_step=r['best_step'],
+               best_val_loss=r['best_val_loss'], best_val_bpc=r['best_val_bpc'],
+               test_loss=r.get('test_loss', ''), wall_s=r['elapsed_s'],
+               train_chars_seen=r['final_step'] * config.train.batch_size * config.train.seq_length,
+               train_split_chars=r.get('train_split_chars', ''),
+               final_train_loss=last.get('train_loss', ''), final_val_loss=last.get('val_loss', ''))
+  return row
+
+
+def write_csv(path: str, rows: Sequence[dict]) -> None:
+  tmp = path + '.tmp'
+  with open(tmp, 'w', newline='') as f:
+    w = csv.DictWriter(f, fieldnames=COLUMNS)
+    w.writeheader()
+    w.writerows(rows)
+  os.replace(tmp, path)
+
+
+def read_csv(path: str) -> list[dict]:
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+def run_sweep(base: ml_collections.ConfigDict, grid: Sequence[dict], sweep_dir: str,
+              trials_at_once: int = 1) -> list[dict]:
+  """Runs every trial of `grid` (a list of {dotted.field: value}) not yet finished.
+
+  Returns:
+    The rows of results.csv, in grid order.
+  """
+  if trials_at_once < 1:
+    raise UserError('trials_at_once must be >= 1')
+  os.makedirs(os.path.join(sweep_dir, 'trials'), exist_ok=True)
+  trials = []
+  for overrides in grid:
+    name = trial_name(overrides)
+    trials.append((name, apply_overrides(base, overrides),
+                   os.path.join(sweep_dir, 'trials', name)))
+  rows = {}
+  pending = []
+  for name, config, workdir in trials:
+    if os.path.exists(os.path.join(workdir, 'results.json')):
+      logging.info('Trial %s finished before; skipping', name)
+      rows[name] = _row(name, config, workdir, 'done')
+    else:
+      pending.append((name, config, workdir))
+  csv_path = os.path.join(sweep_dir, 'results.csv')
+
+  def flush():
+    write_csv(csv_path, [rows[n] for n, _, _ in trials if n in rows])
+
+  flush()
+  ctx = multiprocessing.get_context('spawn')  # A fresh JAX per trial process.
+  with futures.ProcessPoolExecutor(max_workers=trials_at_once, mp_context=ctx) as pool:
+    running = {pool.submit(_trial_worker, config.to_json(), workdir): (name, config, workdir)
+               for name, config, workdir in pending}
+    for fut in futures.as_completed(running):
+      name, config, workdir = running[fut]
+      try:
+        fut.result()
+        rows[name] = _row(name, config, workdir, 'done')
+        logging.info('Trial %s done: best val %.4f', name, float(rows[name]['best_val_loss']))
+      except Exception as e:  # pylint: disable=broad-except
+        # One trial's failure is recorded; the others go on.
+        rows[name] = _row(name, config, workdir, 'failed', f'{type(e).__name__}: {e}')
+        logging.warning('Trial %s failed: %s', name, e)
+      flush()
+  return [rows[n] for n, _, _ in trials]
+
+
+# ----------------------------------------------------------------------------
+# Fits
+
+
+def power_law(x, l_inf, a, alpha):
+  return l_inf + a * np.power(x, -alpha)
+
+
+def fit_power_law(x: Sequence[float], y: Sequence[float]) -> dict:
+  """Least-squares fit of L(x) = L_inf + a * x^(-alpha), with a, alpha, L_inf >= 0.
+
+  x is rescaled by its geometric mean for conditioning; `a` is reported for the
+  original x. Needs at least 3 points.
+  """
+  from scipy.optimize import curve_fit
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  if len(x) < 3:
+    raise ValueError('a power-law fit needs at least 3 points')
+  scale = float(np.exp(np.mean(np.log(x))))
+  xs = x / scale
+  p0 = (max(min(y) * 0.8, 0.0), max(y) - min(y) + 1e-3, 0.5)
+  (l_inf, a_s, alpha), _ = curve_fit(power_law, xs, y, p0=p0,
+                                     bounds=([0, 0, 0], [np.inf, np.inf, 5]), maxfev=20000)
+  pred = power_law(xs, l_inf, a_s, alpha)
+  return {'L_inf': float(l_inf), 'a': float(a_s * scale ** alpha), 'alpha': float(alpha),
+          'rmse': float(np.sqrt(np.mean((pred - y) ** 2))), 'n': int(len(x))}
+
+
+# ----------------------------------------------------------------------------
+# Report
+
+
+def _fmt(v, digits=4):
+  try:
+    f = float(v)
+  except (TypeError, ValueError):
+    return str(v)
+  if math.isnan(f):
+    return '-'
+  return f'{int(f):,}' if f.is_integer() and abs(f) >= 1000 else f'{f:.{digits}g}'
+
+
+def write_report(sweep_dir: str, title: str, x_key: str, x_label: str,
+                 command: str = '') -> str:
+  """Fits, figures and report.md from results.csv. Returns the report path."""
+  from rnnlm import plots
+  rows = read_csv(os.path.join(sweep_dir, 'results.csv'))
+  done = [r for r in rows if r['status'] == 'done']
+  fits = {}
+  if len(done) >= 3:
+    xs = [float(r[x_key]) for r in done]
+    try:
+      fits['val_loss'] = fit_power_law(xs, [float(r['best_val_loss']) for r in done])
+    except (RuntimeError, ValueError) as e:
+      fits['val_loss'] = {'error': str(e)}
+  with open(os.path.join(sweep_dir, 'fits.json'), 'w') as f:
+    json.dump(fits, f, indent=2)
+  os.makedirs(os.path.join(sweep_dir, 'plots'), exist_ok=True)
+  figures = plots.sweep_figures(done, x_key, x_label, fits.get('val_loss'),
+                                os.path.join(sweep_dir, 'plots'))
+  cols = ('name', 'num_params', 'train_split_chars', 'train_chars_seen', 'best_val_loss',
+          'best_val_bpc', 'final_train_loss', 'final_val_loss', 'wall_s', 'status')
+  lines = [f'# {title}', '']
+  if command:
+    lines += ['Made by:', '', '```bash', command, '```', '']
+  lines += ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
+  for r in rows:
+    lines.append('| ' + ' | '.join(_fmt(r[c]) for c in cols) + ' |')
+  failed = [r for r in rows if r['status'] == 'failed']
+  if failed:
+    lines += ['', 'Failed trials:', ''] + [f'- {r["name"]}: {r["error"]}' for r in failed]
+  fit = fits.get('val_loss')
+  if fit and 'error' not in fit:
+    lines += ['', f'Saturating power law fitted to best val loss against {x_label}:',
+              f'L(x) = {fit["L_inf"]:.3f} + {fit["a"]:.4g} * x^(-{fit["alpha"]:.3f})'
+              f'  (rmse {fit["rmse"]:.4f} nats over {fit["n"]} trials)']
+  lines.append('')
+  lines += [f'![{os.path.basename(p)}](plots/{os.path.basename(p)})' for p in figures]
+  path = os.path.join(sweep_dir, 'report.md')
+  with open(path, 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  return path

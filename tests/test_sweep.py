@@ -1,0 +1,47 @@
+import os
+
+import numpy as np
+import pytest
+
+from configs import tiny
+from rnnlm import sweep
+
+
+def test_power_law_fit_recovers_synthetic_parameters():
+  x = np.geomspace(1e3, 1e7, 7)
+  y = 1.2 + 30.0 * x ** -0.35
+  fit = sweep.fit_power_law(x, y)
+  assert fit['L_inf'] == pytest.approx(1.2, rel=1e-3)
+  assert fit['alpha'] == pytest.approx(0.35, rel=1e-3)
+  assert fit['a'] == pytest.approx(30.0, rel=1e-2)
+  assert fit['rmse'] < 1e-6
+  with pytest.raises(ValueError):
+    sweep.fit_power_law([1, 2], [1, 2])
+
+
+def test_sweep_resumes_and_isolates_failures(tmp_path):
+  base = tiny.get_config()
+  base.train.num_steps = 6
+  base.eval.eval_every = 3
+  base.eval.sample_length = 0
+  grid = [{'model.hidden_size': 8}, {'model.hidden_size': 12},
+          {'model.hidden_size': 16, 'model.cell': 'no_such_cell'}]
+  d = str(tmp_path / 'sweep')
+  rows = sweep.run_sweep(base, grid, d, trials_at_once=2)
+  assert [r['status'] for r in rows] == ['done', 'done', 'failed']
+  assert 'no_such_cell' in rows[2]['error']
+  assert float(rows[0]['best_val_loss']) > 0 and int(rows[1]['num_params']) > int(rows[0]['num_params'])
+  assert int(rows[0]['train_chars_seen']) == 6 * base.train.batch_size * base.train.seq_length
+  assert len(sweep.read_csv(os.path.join(d, 'results.csv'))) == 3
+  # An interrupted trial (no results.json, checkpoints kept) resumes; a finished one is skipped.
+  t0 = os.path.join(d, 'trials', 'hidden_size-8', 'results.json')
+  t1 = os.path.join(d, 'trials', 'hidden_size-12', 'results.json')
+  mtime = os.path.getmtime(t0)
+  os.remove(t1)
+  rows2 = sweep.run_sweep(base, grid, d, trials_at_once=1)
+  assert os.path.getmtime(t0) == mtime
+  assert rows2[1]['status'] == 'done' and rows2[1]['best_val_loss'] == rows[1]['best_val_loss']
+  report = sweep.write_report(d, 'test sweep', 'num_params', 'parameters')
+  text = open(report).read()
+  assert 'hidden_size-12' in text and 'Failed trials' in text
+  assert os.path.exists(os.path.join(d, 'plots', 'loss_vs_num_params.png'))
