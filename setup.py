@@ -4,7 +4,7 @@ setup(
     name='rnnlm',
     version='0.1.0',
     description='Character-level recurrent language models in JAX/Flax',
-    packages=['rnnlm', 'configs'],
+    packages=['rnnlm', 'configs', 'configs.sweeps', 'configs.emergence'],
     python_requires='>=3.10',
     install_requires=[
         'jax>=0.7,<0.11',
@@ -16,10 +16,13 @@ setup(
         'numpy>=1.26',
         'tqdm>=4.60',
         'tensorboardX>=2.6',
+        'scipy>=1.11',
+        'matplotlib>=3.8',
+        'tree-sitter>=0.23',
+        'tree-sitter-c>=0.23',
     ],
     extras_require={
         'test': ['pytest>=8'],
         'bench': ['torch==2.13.0'],
-        'plots': ['matplotlib>=3.8'],
     },
 )

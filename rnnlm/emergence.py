@@ -236,3 +236,95 @@ def measure(text: str, kind: str, *, known_words: set[str] | None = None,
   else:
     raise ValueError(f'kind must be prose or code, not {kind!r}')
   return out
+
+
+# ----------------------------------------------------------------------------
+# An emergence run: train one model, measure fixed-seed samples at fixed steps.
+
+PROSE_KEYS = ('val_bpc', 'ngram_bpc', 'word_validity', 'mean_word_length', 'layout_share')
+CODE_KEYS = ('val_bpc', 'ngram_bpc', 'bracket_balance', 'quote_balance', 'c_parse_rate',
+             'mean_word_length')
+
+
+def _read_records(path: str) -> list[dict]:
+  import json
+  import os
+  if not os.path.exists(path):
+    return []
+  by_step = {}
+  for line in open(path):
+    if line.strip():
+      r = json.loads(line)
+      by_step[r['step']] = r  # A resumed run re-measures a step: the last one wins.
+  return [by_step[s] for s in sorted(by_step)]
+
+
+def run_emergence(config, workdir: str, command: str = '') -> str:
+  """Trains `config` in `workdir`, measuring a fixed-seed sample at `emergence.steps`.
+
+  Writes emergence.jsonl (one record per step), emergence/step_NNNNNN.txt (the
+  samples), emergence.png and emergence.md (table, corpus baseline, samples in
+  order). Resumable like any run. Returns the report path.
+  """
+  import json
+  import os
+  from rnnlm import corpora, data, plots, sample, train
+  e = config.emergence
+  if e.kind not in ('prose', 'code'):
+    from rnnlm.errors import UserError
+    raise UserError(f"emergence.kind must be 'prose' or 'code', not {e.kind!r}")
+  corpus = corpora.get_corpus(config.data)
+  train_tokens, val_tokens, _ = data.split(corpus.tokens, tuple(config.data.split))
+  reference = corpus.vocab.decode(train_tokens[:e.reference_chars])
+  known, ngram = word_set(reference), CharNGram(reference, e.ngram_order)
+  os.makedirs(os.path.join(workdir, 'emergence'), exist_ok=True)
+  records_path = os.path.join(workdir, 'emergence.jsonl')
+  steps = set(e.steps)
+
+  def callback(step, model, vocab, record):
+    if step not in steps:
+      return
+    text = sample.generate_text(model, vocab, e.prime, length=e.sample_length, seed=e.seed,
+                                temperature=e.temperature)[0]
+    with open(os.path.join(workdir, 'emergence', f'step_{step:06d}.txt'), 'w') as f:
+      f.write(text)
+    m = measure(text[len(e.prime):], e.kind, known_words=known, ngram=ngram)
+    rec = {'step': step, 'val_loss': record['val_loss'], 'val_bpc': record['val_bpc'], **m}
+    with open(records_path, 'a') as f:
+      f.write(json.dumps(rec) + '\n')
+
+  with config.unlocked():
+    config.eval.eval_steps = tuple(sorted(steps))
+    config.train.num_steps = max(config.train.num_steps, max(steps))
+  train.train_and_evaluate(config, workdir, eval_callback=callback)
+
+  records = _read_records(records_path)
+  # The corpus's own value of each measure, on held-out text of the samples' length.
+  baseline = measure(corpus.vocab.decode(val_tokens[:e.sample_length]), e.kind,
+                     known_words=known, ngram=ngram)
+  keys = PROSE_KEYS if e.kind == 'prose' else CODE_KEYS
+  plots.emergence_figure(records, keys, baseline, os.path.join(workdir, 'emergence.png'))
+  fmt = lambda v: '-' if isinstance(v, float) and math.isnan(v) else (
+      f'{v:.3f}' if isinstance(v, float) else str(v))
+  shown = [k for k in keys if any(k in r for r in records)]
+  lines = [f'# Emergence: {config.data.name or config.data.path}, {config.model.cell}'
+           f' {config.model.num_layers}x{config.model.hidden_size}', '']
+  if command:
+    lines += ['Made by:', '', '```bash', command, '```', '']
+  lines += ['| step | ' + ' | '.join(shown) + ' |', '|---|' + '---|' * len(shown)]
+  for r in records:
+    lines.append(f"| {r['step']} | " + ' | '.join(fmt(r.get(k, float('nan'))) for k in shown) + ' |')
+  lines.append('| corpus (val text) | ' + ' | '.join(fmt(baseline.get(k, float('nan')))
+                                                   for k in shown) + ' |')
+  lines += ['', '![emergence](emergence.png)', '', '## Evolution of samples during training', '',
+            f'Seed {e.seed}, temperature {e.temperature}, prime {e.prime!r}; first'
+            f' {e.show_chars} characters of each sample.', '']
+  for r in records:
+    with open(os.path.join(workdir, 'emergence', f"step_{r['step']:06d}.txt")) as f:
+      text = f.read()[:e.show_chars]
+    lines += [f"### step {r['step']} (val {r['val_bpc']:.2f} bits/char)", '', '```',
+              text.replace('```', "'''"), '```', '']
+  path = os.path.join(workdir, 'emergence.md')
+  with open(path, 'w') as f:
+    f.write('\n'.join(lines))
+  return path

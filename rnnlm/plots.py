@@ -45,16 +45,20 @@ def sweep_figures(rows: Sequence[dict], x_key: str, x_label: str, fit: dict | No
   return [path]
 
 
-def emergence_figure(records: Sequence[dict], keys: Sequence[str], out_path: str) -> str:
-  """One panel per measure against training step (log x)."""
+def emergence_figure(records: Sequence[dict], keys: Sequence[str], baseline: dict,
+                     out_path: str) -> str:
+  """One panel per measure against training step (log x); the corpus's value dashed."""
   plt = _plt()
-  keys = [k for k in keys if any(k in r for r in records)]
+  keys = [k for k in keys
+          if any(isinstance(r.get(k), (int, float)) and np.isfinite(r[k]) for r in records)]
+  if not keys:
+    return ''
   fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.2), squeeze=False)
   steps = [r['step'] for r in records]
   for ax, k in zip(axes[0], keys):
     ax.plot(steps, [r.get(k, np.nan) for r in records], 'o-')
-    if 'corpus_' + k in records[0]:
-      ax.axhline(records[0]['corpus_' + k], color='gray', ls='--', label='corpus')
+    if k in baseline and np.isfinite(baseline[k]):
+      ax.axhline(baseline[k], color='gray', ls='--', label='corpus')
       ax.legend(fontsize=8)
     ax.set_xscale('log')
     ax.set_title(k, fontsize=10)

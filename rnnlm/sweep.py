@@ -239,3 +239,11 @@ def write_report(sweep_dir: str, title: str, x_key: str, x_label: str,
   with open(path, 'w') as f:
     f.write('\n'.join(lines) + '\n')
   return path
+
+
+def run_from_config(config: ml_collections.ConfigDict, sweep_dir: str, command: str = '') -> str:
+  """Runs the one-field sweep a sweep config describes, then writes its report."""
+  grid = [{config.sweep.field: v} for v in config.sweep.grid]
+  run_sweep(config.base, grid, sweep_dir, config.sweep.trials_at_once)
+  return write_report(sweep_dir, config.sweep.title, config.sweep.x_key, config.sweep.x_label,
+                      command)

@@ -103,3 +103,27 @@ def test_ngram_prefers_corpus_like_text():
   corpus = 'the king and the queen and the fool. ' * 50
   model = em.CharNGram(corpus, order=4)
   assert model.bits_per_char('the queen and the king.') < model.bits_per_char('qxz kkq eeh tfn')
+
+
+def test_emergence_run_on_tiny(tmp_path):
+  from configs.emergence import shakespeare
+  config = shakespeare.get_config('cpu')
+  config.data.name = 'tiny'
+  config.model.hidden_size = 16
+  config.train.batch_size = 4
+  config.train.seq_length = 16
+  config.train.num_steps = 6
+  config.eval.eval_every = 100
+  config.eval.batch_size = 4
+  config.eval.sample_length = 0
+  config.emergence.steps = (2, 6)
+  config.emergence.prime = 'KING.'
+  config.emergence.sample_length = 200
+  config.emergence.reference_chars = 5000
+  report = em.run_emergence(config, str(tmp_path))
+  text = open(report).read()
+  assert '### step 2' in text and '### step 6' in text and 'corpus (val text)' in text
+  records = em._read_records(str(tmp_path / 'emergence.jsonl'))
+  assert [r['step'] for r in records] == [2, 6]
+  assert 0.0 <= records[-1]['word_validity'] <= 1.0
+  assert (tmp_path / 'emergence.png').exists()

@@ -1,0 +1,1 @@
+"""Emergence configs: `--config=configs/emergence/<file>.py:cpu` or `:full`."""

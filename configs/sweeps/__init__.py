@@ -1,0 +1,1 @@
+"""Sweep configs: `--config=configs/sweeps/<file>.py:cpu` or `:full`."""
