@@ -12,12 +12,16 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from rnnlm import train
+from rnnlm import parallel, train
 from rnnlm.errors import quiet_library_logs, report_user_errors
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run (resumed if it holds one).')
 config_flags.DEFINE_config_file('config', 'configs/shakespeare.py', 'Training config file.',
                                 lock_config=True)
+_COORDINATOR = flags.DEFINE_string('coordinator_address', '',
+                                   'host:port of process 0, for a multi-process (multi-host) run.')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', 1, 'Processes in a multi-process run.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', 0, "This process's index in a multi-process run.")
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -26,6 +30,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   quiet_library_logs()
+  parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   logging.info('JAX process %d / %d, devices: %s', jax.process_index(), jax.process_count(),
                jax.devices())
   train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)

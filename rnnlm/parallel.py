@@ -56,3 +56,21 @@ def shard_carry(carry, mesh: Mesh):
   """Places a model carry (pytree of [batch, hidden]) split over the data axis."""
   sharding = batch_sharding(mesh)
   return jax.tree.map(lambda a: jax.device_put(a, sharding), carry)
+
+
+def initialize_distributed(coordinator_address: str = '', num_processes: int = 0,
+                           process_id: int = -1, cpu_collectives: str = 'gloo') -> None:
+  """Joins a multi-process (multi-host) JAX job; a no-op for one process.
+
+  With no arguments on a cluster JAX can detect (SLURM, TPU pods, ...) it
+  initializes from the environment. On CPU, collectives go through gloo.
+  """
+  if not coordinator_address and num_processes <= 1:
+    return
+  # Only the CPU backend reads this; it must be set before any backend starts.
+  jax.config.update('jax_cpu_collectives_implementation', cpu_collectives)
+  kwargs = {}
+  if coordinator_address:
+    kwargs.update(coordinator_address=coordinator_address, num_processes=num_processes,
+                  process_id=process_id)
+  jax.distributed.initialize(**kwargs)
