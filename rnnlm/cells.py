@@ -2,10 +2,10 @@
 
 Every cell is written as two parts:
 
-  * the input projection `x_t @ W_x + b`, which does not depend on the carry and so
+  * the input projection `x_t @ W_x`, which does not depend on the carry and so
     can be computed for all time steps in one large matmul before the scan;
   * the recurrent step `(carry, xproj_t) -> (carry, h_t)`, which holds the only
-    truly sequential work: `h_{t-1} @ W_h` and the gate nonlinearities.
+    truly sequential work: `h_{t-1} @ W_h`, the bias and the gate nonlinearities.
 
 `layer_reference` runs the textbook form (projection inside the step, autodiff
 through `lax.scan`) and is what tests and the fast path are compared against.
@@ -129,13 +129,18 @@ def step(cell: str, params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, 
 
 
 def project_inputs(params: Params, xs: jax.Array) -> jax.Array:
-  """x_t W_x + b for all steps at once: [T, B, D] -> [T, B, G*H]."""
-  return jnp.einsum('tbd,dg->tbg', xs, params['W_x']) + params['b']
+  """x_t W_x for all steps in one matmul: [T, B, D] -> [T, B, G*H].
+
+  The bias is added inside the recurrence, where it fuses with the step's other
+  elementwise work instead of costing a pass over [T, B, G*H].
+  """
+  t, b, d = xs.shape
+  return (xs.reshape(t * b, d) @ params['W_x']).reshape(t, b, -1)
 
 
 def project_tokens(params: Params, tokens: jax.Array) -> jax.Array:
   """The same for one-hot inputs: a row gather of W_x. tokens [T, B] -> [T, B, G*H]."""
-  return jnp.take(params['W_x'], tokens, axis=0) + params['b']
+  return jnp.take(params['W_x'], tokens, axis=0)
 
 
 # ----------------------------------------------------------------------------
@@ -161,8 +166,9 @@ def layer_reference(cell: str, params: Params, xs: jax.Array, carry: Carry
 
 def recurrence(cell: str, params: Params, xp: jax.Array, carry: Carry,
                unroll: int = 1) -> tuple[jax.Array, Carry]:
-  """Runs the recurrent part over precomputed input projections xp [T, B, G*H]."""
-  step_fn = functools.partial(_STEPS[cell], params)
+  """Runs the recurrent part over input projections xp = x W_x [T, B, G*H] (no bias)."""
+  def step_fn(carry, xp_t):
+    return _STEPS[cell](params, carry, xp_t + params['b'])
   carry, hs = jax.lax.scan(step_fn, carry, xp, unroll=unroll)
   return hs, carry
 
@@ -184,21 +190,21 @@ def layer(cell: str, params: Params, xs: jax.Array, carry: Carry,
 # afterwards. Elementwise work per step is written so that XLA fuses it.
 
 
-def _fwd_scan(cell, w_h, b_hn, xp, carry, unroll):
+def _fwd_scan(cell, w_h, b, b_hn, xp, carry, unroll):
   """Forward recurrence that also returns what the backward pass needs."""
   hidden = carry[0].shape[-1]
 
   if cell == 'rnn':
     def body(carry, xp_t):
       (h,) = carry
-      h = jnp.tanh(xp_t + h @ w_h)
+      h = jnp.tanh(xp_t + b + h @ w_h)
       return (h,), h
     carry, hs = jax.lax.scan(body, carry, xp, unroll=unroll)
     return hs, carry, ()
   if cell == 'lstm':
     def body(carry, xp_t):
       h, c = carry
-      z = xp_t + h @ w_h
+      z = xp_t + b + h @ w_h
       i = jax.nn.sigmoid(z[:, :hidden])
       f = jax.nn.sigmoid(z[:, hidden:2 * hidden])
       g = jnp.tanh(z[:, 2 * hidden:3 * hidden])
@@ -212,6 +218,7 @@ def _fwd_scan(cell, w_h, b_hn, xp, carry, unroll):
     def body(carry, xp_t):
       (h,) = carry
       hh = h @ w_h
+      xp_t = xp_t + b
       r = jax.nn.sigmoid(xp_t[:, :hidden] + hh[:, :hidden])
       z = jax.nn.sigmoid(xp_t[:, hidden:2 * hidden] + hh[:, hidden:2 * hidden])
       hn = hh[:, 2 * hidden:] + b_hn
@@ -223,14 +230,14 @@ def _fwd_scan(cell, w_h, b_hn, xp, carry, unroll):
   raise ValueError(cell)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 5))
-def _recurrence_fast(cell, w_h, b_hn, xp, carry, unroll):
-  hs, carry, _ = _fwd_scan(cell, w_h, b_hn, xp, carry, unroll)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 6))
+def _recurrence_fast(cell, w_h, b, b_hn, xp, carry, unroll):
+  hs, carry, _ = _fwd_scan(cell, w_h, b, b_hn, xp, carry, unroll)
   return hs, carry
 
 
-def _recurrence_fast_fwd(cell, w_h, b_hn, xp, carry, unroll):
-  hs, final, saved = _fwd_scan(cell, w_h, b_hn, xp, carry, unroll)
+def _recurrence_fast_fwd(cell, w_h, b, b_hn, xp, carry, unroll):
+  hs, final, saved = _fwd_scan(cell, w_h, b, b_hn, xp, carry, unroll)
   return (hs, final), (w_h, b_hn, hs, carry, saved)
 
 
@@ -293,11 +300,13 @@ def _recurrence_fast_bwd(cell, unroll, residuals, cotangents):
                                    unroll=unroll)
     d_carry0 = (dh0,)
     d_b_hn = jnp.sum(dhh[..., 2 * hidden:], axis=(0, 1))
-  # The weight gradient as one matmul over all time steps.
-  d_w_h = jnp.einsum('tbh,tbg->hg', h_prev, dhh)
+  # The weight gradient as one matmul over all time steps ([T*B, H]^T [T*B, G*H]).
+  t, bsz, g = dhh.shape
+  d_w_h = h_prev.reshape(t * bsz, hidden).T @ dhh.reshape(t * bsz, g)
+  d_b = jnp.sum(dxp, axis=(0, 1))
   if b_hn is None:
     d_b_hn = None
-  return d_w_h, d_b_hn, dxp, tuple(d_carry0)
+  return d_w_h, d_b, d_b_hn, dxp, tuple(d_carry0)
 
 
 _recurrence_fast.defvjp(_recurrence_fast_fwd, _recurrence_fast_bwd)
@@ -306,4 +315,5 @@ _recurrence_fast.defvjp(_recurrence_fast_fwd, _recurrence_fast_bwd)
 def recurrence_fast(cell: str, params: Params, xp: jax.Array, carry: Carry,
                     unroll: int = 1) -> tuple[jax.Array, Carry]:
   """`recurrence` with the custom VJP above: same values, same gradients, faster."""
-  return _recurrence_fast(cell, params['W_h'], params.get('b_hn'), xp, tuple(carry), unroll)
+  return _recurrence_fast(cell, params['W_h'], params['b'], params.get('b_hn'), xp,
+                          tuple(carry), unroll)
