@@ -2,6 +2,10 @@
 
   python experiments/emergence.py --config=configs/emergence/linux.py:cpu --workdir=runs/emergence_linux
 
+or, instead of training, measure the best model of every trial of a finished sweep:
+
+  python experiments/emergence.py --config=configs/emergence/shakespeare.py:cpu --sweep_dir=runs/sweep_hidden
+
 Writes <workdir>/emergence.md (table, figure, samples in order). Logic: rnnlm/emergence.py.
 """
 
@@ -14,16 +18,22 @@ from rnnlm import emergence
 from rnnlm.errors import quiet_library_logs, report_user_errors
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory (resumed if it holds one).')
+_SWEEP_DIR = flags.DEFINE_string('sweep_dir', None,
+                                 'Measure the trials of this finished sweep instead of training.')
 config_flags.DEFINE_config_file('config', 'configs/emergence/linux.py:cpu', 'Emergence config.')
-flags.mark_flags_as_required(['workdir'])
+flags.mark_one_of_flags_as_required(['workdir', 'sweep_dir'])
 
 
 @report_user_errors
 def main(argv):
   del argv
   quiet_library_logs()
-  path = emergence.run_emergence(flags.FLAGS.config, _WORKDIR.value,
-                                 command='python ' + ' '.join(sys.argv))
+  command = 'python ' + ' '.join(sys.argv)
+  config = flags.FLAGS.config
+  if _SWEEP_DIR.value:
+    path = emergence.measure_sweep(_SWEEP_DIR.value, config.emergence, config.data, command)
+  else:
+    path = emergence.run_emergence(config, _WORKDIR.value, command=command)
   print(f'report: {path}')
 
 

@@ -328,3 +328,67 @@ def run_emergence(config, workdir: str, command: str = '') -> str:
   with open(path, 'w') as f:
     f.write('\n'.join(lines))
   return path
+
+
+def measure_sweep(sweep_dir: str, emergence_config, data_config, command: str = '') -> str:
+  """Measures one fixed-seed sample from each finished trial of a sweep.
+
+  For every trial with results.json, restores its best checkpoint, draws a sample
+  (prime, length, seed and temperature from `emergence_config`) and applies the
+  measures; writes emergence_by_size.csv / .png / .md in the sweep directory, the
+  measures plotted against the trial's parameter count. Returns the report path.
+  """
+  import csv
+  import json
+  import os
+  from rnnlm import corpora, data, plots, sample, train
+  e = emergence_config
+  corpus = corpora.get_corpus(data_config)
+  train_tokens, val_tokens, _ = data.split(corpus.tokens, tuple(data_config.split))
+  reference = corpus.vocab.decode(train_tokens[:e.reference_chars])
+  known, ngram = word_set(reference), CharNGram(reference, e.ngram_order)
+  rows = []
+  trials_dir = os.path.join(sweep_dir, 'trials')
+  for name in sorted(os.listdir(trials_dir)):
+    workdir = os.path.join(trials_dir, name)
+    if not os.path.exists(os.path.join(workdir, 'results.json')):
+      continue
+    with open(os.path.join(workdir, 'results.json')) as f:
+      results = json.load(f)
+    model, vocab, step = train.restore_model(workdir, 'best')
+    text = sample.generate_text(model, vocab, e.prime, length=e.sample_length, seed=e.seed,
+                                temperature=e.temperature)[0]
+    m = measure(text[len(e.prime):], e.kind, known_words=known, ngram=ngram)
+    rows.append({'name': name, 'num_params': results['num_params'], 'step': step,
+                 'val_bpc': results['best_val_bpc'], **m, 'sample': text[:e.show_chars]})
+  rows.sort(key=lambda r: r['num_params'])
+  keys = PROSE_KEYS if e.kind == 'prose' else CODE_KEYS
+  baseline = measure(corpus.vocab.decode(val_tokens[:e.sample_length]), e.kind,
+                     known_words=known, ngram=ngram)
+  with open(os.path.join(sweep_dir, 'emergence_by_size.csv'), 'w', newline='') as f:
+    w = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != 'sample'] if rows else ['name'],
+                       extrasaction='ignore')
+    w.writeheader()
+    w.writerows(rows)
+  plots.emergence_figure([dict(r, step=r['num_params']) for r in rows], keys, baseline,
+                         os.path.join(sweep_dir, 'emergence_by_size.png'), x_label='parameters')
+  fmt = lambda v: '-' if isinstance(v, float) and math.isnan(v) else (
+      f'{v:.3f}' if isinstance(v, float) else f'{v:,}' if isinstance(v, int) else str(v))
+  shown = [k for k in keys if any(k in r for r in rows)]
+  lines = ['# Emergence against model size', '']
+  if command:
+    lines += ['Made by:', '', '```bash', command, '```', '']
+  lines += ['| trial | parameters | ' + ' | '.join(shown) + ' |', '|---|---|' + '---|' * len(shown)]
+  for r in rows:
+    lines.append(f"| {r['name']} | {r['num_params']:,} | " +
+                 ' | '.join(fmt(r.get(k, float('nan'))) for k in shown) + ' |')
+  lines.append('| corpus (val text) | | ' + ' | '.join(fmt(baseline.get(k, float('nan')))
+                                                      for k in shown) + ' |')
+  lines += ['', '![by size](emergence_by_size.png)', '', '## Samples by model size', '']
+  for r in rows:
+    lines += [f"### {r['name']} ({r['num_params']:,} parameters)", '', '```',
+              r['sample'].replace('```', "'''"), '```', '']
+  path = os.path.join(sweep_dir, 'emergence_by_size.md')
+  with open(path, 'w') as f:
+    f.write('\n'.join(lines))
+  return path

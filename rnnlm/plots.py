@@ -46,7 +46,7 @@ def sweep_figures(rows: Sequence[dict], x_key: str, x_label: str, fit: dict | No
 
 
 def emergence_figure(records: Sequence[dict], keys: Sequence[str], baseline: dict,
-                     out_path: str) -> str:
+                     out_path: str, x_label: str = 'step') -> str:
   """One panel per measure against training step (log x); the corpus's value dashed."""
   plt = _plt()
   keys = [k for k in keys
@@ -62,7 +62,7 @@ def emergence_figure(records: Sequence[dict], keys: Sequence[str], baseline: dic
       ax.legend(fontsize=8)
     ax.set_xscale('log')
     ax.set_title(k, fontsize=10)
-    ax.set_xlabel('step')
+    ax.set_xlabel(x_label)
     ax.grid(alpha=0.3)
   fig.tight_layout()
   fig.savefig(out_path, dpi=110)

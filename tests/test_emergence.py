@@ -127,3 +127,21 @@ def test_emergence_run_on_tiny(tmp_path):
   assert [r['step'] for r in records] == [2, 6]
   assert 0.0 <= records[-1]['word_validity'] <= 1.0
   assert (tmp_path / 'emergence.png').exists()
+
+
+def test_measure_sweep_on_tiny(tmp_path):
+  from configs import tiny
+  from configs.emergence import shakespeare
+  from rnnlm import sweep
+  base = tiny.get_config()
+  base.train.num_steps = 4
+  base.eval.eval_every = 2
+  base.eval.sample_length = 0
+  d = str(tmp_path / 'sweep')
+  sweep.run_sweep(base, [{'model.hidden_size': 8}, {'model.hidden_size': 16}], d)
+  e = shakespeare.get_config('cpu').emergence
+  e.prime, e.sample_length, e.reference_chars = 'KING.', 150, 5000
+  report = em.measure_sweep(d, e, base.data)
+  text = open(report).read()
+  assert 'hidden_size-8' in text and 'hidden_size-16' in text and 'corpus (val text)' in text
+  assert (tmp_path / 'sweep' / 'emergence_by_size.png').exists()
