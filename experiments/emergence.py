@@ -21,7 +21,7 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory (resumed if it ho
 _SWEEP_DIR = flags.DEFINE_string('sweep_dir', None,
                                  'Measure the trials of this finished sweep instead of training.')
 config_flags.DEFINE_config_file('config', 'configs/emergence/linux.py:cpu', 'Emergence config.')
-flags.mark_one_of_flags_as_required(['workdir', 'sweep_dir'])
+flags.mark_flags_as_mutual_exclusive(['workdir', 'sweep_dir'], required=True)
 
 
 @report_user_errors
