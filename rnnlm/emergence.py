@@ -75,8 +75,8 @@ def play_layout_share(text: str) -> float:
     lines = [l for l in b.strip('\n').split('\n')]
     if _SPEAKER.match(lines[0].strip()) and len(lines) >= 2 and lines[1].strip():
       ok += 1
-    elif all(_DIRECTION.match(l) for l in lines):
-      ok += 1
+    elif all(_DIRECTION.match(l) for l in lines) or re.fullmatch(r'\s*\[[^\]]*\]\s*', b):
+      ok += 1  # Stage directions (one line each, or one spanning lines) and headings.
   return ok / len(blocks)
 
 
