@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -193,7 +194,6 @@ def prepare(chunks_fn, out_dir: str, provenance: dict | None = None) -> str:
   _atomic_write(os.path.join(tmp_dir, 'meta.json'), json.dumps(meta, indent=2))
   os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
   if os.path.exists(out_dir):  # Another process prepared it meanwhile.
-    import shutil
     shutil.rmtree(tmp_dir)
   else:
     os.replace(tmp_dir, out_dir)

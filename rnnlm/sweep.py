@@ -44,7 +44,7 @@ def trial_name(overrides: dict) -> str:
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict
                     ) -> ml_collections.ConfigDict:
   config = copy.deepcopy(config)
-  with config.unlocked() if hasattr(config, 'unlocked') else _null():
+  with config.unlocked():
     for dotted, value in overrides.items():
       node = config
       *path, last = dotted.split('.')
@@ -54,14 +54,6 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict
         raise UserError(f'sweep field {dotted} is not a config field; see configs/default.py')
       node[last] = value
   return config
-
-
-class _null:
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *a):
-    return False
 
 
 def _trial_worker(config_json: str, workdir: str) -> dict:
