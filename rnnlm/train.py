@@ -21,6 +21,7 @@ import numpy as np
 import optax
 from absl import logging
 from flax import nnx
+from tqdm import tqdm
 
 from rnnlm import checkpoint as checkpoint_lib
 from rnnlm import cells
@@ -453,7 +454,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     ckpt.save(step, state, meta, val_loss)
 
   eval_steps = set(config.eval.get('eval_steps', ()) or ())
-  from tqdm import tqdm
   pbar = tqdm(total=num_steps, initial=start_step, disable=None if is_chief else True,
               unit='step', dynamic_ncols=True)
   loss_sum, loss_count = jnp.float32(0.0), 0
