@@ -343,12 +343,16 @@ def measure_sweep(sweep_dir: str, emergence_config, data_config, command: str = 
   import os
   from rnnlm import corpora, data, plots, sample, train
   e = emergence_config
+  rows = []
+  trials_dir = os.path.join(sweep_dir, 'trials')
+  if not os.path.isdir(trials_dir):
+    from rnnlm.errors import UserError
+    raise UserError(f'{sweep_dir} holds no sweep (no trials/); run experiments/sweep_hidden.py'
+                    ' or sweep_data.py first')
   corpus = corpora.get_corpus(data_config)
   train_tokens, val_tokens, _ = data.split(corpus.tokens, tuple(data_config.split))
   reference = corpus.vocab.decode(train_tokens[:e.reference_chars])
   known, ngram = word_set(reference), CharNGram(reference, e.ngram_order)
-  rows = []
-  trials_dir = os.path.join(sweep_dir, 'trials')
   for name in sorted(os.listdir(trials_dir)):
     workdir = os.path.join(trials_dir, name)
     if not os.path.exists(os.path.join(workdir, 'results.json')):

@@ -148,3 +148,11 @@ def test_measure_sweep_on_tiny(tmp_path):
   text = open(report).read()
   assert 'hidden_size-8' in text and 'hidden_size-16' in text and 'corpus (val text)' in text
   assert (tmp_path / 'sweep' / 'emergence_by_size.png').exists()
+
+
+def test_measure_sweep_without_a_sweep(tmp_path):
+  from configs import tiny
+  from configs.emergence import shakespeare
+  from rnnlm.errors import UserError
+  with pytest.raises(UserError, match='no sweep'):
+    em.measure_sweep(str(tmp_path), shakespeare.get_config('cpu').emergence, tiny.get_config().data)

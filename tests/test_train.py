@@ -160,3 +160,30 @@ def test_fast_path_trains_like_reference(cell):
     curves.append(losses)
   np.testing.assert_allclose(curves[1], curves[0], rtol=1e-5)
   assert curves[0][-1] < curves[0][0]
+
+
+def test_train_fraction_uses_a_prefix_of_the_train_split(tmp_path):
+  full = train.train_and_evaluate(tiny_config(**{'train.num_steps': 2, 'eval.eval_every': 2}),
+                                  str(tmp_path / 'full'))
+  half = train.train_and_evaluate(tiny_config(**{'train.num_steps': 2, 'eval.eval_every': 2,
+                                                 'data.train_fraction': 0.5}),
+                                  str(tmp_path / 'half'))
+  assert half['train_split_chars'] == round(full['train_split_chars'] * 0.5)
+  assert half['best_val_loss'] != full['best_val_loss']  # Same val split, other training data.
+  with pytest.raises(UserError, match='train_fraction'):
+    train.train_and_evaluate(tiny_config(**{'data.train_fraction': 0.0}), str(tmp_path / 'bad'))
+
+
+def test_interrupt_saves_a_checkpoint_and_resume_finishes(tmp_path):
+  wd = str(tmp_path / 'run')
+  config = tiny_config(**{'train.num_steps': 12, 'eval.eval_every': 4})
+
+  def interrupt(step, model, vocab, record):
+    if step == 8:
+      raise KeyboardInterrupt
+
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, wd, eval_callback=interrupt)
+  assert checkpoint.Checkpointer(wd).latest_step() == 8
+  results = train.train_and_evaluate(config, wd)
+  assert results['final_step'] == 12
