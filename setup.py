@@ -5,6 +5,7 @@ setup(
     version='0.1.0',
     description='Character-level recurrent language models in JAX/Flax',
     packages=['rnnlm', 'configs', 'configs.sweeps', 'configs.emergence'],
+    package_data={'rnnlm': ['csrc/*.cc']},  # Compiled on first use (rnnlm/kernels.py).
     python_requires='>=3.10',
     install_requires=[
         'jax>=0.7,<0.11',

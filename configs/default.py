@@ -49,6 +49,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.unroll = 1
   # Use the custom-VJP recurrence (same gradients, faster); False: autodiff of lax.scan.
   config.model.fast_recurrence = True
+  # With fast_recurrence on the CPU: run LSTM layers through the compiled C++ kernel
+  # (rnnlm/kernels.py; built on first use, falls back to lax.scan without a compiler).
+  config.model.cpu_kernel = True
 
   config.train = ml_collections.ConfigDict()
   # Global batch size: parallel character streams (split over all devices).

@@ -26,6 +26,8 @@ _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed rounds (median reported).')
 _SAMPLE_LENGTH = flags.DEFINE_integer('sample_length', 300, 'Characters per sampling run (0: skip).')
 _SAMPLE_HIDDEN = flags.DEFINE_integer('sample_hidden', 512, 'Hidden size for the sampling rows.')
 _REFERENCE = flags.DEFINE_bool('reference', True, "Also time rnnlm's autodiff reference path.")
+_SCAN = flags.DEFINE_bool('scan', True, "Where rnnlm uses its compiled CPU kernel, also time"
+                          " its custom-VJP lax.scan path.")
 _TORCH = flags.DEFINE_bool('torch', True, 'Include PyTorch (if installed).')
 _FLAX = flags.DEFINE_bool('flax', True, "Include Flax's nnx.RNN.")
 _JSON_OUT = flags.DEFINE_string('json_out', None, 'Write all numbers here as JSON.')
@@ -49,6 +51,8 @@ def main(argv):
     for cell in _CELLS.value:
       shape = bm.Shape(cell, hidden, _LAYERS.value, _BATCH.value, _SEQ.value, _VOCAB.value)
       trainers = {'rnnlm': lambda: bm.rnnlm_trainer(shape, fast=True)}
+      if _SCAN.value and bm.uses_cpu_kernel(shape):
+        trainers['rnnlm (custom-VJP scan)'] = lambda: bm.rnnlm_trainer(shape, cpu_kernel=False)
       if _REFERENCE.value:
         trainers['rnnlm (autodiff scan)'] = lambda: bm.rnnlm_trainer(shape, fast=False)
       if _FLAX.value:

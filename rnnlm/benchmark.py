@@ -24,6 +24,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from rnnlm import kernels
 from rnnlm import sample as sample_lib
 from rnnlm.model import CharLM
 
@@ -64,6 +65,11 @@ class Shape:
   vocab: int = 65
 
 
+def uses_cpu_kernel(shape: Shape) -> bool:
+  """Whether rnnlm's default path runs this shape through its compiled CPU kernel."""
+  return shape.cell == 'lstm' and kernels.lstm_supported(shape.hidden, jnp.float32)
+
+
 # ----------------------------------------------------------------------------
 # Trainers: each returns (run_steps(n) -> None that blocks until done).
 
@@ -99,10 +105,10 @@ def _jax_trainer(shape: Shape, forward: Callable, params, carry) -> Callable[[in
   return run
 
 
-def rnnlm_trainer(shape: Shape, fast: bool = True, unroll: int = 1):
+def rnnlm_trainer(shape: Shape, fast: bool = True, unroll: int = 1, cpu_kernel: bool = True):
   model = CharLM(shape.vocab, cell=shape.cell, hidden_size=shape.hidden,
                  num_layers=shape.num_layers, embed_dim=shape.hidden, unroll=unroll,
-                 fast_recurrence=fast, rngs=nnx.Rngs(0))
+                 fast_recurrence=fast, cpu_kernel=cpu_kernel, rngs=nnx.Rngs(0))
   graphdef, params = nnx.split(model)
 
   def forward(params, tokens, carry):

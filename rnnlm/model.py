@@ -35,13 +35,15 @@ class CharLM(nnx.Module):
   projection is then a row gather of its W_x rather than a matmul. Dropout (rate
   `dropout`) is applied to each layer's output, i.e. between layers and before the
   output projection, never on the recurrent connection. `fast_recurrence` selects
-  the custom-VJP recurrence (`cells.recurrence_fast`); False uses autodiff of the
-  plain scan, the reference it is tested against.
+  the custom-VJP recurrence (`cells.recurrence_fast`, which with `cpu_kernel` runs
+  an LSTM on the CPU through the compiled kernel of `rnnlm.kernels`); False uses
+  autodiff of the plain scan, the reference both are tested against.
   """
 
   def __init__(self, vocab_size: int, *, cell: str = 'lstm', hidden_size: int = 256,
                num_layers: int = 2, embed_dim: int = 0, dropout: float = 0.0,
-               unroll: int = 1, fast_recurrence: bool = True, rngs: nnx.Rngs):
+               unroll: int = 1, fast_recurrence: bool = True, cpu_kernel: bool = True,
+               rngs: nnx.Rngs):
     cells.get_spec(cell)  # Validates the name.
     self.vocab_size = vocab_size
     self.cell = cell
@@ -50,6 +52,7 @@ class CharLM(nnx.Module):
     self.embed_dim = embed_dim
     self.unroll = unroll
     self.fast_recurrence = fast_recurrence
+    self.cpu_kernel = cpu_kernel
     self.embed = nnx.Embed(vocab_size, embed_dim, rngs=rngs) if embed_dim > 0 else None
     in_dims = [embed_dim if embed_dim > 0 else vocab_size] + [hidden_size] * (num_layers - 1)
     self.layers = nnx.List([
@@ -85,12 +88,20 @@ class CharLM(nnx.Module):
       if i == 0:
         if self.embed is None:
           xp = cells.project_tokens(w, xs_tokens)
+        elif self.vocab_size <= xs_tokens.size:
+          # An embedding followed by a linear map is a lookup in their product:
+          # one [V, E] x [E, G*H] matmul instead of a [T*B, E] x [E, G*H] one.
+          table = self.embed.embedding[...] @ w['W_x']
+          xp = cells.project_tokens({'W_x': table}, xs_tokens)
         else:
           xp = cells.project_inputs(w, self.embed(xs_tokens))
       else:
         xp = cells.project_inputs(w, hs)
-      run = cells.recurrence_fast if self.fast_recurrence else cells.recurrence
-      hs, c = run(self.cell, w, xp, carry[i], unroll=self.unroll)
+      if self.fast_recurrence:
+        hs, c = cells.recurrence_fast(self.cell, w, xp, carry[i], unroll=self.unroll,
+                                      cpu_kernel=self.cpu_kernel)
+      else:
+        hs, c = cells.recurrence(self.cell, w, xp, carry[i], unroll=self.unroll)
       hs = self.dropout(hs, deterministic=deterministic, rngs=keys[i])
       new_carry.append(c)
     logits = self.head(hs)  # [T, B, V]

@@ -50,7 +50,7 @@ def make_model(config: ml_collections.ConfigDict, vocab_size: int) -> CharLM:
   m = config.model
   return CharLM(vocab_size, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
                 embed_dim=m.embed_dim, dropout=m.dropout, unroll=m.unroll,
-                fast_recurrence=m.fast_recurrence,
+                fast_recurrence=m.fast_recurrence, cpu_kernel=m.get('cpu_kernel', True),
                 rngs=nnx.Rngs(config.seed))
 
 

@@ -1,0 +1,428 @@
+// Fused LSTM recurrence for the CPU, called from JAX through the XLA FFI.
+//
+// Only the sequential part of an LSTM layer lives here: for every time step,
+// z_t = xp_t + b + h_{t-1} W_h and the gate math (forward), and the per-step
+// gradient through the carry (backward). The input projection x W_x and the
+// weight gradient dW_h = sum_t h_{t-1}^T dz_t are large matmuls that XLA does
+// well; rnnlm/cells.py does them around these calls.
+//
+// Why a kernel: under XLA's while loop each time step is a handful of separate
+// small ops (a [B, H] x [H, 4H] matmul, fusions, dynamic slices), each with its
+// own dispatch cost, and at hidden 128 that overhead is about half the step.
+// Here a step is one register-blocked matmul whose tiles finish with the gate
+// math while they are still in L1.
+//
+// Parallelism: rows of the batch are independent through the whole recurrence
+// (row b of h_t depends only on row b of h_{t-1}), so the batch is cut into one
+// contiguous block of rows per thread and each thread runs the entire sequence
+// on its block: no synchronisation between time steps, and results that do not
+// depend on the thread count.
+//
+// Layouts (row-major, float32): xp, gates, dz [T, B, 4H]; hs, cs, d_hs [T, B, H];
+// W_h [H, 4H]; W_h^T [4H, H]; gate order i, f, g, o.
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace ffi = xla::ffi;
+using F32R1 = ffi::BufferR1<ffi::F32>;
+using F32R2 = ffi::BufferR2<ffi::F32>;
+using F32R3 = ffi::BufferR3<ffi::F32>;
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Vectorised nonlinearities.
+
+#if defined(__AVX512F__)
+using V = __m512;
+constexpr int kLanes = 16;
+
+inline V vload(const float* p) { return _mm512_loadu_ps(p); }
+inline void vstore(float* p, V v) { _mm512_storeu_ps(p, v); }
+inline V vset(float x) { return _mm512_set1_ps(x); }
+
+// exp(x) to about 2 ulp: x = n ln2 + r, |r| <= ln2 / 2, a degree-6 polynomial
+// for exp(r), then a scale by 2^n.
+inline V vexp(V x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, vset(-87.0f)), vset(88.0f));
+  V n = _mm512_roundscale_ps(_mm512_mul_ps(x, vset(1.44269504088896341f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  V r = _mm512_fnmadd_ps(n, vset(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, vset(-2.12194440e-4f), r);
+  V p = vset(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, vset(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, vset(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, vset(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, vset(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, vset(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, vset(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+inline V vsigmoid(V x) {
+  V one = vset(1.0f);
+  return _mm512_div_ps(one, _mm512_add_ps(one, vexp(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
+// tanh(|x|) = (1 - e) / (1 + e) with e = exp(-2|x|); below |x| = 1/8, where that
+// difference loses digits, its odd Taylor series to x^9 instead.
+inline V vtanh(V x) {
+  const __m512i sign_mask = _mm512_set1_epi32(0x80000000);
+  V a = _mm512_castsi512_ps(_mm512_andnot_si512(sign_mask, _mm512_castps_si512(x)));
+  V one = vset(1.0f);
+  V e = vexp(_mm512_mul_ps(a, vset(-2.0f)));
+  V big = _mm512_div_ps(_mm512_sub_ps(one, e), _mm512_add_ps(one, e));
+  V a2 = _mm512_mul_ps(a, a);
+  V s = vset(62.0f / 2835.0f);
+  s = _mm512_fmadd_ps(s, a2, vset(-17.0f / 315.0f));
+  s = _mm512_fmadd_ps(s, a2, vset(2.0f / 15.0f));
+  s = _mm512_fmadd_ps(s, a2, vset(-1.0f / 3.0f));
+  s = _mm512_fmadd_ps(s, a2, one);
+  V small = _mm512_mul_ps(s, a);
+  __mmask16 is_small = _mm512_cmp_ps_mask(a, vset(0.125f), _CMP_LT_OQ);
+  V t = _mm512_mask_blend_ps(is_small, big, small);
+  return _mm512_castsi512_ps(_mm512_or_si512(
+      _mm512_castps_si512(t),
+      _mm512_and_si512(sign_mask, _mm512_castps_si512(x))));
+}
+#endif
+
+inline float ssigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+// ---------------------------------------------------------------------------
+// C[m, :N] = Init[m, :N] + A[m, :K] W[:K, :N] for the m <= kMaxRows rows of one
+// tile. Row strides in floats. Init may alias C. Columns in blocks of up to four
+// 16-wide vectors held in registers with all rows of the tile.
+
+constexpr int kMaxRows = 6;
+
+#if defined(__AVX512F__)
+template <int R, int NV>
+inline void TileBlock(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k,
+                      const float* init, const float* bias, int64_t ldi, float* c,
+                      int64_t ldc) {
+  V acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NV; ++j) {
+      acc[r][j] = vload(init + r * ldi + j * kLanes);
+      if (bias) acc[r][j] = _mm512_add_ps(acc[r][j], vload(bias + j * kLanes));
+    }
+  for (int64_t kk = 0; kk < k; ++kk) {
+    V wv[NV];
+    for (int j = 0; j < NV; ++j) wv[j] = vload(w + kk * ldw + j * kLanes);
+    for (int r = 0; r < R; ++r) {
+      V av = vset(a[r * lda + kk]);
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(av, wv[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NV; ++j) vstore(c + r * ldc + j * kLanes, acc[r][j]);
+}
+
+// The rows of A in tiles of at most kMaxRows (as even as possible) against one
+// [k, 16 NV] column block of W, which stays in cache across the tiles.
+template <int NV>
+inline void BlockColumns(int rows, const float* a, int64_t lda, const float* w, int64_t ldw,
+                         int64_t k, const float* init, const float* bias, int64_t ldi,
+                         float* c, int64_t ldc) {
+  const int tiles = (rows + kMaxRows - 1) / kMaxRows;
+  int r = 0;
+  for (int i = 0; i < tiles; ++i) {
+    const int m = rows / tiles + (i < rows % tiles ? 1 : 0);
+    const float* ai = a + r * lda;
+    const float* ii = init + r * ldi;
+    float* ci = c + r * ldc;
+    switch (m) {
+      case 1: TileBlock<1, NV>(ai, lda, w, ldw, k, ii, bias, ldi, ci, ldc); break;
+      case 2: TileBlock<2, NV>(ai, lda, w, ldw, k, ii, bias, ldi, ci, ldc); break;
+      case 3: TileBlock<3, NV>(ai, lda, w, ldw, k, ii, bias, ldi, ci, ldc); break;
+      case 4: TileBlock<4, NV>(ai, lda, w, ldw, k, ii, bias, ldi, ci, ldc); break;
+      case 5: TileBlock<5, NV>(ai, lda, w, ldw, k, ii, bias, ldi, ci, ldc); break;
+      default: TileBlock<6, NV>(ai, lda, w, ldw, k, ii, bias, ldi, ci, ldc); break;
+    }
+    r += m;
+  }
+}
+#endif
+
+// C[rows, :n] = Init + bias + A[rows, :k] W[:k, :n]; row strides in floats (W's
+// is n). On the AVX-512 path n must be a multiple of 16 (the caller checks).
+inline void Matmul(int rows, const float* a, int64_t lda, const float* w, int64_t k,
+                   int64_t n, const float* init, const float* bias, int64_t ldi, float* c,
+                   int64_t ldc) {
+#if defined(__AVX512F__)
+  int64_t j = 0;
+  for (; j + 4 * kLanes <= n; j += 4 * kLanes)
+    BlockColumns<4>(rows, a, lda, w + j, n, k, init + j, bias ? bias + j : nullptr, ldi,
+                    c + j, ldc);
+  const float* bj = bias ? bias + j : nullptr;
+  switch ((n - j) / kLanes) {
+    case 3: BlockColumns<3>(rows, a, lda, w + j, n, k, init + j, bj, ldi, c + j, ldc); break;
+    case 2: BlockColumns<2>(rows, a, lda, w + j, n, k, init + j, bj, ldi, c + j, ldc); break;
+    case 1: BlockColumns<1>(rows, a, lda, w + j, n, k, init + j, bj, ldi, c + j, ldc); break;
+    default: break;
+  }
+#else
+  for (int r = 0; r < rows; ++r) {
+    float* cr = c + r * ldc;
+    const float* ir = init + r * ldi;
+    for (int64_t j = 0; j < n; ++j) cr[j] = ir[j] + (bias ? bias[j] : 0.0f);
+    for (int64_t kk = 0; kk < k; ++kk) {
+      const float av = a[r * lda + kk];
+      const float* wr = w + kk * n;
+      for (int64_t j = 0; j < n; ++j) cr[j] += av * wr[j];
+    }
+  }
+#endif
+}
+
+// Runs fn(r0, r1) over the batch cut into contiguous blocks of rows, one per
+// thread of XLA's intra-op pool (where other ops' workers already wait for work;
+// threads of our own would compete with them for the cores). The calling thread
+// claims blocks too, and claims every block no pool task has started, so the
+// call finishes even if the pool never runs our tasks. A late task finds
+// nothing to claim and touches nothing of this call.
+template <typename F>
+void ParallelRows(ffi::ThreadPool& pool, int64_t batch, const F& fn) {
+  int64_t n = pool.num_threads();
+  if (n < 1) n = 1;
+  if (const char* env = std::getenv("RNNLM_KERNEL_THREADS")) n = std::max(1, std::atoi(env));
+  n = std::min<int64_t>(n, std::max<int64_t>(batch / 4, 1));  // Blocks of >= 4 rows.
+  if (n == 1) {
+    fn(int64_t{0}, batch);
+    return;
+  }
+  struct State {
+    std::atomic<int64_t> next{0};
+    std::atomic<int64_t> done{0};
+  };
+  auto state = std::make_shared<State>();
+  auto run_blocks = [n, batch](State& st, const F& f) {
+    for (int64_t i; (i = st.next.fetch_add(1)) < n;) {
+      const int64_t r0 = i * (batch / n) + std::min(i, batch % n);
+      const int64_t r1 = r0 + batch / n + (i < batch % n ? 1 : 0);
+      f(r0, r1);
+      st.done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  const F* fp = &fn;
+  for (int64_t i = 1; i < n; ++i)
+    pool.Schedule([state, fp, run_blocks] { run_blocks(*state, *fp); });
+  run_blocks(*state, fn);
+  for (int spins = 0; state->done.load(std::memory_order_acquire) < n; ++spins) {
+    if (spins < 4096) {
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Forward: rows [r0, r1) of the batch through all T steps.
+
+void ForwardRows(int64_t T, int64_t B, int64_t H, const float* xp, const float* w_h,
+                 const float* b, const float* h0, const float* c0, float* hs, float* cs,
+                 float* gates, int64_t r0, int64_t r1) {
+  const int64_t G = 4 * H;
+  for (int64_t t = 0; t < T; ++t) {
+    const float* h_prev = t == 0 ? h0 : hs + (t - 1) * B * H;
+    const float* c_prev = t == 0 ? c0 : cs + (t - 1) * B * H;
+    int64_t row = r0;
+    {  // All rows of the block at once: W is streamed once per step.
+      const int tile = static_cast<int>(r1 - r0);
+      float* z = gates + (t * B + row) * G;
+      // Pre-activations into the gates buffer, then activated in place.
+      Matmul(tile, h_prev + row * H, H, w_h, H, G, xp + (t * B + row) * G, b, G, z, G);
+      for (int r = 0; r < tile; ++r) {
+        float* zr = z + r * G;
+        const float* cp = c_prev + (row + r) * H;
+        float* cr = cs + (t * B + row + r) * H;
+        float* hr = hs + (t * B + row + r) * H;
+        int64_t j = 0;
+#if defined(__AVX512F__)
+        for (; j + kLanes <= H; j += kLanes) {
+          V i = vsigmoid(vload(zr + j));
+          V f = vsigmoid(vload(zr + H + j));
+          V g = vtanh(vload(zr + 2 * H + j));
+          V o = vsigmoid(vload(zr + 3 * H + j));
+          V c = _mm512_fmadd_ps(f, vload(cp + j), _mm512_mul_ps(i, g));
+          vstore(zr + j, i);
+          vstore(zr + H + j, f);
+          vstore(zr + 2 * H + j, g);
+          vstore(zr + 3 * H + j, o);
+          vstore(cr + j, c);
+          vstore(hr + j, _mm512_mul_ps(o, vtanh(c)));
+        }
+#endif
+        for (; j < H; ++j) {
+          const float i = ssigmoid(zr[j]), f = ssigmoid(zr[H + j]);
+          const float g = std::tanh(zr[2 * H + j]), o = ssigmoid(zr[3 * H + j]);
+          const float c = f * cp[j] + i * g;
+          zr[j] = i, zr[H + j] = f, zr[2 * H + j] = g, zr[3 * H + j] = o;
+          cr[j] = c;
+          hr[j] = o * std::tanh(c);
+        }
+      }
+      row += tile;
+    }
+  }
+}
+
+// Backward: rows [r0, r1), steps T-1 .. 0. dh, dc: [B, H] running carry
+// gradients (hold dh_T, dc_T on entry and dh_0, dc_0 on exit).
+
+void BackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const float* gates,
+                  const float* cs, const float* c0, const float* w_h_t, float* dz_all,
+                  float* dh, float* dc, int64_t r0, int64_t r1) {
+  const int64_t G = 4 * H;
+  std::vector<float> zeros(H, 0.0f);
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const float* c_prev = t == 0 ? c0 : cs + (t - 1) * B * H;
+    int64_t row = r0;
+    {  // All rows of the block at once: W is streamed once per step.
+      const int tile = static_cast<int>(r1 - r0);
+      float* dz = dz_all + (t * B + row) * G;
+      for (int r = 0; r < tile; ++r) {
+        const int64_t br = row + r;
+        const float* gr = gates + (t * B + br) * G;
+        const float* ct = cs + (t * B + br) * H;
+        const float* cp = c_prev + br * H;
+        const float* dht = d_hs + (t * B + br) * H;
+        float* dhr = dh + br * H;
+        float* dcr = dc + br * H;
+        float* dzr = dz + r * G;
+        int64_t j = 0;
+#if defined(__AVX512F__)
+        const V one = vset(1.0f);
+        for (; j + kLanes <= H; j += kLanes) {
+          V i = vload(gr + j), f = vload(gr + H + j), g = vload(gr + 2 * H + j),
+            o = vload(gr + 3 * H + j);
+          V d_h = _mm512_add_ps(vload(dht + j), vload(dhr + j));
+          V tc = vtanh(vload(ct + j));
+          V dho = _mm512_mul_ps(d_h, o);
+          V d_c = _mm512_fmadd_ps(dho, _mm512_fnmadd_ps(tc, tc, one), vload(dcr + j));
+          vstore(dzr + j, _mm512_mul_ps(_mm512_mul_ps(d_c, g),
+                                        _mm512_mul_ps(i, _mm512_sub_ps(one, i))));
+          vstore(dzr + H + j, _mm512_mul_ps(_mm512_mul_ps(d_c, vload(cp + j)),
+                                            _mm512_mul_ps(f, _mm512_sub_ps(one, f))));
+          vstore(dzr + 2 * H + j, _mm512_mul_ps(_mm512_mul_ps(d_c, i),
+                                                _mm512_fnmadd_ps(g, g, one)));
+          vstore(dzr + 3 * H + j, _mm512_mul_ps(_mm512_mul_ps(dho, tc),
+                                                _mm512_sub_ps(one, o)));
+          vstore(dcr + j, _mm512_mul_ps(d_c, f));
+        }
+#endif
+        for (; j < H; ++j) {
+          const float i = gr[j], f = gr[H + j], g = gr[2 * H + j], o = gr[3 * H + j];
+          const float d_h = dht[j] + dhr[j];
+          const float tc = std::tanh(ct[j]);
+          const float d_c = dcr[j] + d_h * o * (1.0f - tc * tc);
+          dzr[j] = d_c * g * i * (1.0f - i);
+          dzr[H + j] = d_c * cp[j] * f * (1.0f - f);
+          dzr[2 * H + j] = d_c * i * (1.0f - g * g);
+          dzr[3 * H + j] = d_h * tc * o * (1.0f - o);
+          dcr[j] = d_c * f;
+        }
+      }
+      // dh_{t-1} = dz_t W_h^T for the block's rows (overwrites them in dh).
+      Matmul(tile, dz, G, w_h_t, G, H, zeros.data(), nullptr, 0, dh + row * H, H);
+      row += tile;
+    }
+  }
+}
+
+ffi::Error CheckShapes(int64_t T, int64_t B, int64_t H) {
+  if (T < 1 || B < 1 || H < 1)
+    return ffi::Error::InvalidArgument("rnnlm lstm kernel: empty time, batch or hidden size");
+#if defined(__AVX512F__)
+  if (H % kLanes != 0)
+    return ffi::Error::InvalidArgument("rnnlm lstm kernel: hidden size must be a multiple of 16");
+#endif
+  return ffi::Error::Success();
+}
+
+ffi::Error LstmForwardImpl(ffi::ThreadPool pool, F32R3 xp, F32R2 w_h,
+                           F32R1 b, F32R2 h0,
+                           F32R2 c0, ffi::Result<F32R3> hs,
+                           ffi::Result<F32R3> cs,
+                           ffi::Result<F32R3> gates) {
+  const auto dims = xp.dimensions();
+  const int64_t T = dims[0], B = dims[1], H = dims[2] / 4;
+  if (auto err = CheckShapes(T, B, H); err.failure()) return err;
+  if (w_h.dimensions()[0] != H || w_h.dimensions()[1] != 4 * H || h0.dimensions()[0] != B ||
+      h0.dimensions()[1] != H || b.dimensions()[0] != 4 * H)
+    return ffi::Error::InvalidArgument("rnnlm lstm kernel: inconsistent shapes");
+  ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
+    ForwardRows(T, B, H, xp.typed_data(), w_h.typed_data(), b.typed_data(), h0.typed_data(),
+                c0.typed_data(), hs->typed_data(), cs->typed_data(), gates->typed_data(), r0,
+                r1);
+  });
+  return ffi::Error::Success();
+}
+
+ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 gates,
+                            F32R3 cs, F32R2 c0,
+                            F32R2 w_h_t, F32R2 dh_last,
+                            F32R2 dc_last, ffi::Result<F32R3> dz,
+                            ffi::Result<F32R2> dh0,
+                            ffi::Result<F32R2> dc0) {
+  const auto dims = d_hs.dimensions();
+  const int64_t T = dims[0], B = dims[1], H = dims[2];
+  if (auto err = CheckShapes(T, B, H); err.failure()) return err;
+  if (w_h_t.dimensions()[0] != 4 * H || w_h_t.dimensions()[1] != H ||
+      gates.dimensions()[2] != 4 * H)
+    return ffi::Error::InvalidArgument("rnnlm lstm kernel: inconsistent shapes");
+  float* dh = dh0->typed_data();
+  float* dc = dc0->typed_data();
+  std::copy_n(dh_last.typed_data(), B * H, dh);
+  std::copy_n(dc_last.typed_data(), B * H, dc);
+  ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
+    BackwardRows(T, B, H, d_hs.typed_data(), gates.typed_data(), cs.typed_data(),
+                 c0.typed_data(), w_h_t.typed_data(), dz->typed_data(), dh, dc, r0, r1);
+  });
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmLstmForward, LstmForwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32R3>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R1>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R2>()
+                                  .Ret<F32R3>()
+                                  .Ret<F32R3>()
+                                  .Ret<F32R3>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmLstmBackward, LstmBackwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32R3>()
+                                  .Arg<F32R3>()
+                                  .Arg<F32R3>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R2>()
+                                  .Ret<F32R3>()
+                                  .Ret<F32R2>()
+                                  .Ret<F32R2>());

@@ -1,0 +1,159 @@
+"""Compiled CPU kernels, called through the XLA FFI.
+
+`rnnlm/csrc/lstm_cpu.cc` holds a fused LSTM recurrence (forward and backward
+over a whole sequence). It is compiled on first use with the machine's C++
+compiler (`$CXX`, else `c++`) for this CPU (`-march=native`) into a cache
+directory (`$RNNLM_CACHE`, else `~/.cache/rnnlm`), keyed by the source, the
+flags, the jaxlib version and the CPU, and then registered with XLA. Nothing to
+do at install time: `pip install` ships the source.
+
+Where it cannot be used (no compiler, a build error, not a CPU backend,
+`RNNLM_KERNELS=0`), `available()` is False and rnnlm runs the `lax.scan` path
+in `rnnlm.cells`, which computes the same values; the reason is logged once.
+`RNNLM_KERNEL_THREADS` caps the threads a kernel call uses (default: all cores).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import jaxlib
+
+_SOURCE = pathlib.Path(__file__).with_name('csrc') / 'lstm_cpu.cc'
+_FLAGS = ('-O3', '-march=native', '-std=c++17', '-shared', '-fPIC', '-fno-math-errno',
+          '-pthread')
+_TARGETS = {'rnnlm_lstm_forward': 'RnnlmLstmForward',
+            'rnnlm_lstm_backward': 'RnnlmLstmBackward'}
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def _cpu_signature() -> str:
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('flags'):
+          return line
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def _cache_dir() -> pathlib.Path:
+  root = os.environ.get('RNNLM_CACHE') or os.path.join(
+      os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'rnnlm')
+  return pathlib.Path(root)
+
+
+def _build(compiler: str) -> pathlib.Path:
+  """Compiles the kernel library (once per source/flags/CPU) and returns its path."""
+  key = hashlib.sha256()
+  for part in (_SOURCE.read_bytes(), ' '.join(_FLAGS).encode(), compiler.encode(),
+               jaxlib.__version__.encode(), _cpu_signature().encode()):
+    key.update(part)
+  out = _cache_dir() / f'rnnlm_kernels-{key.hexdigest()[:16]}.so'
+  if out.exists():
+    return out
+  out.parent.mkdir(parents=True, exist_ok=True)
+  # Build to a private name, then rename: concurrent processes never load a
+  # half-written library.
+  with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+    tmp_out = pathlib.Path(tmp) / out.name
+    cmd = [compiler, *_FLAGS, f'-I{jax.ffi.include_dir()}', str(_SOURCE), '-o', str(tmp_out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+      raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stderr[-2000:]}')
+    os.replace(tmp_out, out)
+  return out
+
+
+def _load() -> str | None:
+  """Builds and registers the kernels; returns None on success, else the reason."""
+  if os.environ.get('RNNLM_KERNELS', '1') == '0':
+    return 'RNNLM_KERNELS=0'
+  compiler = os.environ.get('CXX') or shutil.which('c++') or shutil.which('g++')
+  if not compiler:
+    return 'no C++ compiler found (set $CXX)'
+  try:
+    lib = ctypes.cdll.LoadLibrary(str(_build(compiler)))
+    for target, symbol in _TARGETS.items():
+      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)),
+                                  platform='cpu')
+  except (OSError, RuntimeError, AttributeError) as e:
+    return f'building the CPU kernels failed: {e}'
+  _state['lib'] = lib  # Keeps the library loaded.
+  return None
+
+
+def unavailable_reason() -> str | None:
+  """None when the compiled CPU kernels can be used, else why not."""
+  with _lock:
+    if 'reason' not in _state:
+      _state['reason'] = _load()
+      if _state['reason']:
+        logging.warning('rnnlm CPU kernels off (%s); using the lax.scan recurrence.',
+                        _state['reason'])
+    return _state['reason']
+
+
+def available() -> bool:
+  return unavailable_reason() is None
+
+
+def lstm_supported(hidden: int, dtype) -> bool:
+  """Whether `lstm_recurrence` can run this layer here (CPU backend, float32, H % 16 == 0)."""
+  return (jax.default_backend() == 'cpu' and jnp.dtype(dtype) == jnp.float32
+          and hidden % 16 == 0 and available())
+
+
+# ----------------------------------------------------------------------------
+# The LSTM recurrence with a custom VJP whose forward and backward sequential
+# loops are the kernel calls; dW_h, db and the input gradient are big matmuls
+# and reductions left to XLA.
+
+
+def _forward_call(xp, w_h, b, h0, c0):
+  t, bsz, g = xp.shape
+  out = jax.ShapeDtypeStruct((t, bsz, g // 4), xp.dtype)
+  gates = jax.ShapeDtypeStruct((t, bsz, g), xp.dtype)
+  return jax.ffi.ffi_call('rnnlm_lstm_forward', (out, out, gates))(xp, w_h, b, h0, c0)
+
+
+@jax.custom_vjp
+def lstm_recurrence(w_h, b, xp, carry):
+  """LSTM over xp = x W_x [T, B, 4H] (no bias) from carry (h0, c0): (hs, (h_T, c_T))."""
+  hs, cs, _ = _forward_call(xp, w_h, b, *carry)
+  return hs, (hs[-1], cs[-1])
+
+
+def _lstm_fwd(w_h, b, xp, carry):
+  hs, cs, gates = _forward_call(xp, w_h, b, *carry)
+  return (hs, (hs[-1], cs[-1])), (w_h, hs, cs, gates, carry)
+
+
+def _lstm_bwd(residuals, cotangents):
+  w_h, hs, cs, gates, (h0, c0) = residuals
+  d_hs, (d_h_last, d_c_last) = cotangents
+  t, bsz, hidden = hs.shape
+  dz_shape = jax.ShapeDtypeStruct(gates.shape, gates.dtype)
+  carry_shape = jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)
+  dz, dh0, dc0 = jax.ffi.ffi_call('rnnlm_lstm_backward', (dz_shape, carry_shape, carry_shape))(
+      d_hs, gates, cs, c0, w_h.T, d_h_last, d_c_last)
+  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+  d_w_h = h_prev.reshape(t * bsz, hidden).T @ dz.reshape(t * bsz, 4 * hidden)
+  d_b = jnp.sum(dz, axis=(0, 1))
+  return d_w_h, d_b, dz, (dh0, dc0)
+
+
+lstm_recurrence.defvjp(_lstm_fwd, _lstm_bwd)
