@@ -60,7 +60,9 @@ def main(argv):
       if use_torch:
         trainers['torch nn.' + {'lstm': 'LSTM', 'gru': 'GRU', 'rnn': 'RNN'}[cell]] = (
             lambda: bm.torch_trainer(shape))
-      res = bm.measure_training(trainers, shape, _STEPS.value, _REPEATS.value)
+      rnnlm_flops = bm.rnnlm_flops_per_char(shape)
+      res = bm.measure_training(trainers, shape, _STEPS.value, _REPEATS.value,
+                                {n: rnnlm_flops for n in trainers if n.startswith('rnnlm')})
       torch_cps = next((r['chars_per_sec'] for n, r in res.items() if n.startswith('torch')), None)
       for name, r in res.items():
         ratio = f"{r['chars_per_sec'] / torch_cps:.2f}x" if torch_cps else '-'
@@ -68,8 +70,13 @@ def main(argv):
               f" {r['gflops']:.1f} | {100 * r['gflops'] / peak:.0f}% | {r['warmup_s']:.1f} |",
               flush=True)
         results['training'].append(dict(r, cell=cell, hidden=hidden, implementation=name,
+                                        flops_per_char=r['gflops'] * 1e9 / r['chars_per_sec'],
                                         vs_torch=(r['chars_per_sec'] / torch_cps
                                                   if torch_cps else None)))
+  print('\nGFLOP/s counts the matmul work each row performs: the model\'s (formula in'
+        ' rnnlm/benchmark.py) for Flax and PyTorch; for rnnlm, less the first layer\'s'
+        ' per-character input projection, which it replaces by a lookup in the product of'
+        ' the embedding and W_x.')
   if _SAMPLE_LENGTH.value > 0:
     print(f'\nSampling, lstm, hidden {_SAMPLE_HIDDEN.value}, {_LAYERS.value} layers,'
           f' {_SAMPLE_LENGTH.value} chars per stream:\n')

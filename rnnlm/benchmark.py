@@ -37,9 +37,25 @@ def train_flops_per_char(cell: str, hidden: int, num_layers: int, vocab: int) ->
   Per layer and character, the input and recurrent matmuls take 2 * (2H) * (G*H)
   FLOPs (G gates; the layer input has width H because the embedding does), the
   softmax head 2 * H * V. The backward pass costs twice the forward: 3x in all.
+  This is the work of the model as PyTorch and Flax run it.
   """
   g = GATES[cell]
   return 3.0 * (num_layers * 2 * (2 * hidden) * (g * hidden) + 2 * hidden * vocab)
+
+
+def rnnlm_flops_per_char(shape: 'Shape') -> float:
+  """The matmul FLOPs rnnlm actually executes per character, for its share of the rate.
+
+  rnnlm folds the embedding into the first layer's input projection (a lookup in
+  the [V, G*H] product of the two, see `CharLM`): that layer's per-character
+  input matmul is replaced by one [V, H] x [H, G*H] product per step.
+  """
+  g = GATES[shape.cell]
+  chars = shape.batch * shape.seq_length
+  full = train_flops_per_char(shape.cell, shape.hidden, shape.num_layers, shape.vocab)
+  if shape.vocab > chars:
+    return full
+  return full - 3.0 * 2 * shape.hidden * g * shape.hidden * (1 - shape.vocab / chars)
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -67,7 +83,7 @@ class Shape:
 
 def uses_cpu_kernel(shape: Shape) -> bool:
   """Whether rnnlm's default path runs this shape through its compiled CPU kernel."""
-  return shape.cell == 'lstm' and kernels.lstm_supported(shape.hidden, jnp.float32)
+  return kernels.supported(shape.cell, shape.hidden, jnp.float32)
 
 
 # ----------------------------------------------------------------------------
@@ -209,8 +225,13 @@ def torch_trainer(shape: Shape):
 
 
 def measure_training(trainers: dict[str, Callable[[], Callable[[int], None]]], shape: Shape,
-                     steps: int, repeats: int) -> dict[str, dict]:
-  """Builds, warms up and times each trainer, interleaved; chars/s is the median."""
+                     steps: int, repeats: int,
+                     flops_per_char: dict[str, float] | None = None) -> dict[str, dict]:
+  """Builds, warms up and times each trainer, interleaved; chars/s is the median.
+
+  GFLOP/s uses `flops_per_char[name]` where given (the work that trainer really
+  does), else the model's `train_flops_per_char`.
+  """
   runs, compile_s = {}, {}
   for name, make in trainers.items():
     t0 = time.perf_counter()
@@ -224,10 +245,11 @@ def measure_training(trainers: dict[str, Callable[[], Callable[[int], None]]], s
       run(steps)
       times[name].append(time.perf_counter() - t0)
   chars = steps * shape.batch * shape.seq_length
-  flops = train_flops_per_char(shape.cell, shape.hidden, shape.num_layers, shape.vocab)
+  model_flops = train_flops_per_char(shape.cell, shape.hidden, shape.num_layers, shape.vocab)
   out = {}
   for name, ts in times.items():
     cps = chars / statistics.median(ts)
+    flops = (flops_per_char or {}).get(name, model_flops)
     out[name] = {'chars_per_sec': cps, 'gflops': cps * flops / 1e9,
                  'warmup_s': compile_s[name], 'times_s': ts}
   return out

@@ -1,6 +1,6 @@
 """Compiled CPU kernels, called through the XLA FFI.
 
-`rnnlm/csrc/lstm_cpu.cc` holds a fused LSTM recurrence (forward and backward
+`rnnlm/csrc/recurrent_cpu.cc` holds a fused LSTM recurrence (forward and backward
 over a whole sequence). It is compiled on first use with the machine's C++
 compiler (`$CXX`, else `c++`) for this CPU (`-march=native`) into a cache
 directory (`$RNNLM_CACHE`, else `~/.cache/rnnlm`), keyed by the source, the
@@ -30,11 +30,13 @@ import jax
 import jax.numpy as jnp
 import jaxlib
 
-_SOURCE = pathlib.Path(__file__).with_name('csrc') / 'lstm_cpu.cc'
+_SOURCE = pathlib.Path(__file__).with_name('csrc') / 'recurrent_cpu.cc'
 _FLAGS = ('-O3', '-march=native', '-std=c++17', '-shared', '-fPIC', '-fno-math-errno',
           '-pthread')
 _TARGETS = {'rnnlm_lstm_forward': 'RnnlmLstmForward',
-            'rnnlm_lstm_backward': 'RnnlmLstmBackward'}
+            'rnnlm_lstm_backward': 'RnnlmLstmBackward',
+            'rnnlm_gru_forward': 'RnnlmGruForward',
+            'rnnlm_gru_backward': 'RnnlmGruBackward'}
 _lock = threading.Lock()
 _state: dict = {}
 
@@ -111,10 +113,14 @@ def available() -> bool:
   return unavailable_reason() is None
 
 
-def lstm_supported(hidden: int, dtype) -> bool:
-  """Whether `lstm_recurrence` can run this layer here (CPU backend, float32, H % 16 == 0)."""
-  return (jax.default_backend() == 'cpu' and jnp.dtype(dtype) == jnp.float32
-          and hidden % 16 == 0 and available())
+CELLS = ('lstm', 'gru')
+
+
+def supported(cell: str, hidden: int, dtype) -> bool:
+  """Whether a kernel can run this layer here (lstm or gru, CPU backend, float32, H % 16 == 0)."""
+  return (cell in CELLS and jax.default_backend() == 'cpu'
+          and jnp.dtype(dtype) == jnp.float32 and hidden % 16 == 0 and available())
+
 
 
 # ----------------------------------------------------------------------------
@@ -157,3 +163,45 @@ def _lstm_bwd(residuals, cotangents):
 
 
 lstm_recurrence.defvjp(_lstm_fwd, _lstm_bwd)
+
+
+# ----------------------------------------------------------------------------
+# The GRU recurrence, the same way (PyTorch / cuDNN form, see `rnnlm.cells`).
+
+
+def _gru_forward_call(xp, w_h, b, b_hn, h0):
+  t, bsz, g = xp.shape
+  hidden = g // 3
+  return jax.ffi.ffi_call('rnnlm_gru_forward', (
+      jax.ShapeDtypeStruct((t, bsz, hidden), xp.dtype),
+      jax.ShapeDtypeStruct((t, bsz, 4 * hidden), xp.dtype)))(xp, w_h, b, b_hn, h0)
+
+
+@jax.custom_vjp
+def gru_recurrence(w_h, b, b_hn, xp, carry):
+  """GRU over xp = x W_x [T, B, 3H] (no bias) from carry (h0,): (hs, (h_T,))."""
+  hs, _ = _gru_forward_call(xp, w_h, b, b_hn, carry[0])
+  return hs, (hs[-1],)
+
+
+def _gru_fwd(w_h, b, b_hn, xp, carry):
+  hs, acts = _gru_forward_call(xp, w_h, b, b_hn, carry[0])
+  return (hs, (hs[-1],)), (w_h, hs, acts, carry[0])
+
+
+def _gru_bwd(residuals, cotangents):
+  w_h, hs, acts, h0 = residuals
+  d_hs, (d_h_last,) = cotangents
+  t, bsz, hidden = hs.shape
+  seq = jax.ShapeDtypeStruct((t, bsz, 3 * hidden), hs.dtype)
+  dxp, dhh, dh0 = jax.ffi.ffi_call('rnnlm_gru_backward', (
+      seq, seq, jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)))(
+          d_hs, acts, hs, h0, w_h.T, d_h_last)
+  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+  d_w_h = h_prev.reshape(t * bsz, hidden).T @ dhh.reshape(t * bsz, 3 * hidden)
+  d_b = jnp.sum(dxp, axis=(0, 1))
+  d_b_hn = jnp.sum(dhh[..., 2 * hidden:], axis=(0, 1))
+  return d_w_h, d_b, d_b_hn, dxp, (dh0,)
+
+
+gru_recurrence.defvjp(_gru_fwd, _gru_bwd)

@@ -1,5 +1,6 @@
-"""The compiled CPU LSTM kernel against NumPy float64 and float64 autodiff."""
+"""The compiled CPU LSTM and GRU kernels against NumPy float64 and float64 autodiff."""
 
+import functools
 import os
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from np_reference import np_lstm
+from np_reference import NP_STEPS
 from rnnlm import cells, kernels
 from rnnlm.model import CharLM
 
@@ -23,69 +24,93 @@ def test_kernel_builds_where_a_compiler_exists():
   if not (os.environ.get('CXX') or shutil.which('c++') or shutil.which('g++')):
     pytest.skip('no C++ compiler on this machine')
   assert kernels.unavailable_reason() is None
-  assert kernels.lstm_supported(32, jnp.float32)
-  assert not kernels.lstm_supported(33, jnp.float32)  # Not a multiple of 16.
-  assert not kernels.lstm_supported(32, jnp.bfloat16)
+  assert kernels.supported('lstm', 32, jnp.float32)
+  assert not kernels.supported('gru', 33, jnp.float32)  # Not a multiple of 16.
+  assert not kernels.supported('lstm', 32, jnp.bfloat16)
 
 
-def _inputs(t, b, h, zero_carry, seed=0):
+GATES = {'lstm': 4, 'gru': 3}
+
+
+def _inputs(cell, t, b, h, zero_carry, seed=0):
+  """Float64 (w_h, biases, xp, carry): biases is (b,) for lstm, (b, b_hn) for gru."""
   rng = np.random.default_rng(seed)
-  w_h = rng.normal(size=(h, 4 * h)) / np.sqrt(h)
-  bias = rng.normal(size=(4 * h,)) * 0.5
-  xp = rng.normal(size=(t, b, 4 * h))
-  if zero_carry:
-    carry = (np.zeros((b, h)), np.zeros((b, h)))
-  else:
-    carry = (rng.normal(size=(b, h)) * 0.5, rng.normal(size=(b, h)))
-  return w_h, bias, xp, carry
+  g = GATES[cell]
+  w_h = rng.normal(size=(h, g * h)) / np.sqrt(h)
+  biases = (rng.normal(size=(g * h,)) * 0.5,)
+  if cell == 'gru':
+    biases += (rng.normal(size=(h,)) * 0.5,)
+  xp = rng.normal(size=(t, b, g * h))
+  n = 2 if cell == 'lstm' else 1
+  carry = tuple(np.zeros((b, h)) if zero_carry else rng.normal(size=(b, h)) * 0.7
+                for _ in range(n))
+  return w_h, biases, xp, carry
 
+
+def _kernel(cell):
+  if cell == 'lstm':
+    return lambda w_h, biases, xp, carry: kernels.lstm_recurrence(w_h, *biases, xp, carry)
+  return lambda w_h, biases, xp, carry: kernels.gru_recurrence(w_h, *biases, xp, carry)
+
+
+def _reference(cell):
+  def run(w_h, biases, xp, carry):
+    p = {'W_h': w_h, 'b': biases[0]}
+    if cell == 'gru':
+      p['b_hn'] = biases[1]
+    return cells.recurrence(cell, p, xp, carry)
+  return run
+
+
+f32 = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)
 
 # Shapes: one step; a batch that does not split evenly over threads or row tiles;
-# column counts that leave 1..3-vector remainders (4H = 320, H = 80); the
+# column counts that leave 1..3-vector remainders (G*H = 320 or 240, H = 80); the
 # benchmark's shape.
 SHAPES = [(1, 1, 16), (5, 3, 16), (9, 13, 48), (3, 7, 80), (4, 50, 128)]
 
 
 @needs_kernel
+@pytest.mark.parametrize('cell', ['lstm', 'gru'])
 @pytest.mark.parametrize('t,b,h', SHAPES)
 @pytest.mark.parametrize('zero_carry', [True, False])
-def test_forward_matches_numpy_float64(t, b, h, zero_carry):
-  w_h, bias, xp, (h0, c0) = _inputs(t, b, h, zero_carry)
-  # The NumPy step takes x W_x; with W_x = I (4H wide input) that is xp itself.
-  p = {'W_x': np.eye(4 * h), 'W_h': w_h, 'b': bias}
-  hc, want = (h0, c0), []
+def test_forward_matches_numpy_float64(cell, t, b, h, zero_carry):
+  w_h, biases, xp, carry = _inputs(cell, t, b, h, zero_carry)
+  # The NumPy step takes x W_x; with W_x = I (G*H wide input) that is xp itself.
+  p = {'W_x': np.eye(GATES[cell] * h), 'W_h': w_h, 'b': biases[0]}
+  if cell == 'gru':
+    p['b_hn'] = biases[1]
+  state, want = carry, []
   for x in xp:
-    hc = np_lstm(p, x, *hc)
-    want.append(hc[0])
-  f32 = lambda a: jnp.asarray(a, jnp.float32)
-  hs, (h_last, c_last) = jax.jit(kernels.lstm_recurrence)(
-      f32(w_h), f32(bias), f32(xp), (f32(h0), f32(c0)))
+    state = NP_STEPS[cell](p, x, *state)
+    want.append(state[0])
+  hs, final = jax.jit(_kernel(cell))(*f32((w_h, biases, xp, carry)))
   np.testing.assert_allclose(hs, np.stack(want), rtol=1e-5, atol=2e-6)
-  np.testing.assert_allclose(h_last, hc[0], rtol=1e-5, atol=2e-6)
-  np.testing.assert_allclose(c_last, hc[1], rtol=1e-5, atol=2e-6)
+  for got, w in zip(final, state):
+    np.testing.assert_allclose(got, w, rtol=1e-5, atol=2e-6)
 
 
 @needs_kernel
+@pytest.mark.parametrize('cell', ['lstm', 'gru'])
 @pytest.mark.parametrize('t,b,h', SHAPES)
 @pytest.mark.parametrize('zero_carry', [True, False])
-def test_gradients_match_float64_autodiff(t, b, h, zero_carry):
-  w_h, bias, xp, carry = _inputs(t, b, h, zero_carry, seed=1)
+def test_gradients_match_float64_autodiff(cell, t, b, h, zero_carry):
+  args = _inputs(cell, t, b, h, zero_carry, seed=1)
   rng = np.random.default_rng(2)
   proj = rng.normal(size=(t, b, h))
   proj_c = rng.normal(size=(b, h))
 
-  def loss(run, w_h, bias, xp, carry):
-    hs, (h_last, c_last) = run(w_h, bias, xp, carry)
-    return jnp.sum(hs * proj) + jnp.sum(jnp.sin(h_last)) + jnp.sum(c_last * proj_c)
+  def loss(run, *args):
+    hs, final = run(*args)
+    return (jnp.sum(hs * proj) + jnp.sum(jnp.sin(final[0]))
+            + sum(jnp.sum(c * proj_c) for c in final[1:]))
 
-  reference = lambda w, bb, x, c: cells.recurrence('lstm', {'W_h': w, 'b': bb}, x, c)
   with jax.enable_x64(True):
-    want = jax.grad(lambda *a: loss(reference, *a), argnums=(0, 1, 2, 3))(
-        w_h, bias, xp, carry)
+    want = jax.grad(functools.partial(loss, _reference(cell)), argnums=(0, 1, 2, 3))(*args)
     want = jax.tree.map(np.asarray, want)
-  f32 = lambda a: jnp.asarray(a, jnp.float32)
-  got = jax.jit(jax.grad(lambda *a: loss(kernels.lstm_recurrence, *a), argnums=(0, 1, 2, 3)))(
-      f32(w_h), f32(bias), f32(xp), jax.tree.map(f32, carry))
+  got = jax.jit(jax.grad(functools.partial(loss, _kernel(cell)), argnums=(0, 1, 2, 3)))(
+      *f32(args))
+  assert len(jax.tree.leaves(got)) == len(jax.tree.leaves(want))
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     assert g.dtype == jnp.float32
     # Relative to the gradient's scale: float32 sums in another order.
@@ -93,28 +118,30 @@ def test_gradients_match_float64_autodiff(t, b, h, zero_carry):
 
 
 @needs_kernel
-def test_result_does_not_depend_on_thread_count(monkeypatch):
-  w_h, bias, xp, carry = _inputs(6, 25, 32, zero_carry=False, seed=3)
-  args = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), (w_h, bias, xp, carry))
-  grad = jax.grad(lambda *a: jnp.sum(kernels.lstm_recurrence(*a)[0] ** 2), argnums=(0, 2, 3))
+@pytest.mark.parametrize('cell', ['lstm', 'gru'])
+def test_result_does_not_depend_on_thread_count(cell, monkeypatch):
+  args = f32(_inputs(cell, 6, 25, 32, zero_carry=False, seed=3))
+  run = _kernel(cell)
+  grad = jax.grad(lambda *a: jnp.sum(run(*a)[0] ** 2), argnums=(0, 1, 2, 3))
   outs = []
   for threads in ('1', '3'):
     monkeypatch.setenv('RNNLM_KERNEL_THREADS', threads)
-    outs.append(jax.tree.map(np.asarray, (kernels.lstm_recurrence(*args), grad(*args))))
+    outs.append(jax.tree.map(np.asarray, (run(*args), grad(*args))))
   for a, b in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(outs[1])):
     np.testing.assert_array_equal(a, b)
 
 
 @needs_kernel
-def test_model_uses_kernel_and_matches_scan_path():
+@pytest.mark.parametrize('cell', ['lstm', 'gru'])
+def test_model_uses_kernel_and_matches_scan_path(cell):
   tokens = jnp.asarray(np.random.default_rng(4).integers(0, 20, (6, 9)))
   outs = []
   for kernel in (True, False):
-    model = CharLM(20, cell='lstm', hidden_size=32, num_layers=2, rngs=nnx.Rngs(0),
+    model = CharLM(20, cell=cell, hidden_size=32, num_layers=2, rngs=nnx.Rngs(0),
                    cpu_kernel=kernel)
     carry = jax.tree.map(lambda a: a + 0.2, model.initial_carry(6))
     hlo = jax.jit(lambda t, c: model(t, c)).lower(tokens, carry).as_text()
-    assert ('rnnlm_lstm_forward' in hlo) == kernel
+    assert (f'rnnlm_{cell}_forward' in hlo) == kernel
     outs.append(model(tokens, carry))
   for a, b in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(outs[1])):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -122,7 +149,7 @@ def test_model_uses_kernel_and_matches_scan_path():
 
 def test_disabled_by_environment_falls_back_with_reason():
   code = ('from rnnlm import kernels; import jax.numpy as jnp;'
-          'print(kernels.unavailable_reason()); print(kernels.lstm_supported(32, jnp.float32))')
+          'print(kernels.unavailable_reason()); print(kernels.supported("lstm", 32, jnp.float32))')
   env = dict(os.environ, RNNLM_KERNELS='0', JAX_PLATFORMS='cpu')
   out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
                        check=True).stdout.split()

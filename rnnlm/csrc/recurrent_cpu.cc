@@ -1,16 +1,17 @@
-// Fused LSTM recurrence for the CPU, called from JAX through the XLA FFI.
+// Fused LSTM and GRU recurrences for the CPU, called from JAX through the XLA FFI.
 //
-// Only the sequential part of an LSTM layer lives here: for every time step,
-// z_t = xp_t + b + h_{t-1} W_h and the gate math (forward), and the per-step
+// Only the sequential part of a layer lives here: for every time step, the
+// recurrent matmul h_{t-1} W_h and the gate math (forward), and the per-step
 // gradient through the carry (backward). The input projection x W_x and the
 // weight gradient dW_h = sum_t h_{t-1}^T dz_t are large matmuls that XLA does
-// well; rnnlm/cells.py does them around these calls.
+// well; rnnlm/kernels.py does them around these calls.
 //
 // Why a kernel: under XLA's while loop each time step is a handful of separate
-// small ops (a [B, H] x [H, 4H] matmul, fusions, dynamic slices), each with its
+// small ops (a [B, H] x [H, G*H] matmul, fusions, dynamic slices), each with its
 // own dispatch cost, and at hidden 128 that overhead is about half the step.
-// Here a step is one register-blocked matmul whose tiles finish with the gate
-// math while they are still in L1.
+// Here a step is one register-blocked matmul over a block of batch rows (each
+// column block of W_h read once per step) followed by the gate math on the same
+// rows while they are still in cache.
 //
 // Parallelism: rows of the batch are independent through the whole recurrence
 // (row b of h_t depends only on row b of h_{t-1}), so the batch is cut into one
@@ -18,8 +19,9 @@
 // on its block: no synchronisation between time steps, and results that do not
 // depend on the thread count.
 //
-// Layouts (row-major, float32): xp, gates, dz [T, B, 4H]; hs, cs, d_hs [T, B, H];
-// W_h [H, 4H]; W_h^T [4H, H]; gate order i, f, g, o.
+// Layouts (row-major, float32), LSTM: xp, gates, dz [T, B, 4H]; hs, cs, d_hs
+// [T, B, H]; W_h [H, 4H]; W_h^T [4H, H]; gate order i, f, g, o. GRU: xp, dxp, dhh
+// [T, B, 3H]; acts [T, B, 4H] = (r, z, n, hh_n + b_hn); gate order r, z, n.
 
 #include <algorithm>
 #include <atomic>
@@ -347,12 +349,120 @@ void BackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const floa
   }
 }
 
+// ---------------------------------------------------------------------------
+// GRU (the PyTorch / cuDNN form, gates r, z, n):
+//   hh = h_{t-1} W_h;  r, z = sigmoid(xp + b + hh) on their slices;
+//   hn = hh_n + b_hn;  n = tanh(xp_n + b_n + r * hn);  h_t = (1 - z) n + z h_{t-1}.
+// Forward saves acts [T, B, 4H] = (r, z, n, hn) for the backward pass.
+
+void GruForwardRows(int64_t T, int64_t B, int64_t H, const float* xp, const float* w_h,
+                    const float* b, const float* b_hn, const float* h0, float* hs,
+                    float* acts, int64_t r0, int64_t r1) {
+  const int64_t G = 3 * H, A = 4 * H;
+  const int rows = static_cast<int>(r1 - r0);
+  std::vector<float> hh(static_cast<size_t>(rows) * G);
+  std::vector<float> zeros(G, 0.0f);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* h_prev = t == 0 ? h0 : hs + (t - 1) * B * H;
+    Matmul(rows, h_prev + r0 * H, H, w_h, H, G, zeros.data(), nullptr, 0, hh.data(), G);
+    for (int r = 0; r < rows; ++r) {
+      const int64_t br = r0 + r;
+      const float* x = xp + (t * B + br) * G;
+      const float* q = hh.data() + r * G;
+      const float* hp = h_prev + br * H;
+      float* ar = acts + (t * B + br) * A;
+      float* hr = hs + (t * B + br) * H;
+      int64_t j = 0;
+#if defined(__AVX512F__)
+      for (; j + kLanes <= H; j += kLanes) {
+        V rg = vsigmoid(_mm512_add_ps(_mm512_add_ps(vload(x + j), vload(b + j)), vload(q + j)));
+        V zg = vsigmoid(_mm512_add_ps(_mm512_add_ps(vload(x + H + j), vload(b + H + j)),
+                                      vload(q + H + j)));
+        V hn = _mm512_add_ps(vload(q + 2 * H + j), vload(b_hn + j));
+        V n = vtanh(_mm512_fmadd_ps(rg, hn, _mm512_add_ps(vload(x + 2 * H + j),
+                                                          vload(b + 2 * H + j))));
+        vstore(ar + j, rg);
+        vstore(ar + H + j, zg);
+        vstore(ar + 2 * H + j, n);
+        vstore(ar + 3 * H + j, hn);
+        // (1 - z) n + z h = n + z (h - n)
+        vstore(hr + j, _mm512_fmadd_ps(zg, _mm512_sub_ps(vload(hp + j), n), n));
+      }
+#endif
+      for (; j < H; ++j) {
+        const float rg = ssigmoid(x[j] + b[j] + q[j]);
+        const float zg = ssigmoid(x[H + j] + b[H + j] + q[H + j]);
+        const float hn = q[2 * H + j] + b_hn[j];
+        const float n = std::tanh(x[2 * H + j] + b[2 * H + j] + rg * hn);
+        ar[j] = rg, ar[H + j] = zg, ar[2 * H + j] = n, ar[3 * H + j] = hn;
+        hr[j] = n + zg * (hp[j] - n);
+      }
+    }
+  }
+}
+
+// Backward: dxp, dhh [T, B, 3H] (gradients of the pre-activations on the input
+// and recurrent sides; they differ in the n slice, where r scales hh_n); dh the
+// running carry gradient ([B, H]: dh_T on entry, dh_0 on exit).
+void GruBackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const float* acts,
+                     const float* hs, const float* h0, const float* w_h_t, float* dxp,
+                     float* dhh, float* dh, int64_t r0, int64_t r1) {
+  const int64_t G = 3 * H, A = 4 * H;
+  const int rows = static_cast<int>(r1 - r0);
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const float* h_prev = t == 0 ? h0 : hs + (t - 1) * B * H;
+    for (int r = 0; r < rows; ++r) {
+      const int64_t br = r0 + r;
+      const float* ar = acts + (t * B + br) * A;
+      const float* hp = h_prev + br * H;
+      const float* dht = d_hs + (t * B + br) * H;
+      float* dhr = dh + br * H;
+      float* dx = dxp + (t * B + br) * G;
+      float* dq = dhh + (t * B + br) * G;
+      int64_t j = 0;
+#if defined(__AVX512F__)
+      const V one = vset(1.0f);
+      for (; j + kLanes <= H; j += kLanes) {
+        V rg = vload(ar + j), zg = vload(ar + H + j), n = vload(ar + 2 * H + j),
+          hn = vload(ar + 3 * H + j);
+        V d_h = _mm512_add_ps(vload(dht + j), vload(dhr + j));
+        V dan = _mm512_mul_ps(_mm512_mul_ps(d_h, _mm512_sub_ps(one, zg)),
+                              _mm512_fnmadd_ps(n, n, one));
+        V dar = _mm512_mul_ps(_mm512_mul_ps(dan, hn), _mm512_mul_ps(rg, _mm512_sub_ps(one, rg)));
+        V daz = _mm512_mul_ps(_mm512_mul_ps(d_h, _mm512_sub_ps(vload(hp + j), n)),
+                              _mm512_mul_ps(zg, _mm512_sub_ps(one, zg)));
+        vstore(dx + j, dar);
+        vstore(dx + H + j, daz);
+        vstore(dx + 2 * H + j, dan);
+        vstore(dq + j, dar);
+        vstore(dq + H + j, daz);
+        vstore(dq + 2 * H + j, _mm512_mul_ps(dan, rg));
+        vstore(dhr + j, _mm512_mul_ps(d_h, zg));  // The direct path; dhh W_h^T added below.
+      }
+#endif
+      for (; j < H; ++j) {
+        const float rg = ar[j], zg = ar[H + j], n = ar[2 * H + j], hn = ar[3 * H + j];
+        const float d_h = dht[j] + dhr[j];
+        const float dan = d_h * (1.0f - zg) * (1.0f - n * n);
+        const float dar = dan * hn * rg * (1.0f - rg);
+        const float daz = d_h * (hp[j] - n) * zg * (1.0f - zg);
+        dx[j] = dar, dx[H + j] = daz, dx[2 * H + j] = dan;
+        dq[j] = dar, dq[H + j] = daz, dq[2 * H + j] = dan * rg;
+        dhr[j] = d_h * zg;
+      }
+    }
+    // dh_{t-1} = dh z + dhh_t W_h^T (in place: each tile reads its rows of dh first).
+    float* dq0 = dhh + (t * B + r0) * G;
+    Matmul(rows, dq0, G, w_h_t, G, H, dh + r0 * H, nullptr, H, dh + r0 * H, H);
+  }
+}
+
 ffi::Error CheckShapes(int64_t T, int64_t B, int64_t H) {
   if (T < 1 || B < 1 || H < 1)
-    return ffi::Error::InvalidArgument("rnnlm lstm kernel: empty time, batch or hidden size");
+    return ffi::Error::InvalidArgument("rnnlm kernel: empty time, batch or hidden size");
 #if defined(__AVX512F__)
   if (H % kLanes != 0)
-    return ffi::Error::InvalidArgument("rnnlm lstm kernel: hidden size must be a multiple of 16");
+    return ffi::Error::InvalidArgument("rnnlm kernel: hidden size must be a multiple of 16");
 #endif
   return ffi::Error::Success();
 }
@@ -367,7 +477,7 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool, F32R3 xp, F32R2 w_h,
   if (auto err = CheckShapes(T, B, H); err.failure()) return err;
   if (w_h.dimensions()[0] != H || w_h.dimensions()[1] != 4 * H || h0.dimensions()[0] != B ||
       h0.dimensions()[1] != H || b.dimensions()[0] != 4 * H)
-    return ffi::Error::InvalidArgument("rnnlm lstm kernel: inconsistent shapes");
+    return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
   ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
     ForwardRows(T, B, H, xp.typed_data(), w_h.typed_data(), b.typed_data(), h0.typed_data(),
                 c0.typed_data(), hs->typed_data(), cs->typed_data(), gates->typed_data(), r0,
@@ -387,7 +497,7 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 gates,
   if (auto err = CheckShapes(T, B, H); err.failure()) return err;
   if (w_h_t.dimensions()[0] != 4 * H || w_h_t.dimensions()[1] != H ||
       gates.dimensions()[2] != 4 * H)
-    return ffi::Error::InvalidArgument("rnnlm lstm kernel: inconsistent shapes");
+    return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
   float* dh = dh0->typed_data();
   float* dc = dc0->typed_data();
   std::copy_n(dh_last.typed_data(), B * H, dh);
@@ -395,6 +505,41 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 gates,
   ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
     BackwardRows(T, B, H, d_hs.typed_data(), gates.typed_data(), cs.typed_data(),
                  c0.typed_data(), w_h_t.typed_data(), dz->typed_data(), dh, dc, r0, r1);
+  });
+  return ffi::Error::Success();
+}
+
+ffi::Error GruForwardImpl(ffi::ThreadPool pool, F32R3 xp, F32R2 w_h, F32R1 b, F32R1 b_hn,
+                          F32R2 h0, ffi::Result<F32R3> hs, ffi::Result<F32R3> acts) {
+  const auto dims = xp.dimensions();
+  const int64_t T = dims[0], B = dims[1], H = dims[2] / 3;
+  if (auto err = CheckShapes(T, B, H); err.failure()) return err;
+  if (w_h.dimensions()[0] != H || w_h.dimensions()[1] != 3 * H || h0.dimensions()[0] != B ||
+      h0.dimensions()[1] != H || b.dimensions()[0] != 3 * H || b_hn.dimensions()[0] != H)
+    return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
+  ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
+    GruForwardRows(T, B, H, xp.typed_data(), w_h.typed_data(), b.typed_data(),
+                   b_hn.typed_data(), h0.typed_data(), hs->typed_data(), acts->typed_data(),
+                   r0, r1);
+  });
+  return ffi::Error::Success();
+}
+
+ffi::Error GruBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 acts, F32R3 hs, F32R2 h0,
+                           F32R2 w_h_t, F32R2 dh_last, ffi::Result<F32R3> dxp,
+                           ffi::Result<F32R3> dhh, ffi::Result<F32R2> dh0) {
+  const auto dims = d_hs.dimensions();
+  const int64_t T = dims[0], B = dims[1], H = dims[2];
+  if (auto err = CheckShapes(T, B, H); err.failure()) return err;
+  if (w_h_t.dimensions()[0] != 3 * H || w_h_t.dimensions()[1] != H ||
+      acts.dimensions()[2] != 4 * H)
+    return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
+  float* dh = dh0->typed_data();
+  std::copy_n(dh_last.typed_data(), B * H, dh);
+  ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
+    GruBackwardRows(T, B, H, d_hs.typed_data(), acts.typed_data(), hs.typed_data(),
+                    h0.typed_data(), w_h_t.typed_data(), dxp->typed_data(), dhh->typed_data(),
+                    dh, r0, r1);
   });
   return ffi::Error::Success();
 }
@@ -425,4 +570,28 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmLstmBackward, LstmBackwardImpl,
                                   .Arg<F32R2>()
                                   .Ret<F32R3>()
                                   .Ret<F32R2>()
+                                  .Ret<F32R2>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmGruForward, GruForwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32R3>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R1>()
+                                  .Arg<F32R1>()
+                                  .Arg<F32R2>()
+                                  .Ret<F32R3>()
+                                  .Ret<F32R3>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmGruBackward, GruBackwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32R3>()
+                                  .Arg<F32R3>()
+                                  .Arg<F32R3>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R2>()
+                                  .Ret<F32R3>()
+                                  .Ret<F32R3>()
                                   .Ret<F32R2>());
