@@ -14,6 +14,7 @@ import sys
 from absl import app, flags
 
 from rnnlm import benchmark as bm
+from rnnlm import hostmem
 
 _CELLS = flags.DEFINE_list('cells', ['lstm', 'gru', 'rnn'], 'Cells to measure.')
 _HIDDEN = flags.DEFINE_list('hidden', ['128', '512'], 'Hidden sizes.')
@@ -30,6 +31,10 @@ _SCAN = flags.DEFINE_bool('scan', True, "Where rnnlm uses its compiled CPU kerne
                           " its custom-VJP lax.scan path.")
 _TORCH = flags.DEFINE_bool('torch', True, 'Include PyTorch (if installed).')
 _FLAX = flags.DEFINE_bool('flax', True, "Include Flax's nnx.RNN.")
+_RETAIN_MEMORY = flags.DEFINE_bool(
+    'retain_host_memory', True,
+    'Keep freed host memory for reuse (rnnlm/hostmem.py), as experiments/train.py does;'
+    ' process-wide, so PyTorch and Flax run with it too.')
 _JSON_OUT = flags.DEFINE_string('json_out', None, 'Write all numbers here as JSON.')
 
 
@@ -39,11 +44,13 @@ def main(argv):
   if _TORCH.value and not use_torch:
     sys.stderr.write("note: torch not installed; pip install -e '.[bench]' for its rows\n")
   info = bm.machine_info()
+  info['retain_host_memory'] = _RETAIN_MEMORY.value and hostmem.retain_freed_memory()
   peak = bm.matmul_gflops()
   results = {'machine': info, 'matmul_gflops': peak, 'training': [], 'sampling': []}
   print(f"Machine: {info.get('cpu_model', info['processor'])}, {info['cpu_count']} cores;"
         f" jax {info['jax']}, flax {info['flax']}" +
         (f", torch {info['torch']}" if use_torch else '') +
+        f"; freed host memory retained: {info['retain_host_memory']}"
         f"\nfloat32 matmul rate (jnp.dot 2048^3): {peak:.0f} GFLOP/s\n")
   print('| cell | hidden | implementation | chars/s | vs torch | GFLOP/s | of matmul rate | warm-up s |')
   print('|---|---|---|---|---|---|---|---|')

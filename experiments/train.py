@@ -12,7 +12,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from rnnlm import parallel, train
+from rnnlm import hostmem, parallel, train
 from rnnlm.errors import quiet_library_logs, report_user_errors
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run (resumed if it holds one).')
@@ -22,6 +22,10 @@ _COORDINATOR = flags.DEFINE_string('coordinator_address', '',
                                    'host:port of process 0, for a multi-process (multi-host) run.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', 1, 'Processes in a multi-process run.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', 0, "This process's index in a multi-process run.")
+_RETAIN_MEMORY = flags.DEFINE_bool(
+    'retain_host_memory', True,
+    'Keep freed host memory for reuse instead of returning it to the OS after every step'
+    ' (glibc; see rnnlm/hostmem.py): fewer page faults, faster CPU training.')
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -30,6 +34,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   quiet_library_logs()
+  if _RETAIN_MEMORY.value:
+    hostmem.retain_freed_memory()
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   logging.info('JAX process %d / %d, devices: %s', jax.process_index(), jax.process_count(),
                jax.devices())

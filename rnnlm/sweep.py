@@ -59,8 +59,9 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict
 def _trial_worker(config_json: str, workdir: str) -> dict:
   """Runs one trial in a worker process; returns its row."""
   from absl import logging as absl_logging
-  from rnnlm import train
+  from rnnlm import hostmem, train
   absl_logging.set_verbosity(absl_logging.WARNING)
+  hostmem.retain_freed_memory()  # A process of its own, as experiments/train.py.
   config = ml_collections.ConfigDict(json.loads(config_json))
   start = time.time()
   results = train.train_and_evaluate(config, workdir)

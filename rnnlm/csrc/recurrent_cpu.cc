@@ -160,21 +160,41 @@ inline void BlockColumns(int rows, const float* a, int64_t lda, const float* w, 
 }
 #endif
 
-// C[rows, :n] = Init + bias + A[rows, :k] W[:k, :n]; row strides in floats (W's
-// is n). On the AVX-512 path n must be a multiple of 16 (the caller checks).
-inline void Matmul(int rows, const float* a, int64_t lda, const float* w, int64_t k,
+// W [k, n] repacked as column blocks of kBlock (the last one narrower), each
+// block [k, width] contiguous: the matmul then reads W sequentially, block by
+// block, instead of short runs n floats apart.
+constexpr int64_t kBlock = 64;
+
+std::vector<float> PackColumns(const float* w, int64_t k, int64_t n) {
+  std::vector<float> packed(static_cast<size_t>(k * n));
+  for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
+    const int64_t width = std::min(kBlock, n - j0);
+    float* dst = packed.data() + j0 * k;
+    for (int64_t kk = 0; kk < k; ++kk)
+      std::copy_n(w + kk * n + j0, width, dst + kk * width);
+  }
+  return packed;
+}
+
+// C[rows, :n] = Init + bias + A[rows, :k] W[:k, :n], W as packed by PackColumns;
+// row strides in floats. On the AVX-512 path n must be a multiple of 16 (the
+// caller checks).
+inline void Matmul(int rows, const float* a, int64_t lda, const float* w_packed, int64_t k,
                    int64_t n, const float* init, const float* bias, int64_t ldi, float* c,
                    int64_t ldc) {
 #if defined(__AVX512F__)
+  static_assert(kBlock == 4 * kLanes, "a column block is four vectors");
   int64_t j = 0;
-  for (; j + 4 * kLanes <= n; j += 4 * kLanes)
-    BlockColumns<4>(rows, a, lda, w + j, n, k, init + j, bias ? bias + j : nullptr, ldi,
-                    c + j, ldc);
+  for (; j + kBlock <= n; j += kBlock)
+    BlockColumns<4>(rows, a, lda, w_packed + j * k, kBlock, k, init + j,
+                    bias ? bias + j : nullptr, ldi, c + j, ldc);
+  const float* wj = w_packed + j * k;
   const float* bj = bias ? bias + j : nullptr;
-  switch ((n - j) / kLanes) {
-    case 3: BlockColumns<3>(rows, a, lda, w + j, n, k, init + j, bj, ldi, c + j, ldc); break;
-    case 2: BlockColumns<2>(rows, a, lda, w + j, n, k, init + j, bj, ldi, c + j, ldc); break;
-    case 1: BlockColumns<1>(rows, a, lda, w + j, n, k, init + j, bj, ldi, c + j, ldc); break;
+  const int64_t width = n - j;
+  switch (width / kLanes) {
+    case 3: BlockColumns<3>(rows, a, lda, wj, width, k, init + j, bj, ldi, c + j, ldc); break;
+    case 2: BlockColumns<2>(rows, a, lda, wj, width, k, init + j, bj, ldi, c + j, ldc); break;
+    case 1: BlockColumns<1>(rows, a, lda, wj, width, k, init + j, bj, ldi, c + j, ldc); break;
     default: break;
   }
 #else
@@ -182,10 +202,13 @@ inline void Matmul(int rows, const float* a, int64_t lda, const float* w, int64_
     float* cr = c + r * ldc;
     const float* ir = init + r * ldi;
     for (int64_t j = 0; j < n; ++j) cr[j] = ir[j] + (bias ? bias[j] : 0.0f);
-    for (int64_t kk = 0; kk < k; ++kk) {
-      const float av = a[r * lda + kk];
-      const float* wr = w + kk * n;
-      for (int64_t j = 0; j < n; ++j) cr[j] += av * wr[j];
+    for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
+      const int64_t width = std::min(kBlock, n - j0);
+      const float* wb = w_packed + j0 * k;
+      for (int64_t kk = 0; kk < k; ++kk) {
+        const float av = a[r * lda + kk];
+        for (int64_t jj = 0; jj < width; ++jj) cr[j0 + jj] += av * wb[kk * width + jj];
+      }
     }
   }
 #endif
@@ -478,8 +501,9 @@ ffi::Error LstmForwardImpl(ffi::ThreadPool pool, F32R3 xp, F32R2 w_h,
   if (w_h.dimensions()[0] != H || w_h.dimensions()[1] != 4 * H || h0.dimensions()[0] != B ||
       h0.dimensions()[1] != H || b.dimensions()[0] != 4 * H)
     return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
+  const std::vector<float> w = PackColumns(w_h.typed_data(), H, 4 * H);
   ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
-    ForwardRows(T, B, H, xp.typed_data(), w_h.typed_data(), b.typed_data(), h0.typed_data(),
+    ForwardRows(T, B, H, xp.typed_data(), w.data(), b.typed_data(), h0.typed_data(),
                 c0.typed_data(), hs->typed_data(), cs->typed_data(), gates->typed_data(), r0,
                 r1);
   });
@@ -502,9 +526,10 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 gates,
   float* dc = dc0->typed_data();
   std::copy_n(dh_last.typed_data(), B * H, dh);
   std::copy_n(dc_last.typed_data(), B * H, dc);
+  const std::vector<float> w = PackColumns(w_h_t.typed_data(), 4 * H, H);
   ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
     BackwardRows(T, B, H, d_hs.typed_data(), gates.typed_data(), cs.typed_data(),
-                 c0.typed_data(), w_h_t.typed_data(), dz->typed_data(), dh, dc, r0, r1);
+                 c0.typed_data(), w.data(), dz->typed_data(), dh, dc, r0, r1);
   });
   return ffi::Error::Success();
 }
@@ -517,8 +542,9 @@ ffi::Error GruForwardImpl(ffi::ThreadPool pool, F32R3 xp, F32R2 w_h, F32R1 b, F3
   if (w_h.dimensions()[0] != H || w_h.dimensions()[1] != 3 * H || h0.dimensions()[0] != B ||
       h0.dimensions()[1] != H || b.dimensions()[0] != 3 * H || b_hn.dimensions()[0] != H)
     return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
+  const std::vector<float> w = PackColumns(w_h.typed_data(), H, 3 * H);
   ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
-    GruForwardRows(T, B, H, xp.typed_data(), w_h.typed_data(), b.typed_data(),
+    GruForwardRows(T, B, H, xp.typed_data(), w.data(), b.typed_data(),
                    b_hn.typed_data(), h0.typed_data(), hs->typed_data(), acts->typed_data(),
                    r0, r1);
   });
@@ -536,9 +562,10 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 acts, F32R3 h
     return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
   float* dh = dh0->typed_data();
   std::copy_n(dh_last.typed_data(), B * H, dh);
+  const std::vector<float> w = PackColumns(w_h_t.typed_data(), 3 * H, H);
   ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
     GruBackwardRows(T, B, H, d_hs.typed_data(), acts.typed_data(), hs.typed_data(),
-                    h0.typed_data(), w_h_t.typed_data(), dxp->typed_data(), dhh->typed_data(),
+                    h0.typed_data(), w.data(), dxp->typed_data(), dhh->typed_data(),
                     dh, r0, r1);
   });
   return ffi::Error::Success();
