@@ -322,9 +322,9 @@ def recurrence_fast(cell: str, params: Params, xp: jax.Array, carry: Carry,
                     unroll: int = 1, cpu_kernel: bool = True) -> tuple[jax.Array, Carry]:
   """`recurrence` with the custom VJP above: same values, same gradients, faster.
 
-  With `cpu_kernel`, LSTM and GRU layers on the CPU backend run the compiled
-  kernels of `rnnlm.kernels` (forward and backward loops in C++) where they can;
-  anywhere else (rnn, accelerators, no compiler) the custom-VJP scan runs.
+  With `cpu_kernel`, layers on the CPU backend run the compiled kernels of
+  `rnnlm.kernels` (forward and backward loops in C++) where they can; anywhere
+  else (accelerators, no compiler, H not a multiple of 16) the custom-VJP scan runs.
   """
   # Single steps (sampling) stay on XLA, whose matrix-vector product uses every
   # core; the kernel pays off over sequences.
@@ -332,6 +332,8 @@ def recurrence_fast(cell: str, params: Params, xp: jax.Array, carry: Carry,
       and kernels.supported(cell, params['W_h'].shape[0], xp.dtype)):
     if cell == 'lstm':
       return kernels.lstm_recurrence(params['W_h'], params['b'], xp, tuple(carry))
-    return kernels.gru_recurrence(params['W_h'], params['b'], params['b_hn'], xp, tuple(carry))
+    if cell == 'gru':
+      return kernels.gru_recurrence(params['W_h'], params['b'], params['b_hn'], xp, tuple(carry))
+    return kernels.rnn_recurrence(params['W_h'], params['b'], xp, tuple(carry))
   return _recurrence_fast(cell, params['W_h'], params['b'], params.get('b_hn'), xp,
                           tuple(carry), unroll)

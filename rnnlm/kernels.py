@@ -36,7 +36,9 @@ _FLAGS = ('-O3', '-march=native', '-std=c++17', '-shared', '-fPIC', '-fno-math-e
 _TARGETS = {'rnnlm_lstm_forward': 'RnnlmLstmForward',
             'rnnlm_lstm_backward': 'RnnlmLstmBackward',
             'rnnlm_gru_forward': 'RnnlmGruForward',
-            'rnnlm_gru_backward': 'RnnlmGruBackward'}
+            'rnnlm_gru_backward': 'RnnlmGruBackward',
+            'rnnlm_rnn_forward': 'RnnlmRnnForward',
+            'rnnlm_rnn_backward': 'RnnlmRnnBackward'}
 _lock = threading.Lock()
 _state: dict = {}
 
@@ -113,11 +115,11 @@ def available() -> bool:
   return unavailable_reason() is None
 
 
-CELLS = ('lstm', 'gru')
+CELLS = ('lstm', 'gru', 'rnn')
 
 
 def supported(cell: str, hidden: int, dtype) -> bool:
-  """Whether a kernel can run this layer here (lstm or gru, CPU backend, float32, H % 16 == 0)."""
+  """Whether a kernel can run this layer here (CPU backend, float32, H % 16 == 0)."""
   return (cell in CELLS and jax.default_backend() == 'cpu'
           and jnp.dtype(dtype) == jnp.float32 and hidden % 16 == 0 and available())
 
@@ -205,3 +207,35 @@ def _gru_bwd(residuals, cotangents):
 
 
 gru_recurrence.defvjp(_gru_fwd, _gru_bwd)
+
+
+# ----------------------------------------------------------------------------
+# The Elman RNN, h_t = tanh(x_t W_x + h_{t-1} W_h + b).
+
+
+@jax.custom_vjp
+def rnn_recurrence(w_h, b, xp, carry):
+  """RNN over xp = x W_x [T, B, H] (no bias) from carry (h0,): (hs, (h_T,))."""
+  hs = jax.ffi.ffi_call('rnnlm_rnn_forward', jax.ShapeDtypeStruct(xp.shape, xp.dtype))(
+      xp, w_h, b, carry[0])
+  return hs, (hs[-1],)
+
+
+def _rnn_fwd(w_h, b, xp, carry):
+  out = rnn_recurrence(w_h, b, xp, carry)
+  return out, (w_h, out[0], carry[0])
+
+
+def _rnn_bwd(residuals, cotangents):
+  w_h, hs, h0 = residuals
+  d_hs, (d_h_last,) = cotangents
+  t, bsz, hidden = hs.shape
+  dz, dh0 = jax.ffi.ffi_call('rnnlm_rnn_backward', (
+      jax.ShapeDtypeStruct(hs.shape, hs.dtype), jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)))(
+          d_hs, hs, w_h.T, d_h_last)
+  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+  d_w_h = h_prev.reshape(t * bsz, hidden).T @ dz.reshape(t * bsz, hidden)
+  return d_w_h, jnp.sum(dz, axis=(0, 1)), dz, (dh0,)
+
+
+rnn_recurrence.defvjp(_rnn_fwd, _rnn_bwd)

@@ -1,4 +1,4 @@
-"""The compiled CPU LSTM and GRU kernels against NumPy float64 and float64 autodiff."""
+"""The compiled CPU kernels (lstm, gru, rnn) against NumPy float64 and float64 autodiff."""
 
 import functools
 import os
@@ -29,7 +29,7 @@ def test_kernel_builds_where_a_compiler_exists():
   assert not kernels.supported('lstm', 32, jnp.bfloat16)
 
 
-GATES = {'lstm': 4, 'gru': 3}
+GATES = {'lstm': 4, 'gru': 3, 'rnn': 1}
 
 
 def _inputs(cell, t, b, h, zero_carry, seed=0):
@@ -48,9 +48,9 @@ def _inputs(cell, t, b, h, zero_carry, seed=0):
 
 
 def _kernel(cell):
-  if cell == 'lstm':
-    return lambda w_h, biases, xp, carry: kernels.lstm_recurrence(w_h, *biases, xp, carry)
-  return lambda w_h, biases, xp, carry: kernels.gru_recurrence(w_h, *biases, xp, carry)
+  fn = {'lstm': kernels.lstm_recurrence, 'gru': kernels.gru_recurrence,
+        'rnn': kernels.rnn_recurrence}[cell]
+  return lambda w_h, biases, xp, carry: fn(w_h, *biases, xp, carry)
 
 
 def _reference(cell):
@@ -65,13 +65,13 @@ def _reference(cell):
 f32 = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)
 
 # Shapes: one step; a batch that does not split evenly over threads or row tiles;
-# column counts that leave 1..3-vector remainders (G*H = 320 or 240, H = 80); the
+# column counts that leave 1..3-vector remainders (G*H = 320, 240 or 80); the
 # benchmark's shape.
 SHAPES = [(1, 1, 16), (5, 3, 16), (9, 13, 48), (3, 7, 80), (4, 50, 128)]
 
 
 @needs_kernel
-@pytest.mark.parametrize('cell', ['lstm', 'gru'])
+@pytest.mark.parametrize('cell', ['lstm', 'gru', 'rnn'])
 @pytest.mark.parametrize('t,b,h', SHAPES)
 @pytest.mark.parametrize('zero_carry', [True, False])
 def test_forward_matches_numpy_float64(cell, t, b, h, zero_carry):
@@ -91,7 +91,7 @@ def test_forward_matches_numpy_float64(cell, t, b, h, zero_carry):
 
 
 @needs_kernel
-@pytest.mark.parametrize('cell', ['lstm', 'gru'])
+@pytest.mark.parametrize('cell', ['lstm', 'gru', 'rnn'])
 @pytest.mark.parametrize('t,b,h', SHAPES)
 @pytest.mark.parametrize('zero_carry', [True, False])
 def test_gradients_match_float64_autodiff(cell, t, b, h, zero_carry):
@@ -118,7 +118,7 @@ def test_gradients_match_float64_autodiff(cell, t, b, h, zero_carry):
 
 
 @needs_kernel
-@pytest.mark.parametrize('cell', ['lstm', 'gru'])
+@pytest.mark.parametrize('cell', ['lstm', 'gru', 'rnn'])
 def test_result_does_not_depend_on_thread_count(cell, monkeypatch):
   args = f32(_inputs(cell, 6, 25, 32, zero_carry=False, seed=3))
   run = _kernel(cell)
@@ -132,7 +132,7 @@ def test_result_does_not_depend_on_thread_count(cell, monkeypatch):
 
 
 @needs_kernel
-@pytest.mark.parametrize('cell', ['lstm', 'gru'])
+@pytest.mark.parametrize('cell', ['lstm', 'gru', 'rnn'])
 def test_model_uses_kernel_and_matches_scan_path(cell):
   tokens = jnp.asarray(np.random.default_rng(4).integers(0, 20, (6, 9)))
   outs = []

@@ -1,4 +1,4 @@
-// Fused LSTM and GRU recurrences for the CPU, called from JAX through the XLA FFI.
+// Fused LSTM, GRU and RNN recurrences for the CPU, called from JAX through the XLA FFI.
 //
 // Only the sequential part of a layer lives here: for every time step, the
 // recurrent matmul h_{t-1} W_h and the gate math (forward), and the per-step
@@ -21,7 +21,8 @@
 //
 // Layouts (row-major, float32), LSTM: xp, gates, dz [T, B, 4H]; hs, cs, d_hs
 // [T, B, H]; W_h [H, 4H]; W_h^T [4H, H]; gate order i, f, g, o. GRU: xp, dxp, dhh
-// [T, B, 3H]; acts [T, B, 4H] = (r, z, n, hh_n + b_hn); gate order r, z, n.
+// [T, B, 3H]; acts [T, B, 4H] = (r, z, n, hh_n + b_hn); gate order r, z, n. RNN:
+// xp, hs, dz [T, B, H].
 
 #include <algorithm>
 #include <atomic>
@@ -480,6 +481,55 @@ void GruBackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const f
   }
 }
 
+// ---------------------------------------------------------------------------
+// Elman RNN: h_t = tanh(xp_t + b + h_{t-1} W_h). The outputs are all the
+// backward pass needs (dz = dh (1 - h^2)).
+
+void RnnForwardRows(int64_t T, int64_t B, int64_t H, const float* xp, const float* w_h,
+                    const float* b, const float* h0, float* hs, int64_t r0, int64_t r1) {
+  const int rows = static_cast<int>(r1 - r0);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* h_prev = t == 0 ? h0 : hs + (t - 1) * B * H;
+    float* out = hs + (t * B + r0) * H;
+    Matmul(rows, h_prev + r0 * H, H, w_h, H, H, xp + (t * B + r0) * H, b, H, out, H);
+    for (int r = 0; r < rows; ++r) {
+      float* hr = out + r * H;
+      int64_t j = 0;
+#if defined(__AVX512F__)
+      for (; j + kLanes <= H; j += kLanes) vstore(hr + j, vtanh(vload(hr + j)));
+#endif
+      for (; j < H; ++j) hr[j] = std::tanh(hr[j]);
+    }
+  }
+}
+
+void RnnBackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const float* hs,
+                     const float* w_h_t, float* dz_all, float* dh, int64_t r0, int64_t r1) {
+  const int rows = static_cast<int>(r1 - r0);
+  std::vector<float> zeros(H, 0.0f);
+  for (int64_t t = T - 1; t >= 0; --t) {
+    float* dz = dz_all + (t * B + r0) * H;
+    for (int r = 0; r < rows; ++r) {
+      const int64_t br = r0 + r;
+      const float* hr = hs + (t * B + br) * H;
+      const float* dht = d_hs + (t * B + br) * H;
+      const float* dhr = dh + br * H;
+      float* dzr = dz + r * H;
+      int64_t j = 0;
+#if defined(__AVX512F__)
+      const V one = vset(1.0f);
+      for (; j + kLanes <= H; j += kLanes) {
+        V h = vload(hr + j);
+        vstore(dzr + j, _mm512_mul_ps(_mm512_add_ps(vload(dht + j), vload(dhr + j)),
+                                      _mm512_fnmadd_ps(h, h, one)));
+      }
+#endif
+      for (; j < H; ++j) dzr[j] = (dht[j] + dhr[j]) * (1.0f - hr[j] * hr[j]);
+    }
+    Matmul(rows, dz, H, w_h_t, H, H, zeros.data(), nullptr, 0, dh + r0 * H, H);
+  }
+}
+
 ffi::Error CheckShapes(int64_t T, int64_t B, int64_t H) {
   if (T < 1 || B < 1 || H < 1)
     return ffi::Error::InvalidArgument("rnnlm kernel: empty time, batch or hidden size");
@@ -571,6 +621,39 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 acts, F32R3 h
   return ffi::Error::Success();
 }
 
+ffi::Error RnnForwardImpl(ffi::ThreadPool pool, F32R3 xp, F32R2 w_h, F32R1 b, F32R2 h0,
+                          ffi::Result<F32R3> hs) {
+  const auto dims = xp.dimensions();
+  const int64_t T = dims[0], B = dims[1], H = dims[2];
+  if (auto err = CheckShapes(T, B, H); err.failure()) return err;
+  if (w_h.dimensions()[0] != H || w_h.dimensions()[1] != H || h0.dimensions()[0] != B ||
+      h0.dimensions()[1] != H || b.dimensions()[0] != H)
+    return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
+  const std::vector<float> w = PackColumns(w_h.typed_data(), H, H);
+  ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
+    RnnForwardRows(T, B, H, xp.typed_data(), w.data(), b.typed_data(), h0.typed_data(),
+                   hs->typed_data(), r0, r1);
+  });
+  return ffi::Error::Success();
+}
+
+ffi::Error RnnBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 hs, F32R2 w_h_t,
+                           F32R2 dh_last, ffi::Result<F32R3> dz, ffi::Result<F32R2> dh0) {
+  const auto dims = d_hs.dimensions();
+  const int64_t T = dims[0], B = dims[1], H = dims[2];
+  if (auto err = CheckShapes(T, B, H); err.failure()) return err;
+  if (w_h_t.dimensions()[0] != H || w_h_t.dimensions()[1] != H || hs.dimensions()[2] != H)
+    return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
+  float* dh = dh0->typed_data();
+  std::copy_n(dh_last.typed_data(), B * H, dh);
+  const std::vector<float> w = PackColumns(w_h_t.typed_data(), H, H);
+  ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
+    RnnBackwardRows(T, B, H, d_hs.typed_data(), hs.typed_data(), w.data(), dz->typed_data(),
+                    dh, r0, r1);
+  });
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmLstmForward, LstmForwardImpl,
@@ -620,5 +703,24 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmGruBackward, GruBackwardImpl,
                                   .Arg<F32R2>()
                                   .Arg<F32R2>()
                                   .Ret<F32R3>()
+                                  .Ret<F32R3>()
+                                  .Ret<F32R2>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmRnnForward, RnnForwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32R3>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R1>()
+                                  .Arg<F32R2>()
+                                  .Ret<F32R3>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmRnnBackward, RnnBackwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32R3>()
+                                  .Arg<F32R3>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R2>()
                                   .Ret<F32R3>()
                                   .Ret<F32R2>());
