@@ -117,12 +117,11 @@ template <int R, int NV>
 inline void TileBlock(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k,
                       const float* init, const float* bias, int64_t ldi, float* c,
                       int64_t ldc) {
+  // Accumulators start at zero (no loads to keep live across the loop); Init and
+  // the bias are added on the way out.
   V acc[R][NV];
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NV; ++j) {
-      acc[r][j] = vload(init + r * ldi + j * kLanes);
-      if (bias) acc[r][j] = _mm512_add_ps(acc[r][j], vload(bias + j * kLanes));
-    }
+    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
   for (int64_t kk = 0; kk < k; ++kk) {
     V wv[NV];
     for (int j = 0; j < NV; ++j) wv[j] = vload(w + kk * ldw + j * kLanes);
@@ -132,7 +131,11 @@ inline void TileBlock(const float* a, int64_t lda, const float* w, int64_t ldw, 
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NV; ++j) vstore(c + r * ldc + j * kLanes, acc[r][j]);
+    for (int j = 0; j < NV; ++j) {
+      V out = _mm512_add_ps(acc[r][j], vload(init + r * ldi + j * kLanes));
+      if (bias) out = _mm512_add_ps(out, vload(bias + j * kLanes));
+      vstore(c + r * ldc + j * kLanes, out);
+    }
 }
 
 // The rows of A in tiles of at most kMaxRows (as even as possible) against one
