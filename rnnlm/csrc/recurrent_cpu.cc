@@ -269,48 +269,61 @@ void ForwardRows(int64_t T, int64_t B, int64_t H, const float* xp, const float* 
                  const float* b, const float* h0, const float* c0, float* hs, float* cs,
                  float* gates, int64_t r0, int64_t r1) {
   const int64_t G = 4 * H;
+  const int rows = static_cast<int>(r1 - r0);
+  // Pre-activations of the block's rows (in cache); the activated gates go to
+  // `gates` with streaming stores where aligned, since only the backward pass
+  // reads them again.
+  std::vector<float> zbuf(static_cast<size_t>(rows) * G);
+#if defined(__AVX512F__)
+  const bool stream = reinterpret_cast<uintptr_t>(gates) % 64 == 0;
+#endif
   for (int64_t t = 0; t < T; ++t) {
     const float* h_prev = t == 0 ? h0 : hs + (t - 1) * B * H;
     const float* c_prev = t == 0 ? c0 : cs + (t - 1) * B * H;
-    int64_t row = r0;
-    {  // All rows of the block at once: W is streamed once per step.
-      const int tile = static_cast<int>(r1 - r0);
-      float* z = gates + (t * B + row) * G;
-      // Pre-activations into the gates buffer, then activated in place.
-      Matmul(tile, h_prev + row * H, H, w_h, H, G, xp + (t * B + row) * G, b, G, z, G);
-      for (int r = 0; r < tile; ++r) {
-        float* zr = z + r * G;
-        const float* cp = c_prev + (row + r) * H;
-        float* cr = cs + (t * B + row + r) * H;
-        float* hr = hs + (t * B + row + r) * H;
-        int64_t j = 0;
+    // All rows of the block at once: W is streamed once per step.
+    Matmul(rows, h_prev + r0 * H, H, w_h, H, G, xp + (t * B + r0) * G, b, G, zbuf.data(), G);
+    for (int r = 0; r < rows; ++r) {
+      const float* zr = zbuf.data() + r * G;
+      float* gr = gates + (t * B + r0 + r) * G;
+      const float* cp = c_prev + (r0 + r) * H;
+      float* cr = cs + (t * B + r0 + r) * H;
+      float* hr = hs + (t * B + r0 + r) * H;
+      int64_t j = 0;
 #if defined(__AVX512F__)
-        for (; j + kLanes <= H; j += kLanes) {
-          V i = vsigmoid(vload(zr + j));
-          V f = vsigmoid(vload(zr + H + j));
-          V g = vtanh(vload(zr + 2 * H + j));
-          V o = vsigmoid(vload(zr + 3 * H + j));
-          V c = _mm512_fmadd_ps(f, vload(cp + j), _mm512_mul_ps(i, g));
-          vstore(zr + j, i);
-          vstore(zr + H + j, f);
-          vstore(zr + 2 * H + j, g);
-          vstore(zr + 3 * H + j, o);
-          vstore(cr + j, c);
-          vstore(hr + j, _mm512_mul_ps(o, vtanh(c)));
+      for (; j + kLanes <= H; j += kLanes) {
+        V i = vsigmoid(vload(zr + j));
+        V f = vsigmoid(vload(zr + H + j));
+        V g = vtanh(vload(zr + 2 * H + j));
+        V o = vsigmoid(vload(zr + 3 * H + j));
+        V c = _mm512_fmadd_ps(f, vload(cp + j), _mm512_mul_ps(i, g));
+        if (stream) {
+          _mm512_stream_ps(gr + j, i);
+          _mm512_stream_ps(gr + H + j, f);
+          _mm512_stream_ps(gr + 2 * H + j, g);
+          _mm512_stream_ps(gr + 3 * H + j, o);
+        } else {
+          vstore(gr + j, i);
+          vstore(gr + H + j, f);
+          vstore(gr + 2 * H + j, g);
+          vstore(gr + 3 * H + j, o);
         }
-#endif
-        for (; j < H; ++j) {
-          const float i = ssigmoid(zr[j]), f = ssigmoid(zr[H + j]);
-          const float g = std::tanh(zr[2 * H + j]), o = ssigmoid(zr[3 * H + j]);
-          const float c = f * cp[j] + i * g;
-          zr[j] = i, zr[H + j] = f, zr[2 * H + j] = g, zr[3 * H + j] = o;
-          cr[j] = c;
-          hr[j] = o * std::tanh(c);
-        }
+        vstore(cr + j, c);
+        vstore(hr + j, _mm512_mul_ps(o, vtanh(c)));
       }
-      row += tile;
+#endif
+      for (; j < H; ++j) {
+        const float i = ssigmoid(zr[j]), f = ssigmoid(zr[H + j]);
+        const float g = std::tanh(zr[2 * H + j]), o = ssigmoid(zr[3 * H + j]);
+        const float c = f * cp[j] + i * g;
+        gr[j] = i, gr[H + j] = f, gr[2 * H + j] = g, gr[3 * H + j] = o;
+        cr[j] = c;
+        hr[j] = o * std::tanh(c);
+      }
     }
   }
+#if defined(__AVX512F__)
+  _mm_sfence();  // Streaming stores visible before the block is reported done.
+#endif
 }
 
 // Backward: rows [r0, r1), steps T-1 .. 0. dh, dc: [B, H] running carry
