@@ -131,11 +131,17 @@ def supported(cell: str, hidden: int, dtype) -> bool:
 # and reductions left to XLA.
 
 
+def _ffi(target: str, results):
+  # Under vmap the kernel runs once per mapped element: always correct (rnnlm
+  # itself never vmaps a recurrence).
+  return jax.ffi.ffi_call(target, results, vmap_method='sequential')
+
+
 def _forward_call(xp, w_h, b, h0, c0):
   t, bsz, g = xp.shape
   out = jax.ShapeDtypeStruct((t, bsz, g // 4), xp.dtype)
   gates = jax.ShapeDtypeStruct((t, bsz, g), xp.dtype)
-  return jax.ffi.ffi_call('rnnlm_lstm_forward', (out, out, gates))(xp, w_h, b, h0, c0)
+  return _ffi('rnnlm_lstm_forward', (out, out, gates))(xp, w_h, b, h0, c0)
 
 
 @jax.custom_vjp
@@ -156,7 +162,7 @@ def _lstm_bwd(residuals, cotangents):
   t, bsz, hidden = hs.shape
   dz_shape = jax.ShapeDtypeStruct(gates.shape, gates.dtype)
   carry_shape = jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)
-  dz, dh0, dc0 = jax.ffi.ffi_call('rnnlm_lstm_backward', (dz_shape, carry_shape, carry_shape))(
+  dz, dh0, dc0 = _ffi('rnnlm_lstm_backward', (dz_shape, carry_shape, carry_shape))(
       d_hs, gates, cs, c0, w_h.T, d_h_last, d_c_last)
   h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
   d_w_h = h_prev.reshape(t * bsz, hidden).T @ dz.reshape(t * bsz, 4 * hidden)
@@ -174,7 +180,7 @@ lstm_recurrence.defvjp(_lstm_fwd, _lstm_bwd)
 def _gru_forward_call(xp, w_h, b, b_hn, h0):
   t, bsz, g = xp.shape
   hidden = g // 3
-  return jax.ffi.ffi_call('rnnlm_gru_forward', (
+  return _ffi('rnnlm_gru_forward', (
       jax.ShapeDtypeStruct((t, bsz, hidden), xp.dtype),
       jax.ShapeDtypeStruct((t, bsz, 4 * hidden), xp.dtype)))(xp, w_h, b, b_hn, h0)
 
@@ -196,7 +202,7 @@ def _gru_bwd(residuals, cotangents):
   d_hs, (d_h_last,) = cotangents
   t, bsz, hidden = hs.shape
   seq = jax.ShapeDtypeStruct((t, bsz, 3 * hidden), hs.dtype)
-  dxp, dhh, dh0 = jax.ffi.ffi_call('rnnlm_gru_backward', (
+  dxp, dhh, dh0 = _ffi('rnnlm_gru_backward', (
       seq, seq, jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)))(
           d_hs, acts, hs, h0, w_h.T, d_h_last)
   h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
@@ -216,7 +222,7 @@ gru_recurrence.defvjp(_gru_fwd, _gru_bwd)
 @jax.custom_vjp
 def rnn_recurrence(w_h, b, xp, carry):
   """RNN over xp = x W_x [T, B, H] (no bias) from carry (h0,): (hs, (h_T,))."""
-  hs = jax.ffi.ffi_call('rnnlm_rnn_forward', jax.ShapeDtypeStruct(xp.shape, xp.dtype))(
+  hs = _ffi('rnnlm_rnn_forward', jax.ShapeDtypeStruct(xp.shape, xp.dtype))(
       xp, w_h, b, carry[0])
   return hs, (hs[-1],)
 
@@ -230,7 +236,7 @@ def _rnn_bwd(residuals, cotangents):
   w_h, hs, h0 = residuals
   d_hs, (d_h_last,) = cotangents
   t, bsz, hidden = hs.shape
-  dz, dh0 = jax.ffi.ffi_call('rnnlm_rnn_backward', (
+  dz, dh0 = _ffi('rnnlm_rnn_backward', (
       jax.ShapeDtypeStruct(hs.shape, hs.dtype), jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)))(
           d_hs, hs, w_h.T, d_h_last)
   h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
