@@ -137,6 +137,13 @@ def _ffi(target: str, results):
   return jax.ffi.ffi_call(target, results, vmap_method='sequential')
 
 
+def _weight_grad(h0, hs, d_pre):
+  """dW_h = sum_t h_{t-1}^T d_pre_t as one [T*B, H]^T [T*B, G*H] matmul over all steps."""
+  t, bsz, hidden = hs.shape
+  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+  return h_prev.reshape(t * bsz, hidden).T @ d_pre.reshape(t * bsz, -1)
+
+
 def _forward_call(xp, w_h, b, h0, c0):
   t, bsz, g = xp.shape
   out = jax.ShapeDtypeStruct((t, bsz, g // 4), xp.dtype)
@@ -159,15 +166,12 @@ def _lstm_fwd(w_h, b, xp, carry):
 def _lstm_bwd(residuals, cotangents):
   w_h, hs, cs, gates, (h0, c0) = residuals
   d_hs, (d_h_last, d_c_last) = cotangents
-  t, bsz, hidden = hs.shape
+  _, bsz, hidden = hs.shape
   dz_shape = jax.ShapeDtypeStruct(gates.shape, gates.dtype)
   carry_shape = jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)
   dz, dh0, dc0 = _ffi('rnnlm_lstm_backward', (dz_shape, carry_shape, carry_shape))(
       d_hs, gates, cs, c0, w_h.T, d_h_last, d_c_last)
-  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-  d_w_h = h_prev.reshape(t * bsz, hidden).T @ dz.reshape(t * bsz, 4 * hidden)
-  d_b = jnp.sum(dz, axis=(0, 1))
-  return d_w_h, d_b, dz, (dh0, dc0)
+  return _weight_grad(h0, hs, dz), jnp.sum(dz, axis=(0, 1)), dz, (dh0, dc0)
 
 
 lstm_recurrence.defvjp(_lstm_fwd, _lstm_bwd)
@@ -205,11 +209,8 @@ def _gru_bwd(residuals, cotangents):
   dxp, dhh, dh0 = _ffi('rnnlm_gru_backward', (
       seq, seq, jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)))(
           d_hs, acts, hs, h0, w_h.T, d_h_last)
-  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-  d_w_h = h_prev.reshape(t * bsz, hidden).T @ dhh.reshape(t * bsz, 3 * hidden)
-  d_b = jnp.sum(dxp, axis=(0, 1))
   d_b_hn = jnp.sum(dhh[..., 2 * hidden:], axis=(0, 1))
-  return d_w_h, d_b, d_b_hn, dxp, (dh0,)
+  return _weight_grad(h0, hs, dhh), jnp.sum(dxp, axis=(0, 1)), d_b_hn, dxp, (dh0,)
 
 
 gru_recurrence.defvjp(_gru_fwd, _gru_bwd)
@@ -235,13 +236,11 @@ def _rnn_fwd(w_h, b, xp, carry):
 def _rnn_bwd(residuals, cotangents):
   w_h, hs, h0 = residuals
   d_hs, (d_h_last,) = cotangents
-  t, bsz, hidden = hs.shape
+  _, bsz, hidden = hs.shape
   dz, dh0 = _ffi('rnnlm_rnn_backward', (
       jax.ShapeDtypeStruct(hs.shape, hs.dtype), jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)))(
           d_hs, hs, w_h.T, d_h_last)
-  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-  d_w_h = h_prev.reshape(t * bsz, hidden).T @ dz.reshape(t * bsz, hidden)
-  return d_w_h, jnp.sum(dz, axis=(0, 1)), dz, (dh0,)
+  return _weight_grad(h0, hs, dz), jnp.sum(dz, axis=(0, 1)), dz, (dh0,)
 
 
 rnn_recurrence.defvjp(_rnn_fwd, _rnn_bwd)
