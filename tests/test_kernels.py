@@ -199,3 +199,32 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
   pages = 3 * (64 << 20) // 4096
   assert counts[0] > pages // 2   # Fresh pages every time.
   assert counts[1] < pages // 20  # Reused.
+
+
+def test_failed_build_falls_back_with_reason(tmp_path):
+  # A compiler that always fails: the reason names the build, and the model still runs
+  # (on the scan path) with the same numbers.
+  code = ('from rnnlm import kernels; import jax.numpy as jnp;'
+          'r = kernels.unavailable_reason(); print(r.split(":")[0]);'
+          'print(kernels.supported("lstm", 32, jnp.float32))')
+  env = dict(os.environ, CXX='false', RNNLM_CACHE=str(tmp_path), JAX_PLATFORMS='cpu')
+  out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+                       check=True).stdout.splitlines()
+  assert out == ['building the CPU kernels failed', 'False']
+  assert not list(tmp_path.glob('*.so'))
+
+
+def test_benchmark_flop_counts_by_hand():
+  from rnnlm import benchmark as bm
+  # LSTM, H=128, 2 layers, V=65: per layer and char 2 * 256 * 512 = 262,144 FLOPs,
+  # head 2 * 128 * 65 = 16,640; x3 for forward + backward.
+  model = 3 * (2 * 262_144 + 16_640)
+  assert bm.train_flops_per_char('lstm', 128, 2, 65) == model
+  # rnnlm folds the embedding: the first layer's input half (2 * 128 * 512 = 131,072)
+  # is replaced by a [65, 128] x [128, 512] product per 5,000-char step.
+  shape = bm.Shape('lstm', 128)
+  want = model - 3 * 131_072 + 3 * 131_072 * 65 / 5000
+  assert bm.rnnlm_flops_per_char(shape) == pytest.approx(want)
+  # No fold when the vocabulary exceeds the characters of a step.
+  big = bm.Shape('gru', 64, batch=2, seq_length=3, vocab=65)
+  assert bm.rnnlm_flops_per_char(big) == bm.train_flops_per_char('gru', 64, 2, 65)
