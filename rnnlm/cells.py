@@ -130,14 +130,23 @@ def step(cell: str, params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, 
   return _STEPS[cell](params, carry, x @ params['W_x'] + params['b'])
 
 
-def project_inputs(params: Params, xs: jax.Array) -> jax.Array:
+def project_inputs(params: Params, xs: jax.Array, cpu_kernel: bool = False) -> jax.Array:
   """x_t W_x for all steps in one matmul: [T, B, D] -> [T, B, G*H].
 
   The bias is added inside the recurrence, where it fuses with the step's other
-  elementwise work instead of costing a pass over [T, B, G*H].
+  elementwise work instead of costing a pass over [T, B, G*H]. With `cpu_kernel`
+  (and where `kernels.dense_supported`) the gradient of W_x is taken in the
+  compiled kernel; the values are the same.
   """
-  t, b, d = xs.shape
-  return (xs.reshape(t * b, d) @ params['W_x']).reshape(t, b, -1)
+  return matmul(xs, params['W_x'], cpu_kernel)
+
+
+def matmul(x: jax.Array, w: jax.Array, cpu_kernel: bool = False) -> jax.Array:
+  """x [..., D] @ w [D, N]; with `cpu_kernel`, through `kernels.dense` where it runs."""
+  if cpu_kernel and kernels.dense_supported(w.shape[0], w.shape[1], x.dtype):
+    return kernels.dense(x, w)
+  t = x.shape[:-1]
+  return (x.reshape(-1, x.shape[-1]) @ w).reshape(*t, w.shape[1])
 
 
 def project_tokens(params: Params, tokens: jax.Array) -> jax.Array:

@@ -61,6 +61,11 @@ class CharLM(nnx.Module):
     self.dropout = nnx.Dropout(dropout)
     self.head = nnx.Linear(hidden_size, vocab_size, rngs=rngs)
 
+  @property
+  def _kernels(self) -> bool:
+    """Whether the fast path may use the compiled CPU kernels (where they run)."""
+    return self.fast_recurrence and self.cpu_kernel
+
   def initial_carry(self, batch_size: int) -> ModelCarry:
     return tuple(cells.zero_carry(self.cell, batch_size, self.hidden_size)
                  for _ in range(self.num_layers))
@@ -94,9 +99,9 @@ class CharLM(nnx.Module):
           table = self.embed.embedding[...] @ w['W_x']
           xp = cells.project_tokens({'W_x': table}, xs_tokens)
         else:
-          xp = cells.project_inputs(w, self.embed(xs_tokens))
+          xp = cells.project_inputs(w, self.embed(xs_tokens), cpu_kernel=self._kernels)
       else:
-        xp = cells.project_inputs(w, hs)
+        xp = cells.project_inputs(w, hs, cpu_kernel=self._kernels)
       if self.fast_recurrence:
         hs, c = cells.recurrence_fast(self.cell, w, xp, carry[i], unroll=self.unroll,
                                       cpu_kernel=self.cpu_kernel)
@@ -104,7 +109,7 @@ class CharLM(nnx.Module):
         hs, c = cells.recurrence(self.cell, w, xp, carry[i], unroll=self.unroll)
       hs = self.dropout(hs, deterministic=deterministic, rngs=keys[i])
       new_carry.append(c)
-    logits = self.head(hs)  # [T, B, V]
+    logits = cells.matmul(hs, self.head.kernel[...], self._kernels) + self.head.bias[...]
     return jnp.swapaxes(logits, 0, 1), tuple(new_carry)
 
   def step(self, token: jax.Array, carry: ModelCarry) -> tuple[jax.Array, ModelCarry]:

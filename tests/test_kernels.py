@@ -147,6 +147,64 @@ def test_model_uses_kernel_and_matches_scan_path(cell):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+# (leading shape of x, D, N): K = prod(leading) rows in the contraction. Row
+# counts of 1..6 per tile and column chunks of 1..4 vectors; K over one panel
+# (1100 > 512 at D = 128); N = 65 takes the transposed (g^T x)^T route.
+DENSE_SHAPES = [((1,), 1, 16), ((37,), 7, 48), ((4, 50), 128, 512), ((1100,), 128, 64),
+                ((3, 5), 32, 65), ((2, 3), 20, 112)]
+
+
+@needs_kernel
+@pytest.mark.parametrize('lead,d,n', DENSE_SHAPES)
+def test_dense_and_its_gradients_match_numpy_float64(lead, d, n):
+  rng = np.random.default_rng(5)
+  x, w = rng.normal(size=(*lead, d)), rng.normal(size=(d, n))
+  r = rng.normal(size=(*lead, n))  # The cotangent: loss = sum(r * (x @ w)).
+  assert kernels.dense_supported(d, n, jnp.float32)
+  y, (dx, dw) = jax.jit(jax.value_and_grad(
+      lambda x, w: jnp.sum(jnp.asarray(r, jnp.float32) * kernels.dense(x, w)),
+      argnums=(0, 1)))(*f32((x, w)))
+  x2, r2 = x.reshape(-1, d), r.reshape(-1, n)
+  np.testing.assert_allclose(y, np.sum(r2 * (x2 @ w)), rtol=1e-5)
+  np.testing.assert_allclose(dx, r @ w.T, rtol=1e-5, atol=1e-5 * np.max(np.abs(r @ w.T)))
+  want_dw = x2.T @ r2  # Independent of the kernel: NumPy float64.
+  np.testing.assert_allclose(dw, want_dw, rtol=1e-5, atol=1e-5 * np.max(np.abs(want_dw)))
+
+
+@needs_kernel
+def test_dense_gradient_does_not_depend_on_thread_count(monkeypatch):
+  rng = np.random.default_rng(6)
+  x, w = f32((rng.normal(size=(300, 24)), rng.normal(size=(24, 160))))
+  grad = jax.grad(lambda x, w: jnp.sum(jnp.sin(kernels.dense(x, w))), argnums=1)
+  outs = []
+  for threads in ('1', '3'):
+    monkeypatch.setenv('RNNLM_KERNEL_THREADS', threads)
+    outs.append(np.asarray(grad(x, w)))
+  np.testing.assert_array_equal(outs[0], outs[1])
+
+
+@needs_kernel
+def test_model_gradient_takes_weight_gradients_in_kernel_iff_enabled():
+  tokens = jnp.asarray(np.random.default_rng(7).integers(0, 20, (6, 9)))
+  grads = []
+  for kernel in (True, False):
+    model = CharLM(20, cell='lstm', hidden_size=32, num_layers=2, rngs=nnx.Rngs(0),
+                   cpu_kernel=kernel)
+    graphdef, params = nnx.split(model)
+    carry = model.initial_carry(6)
+
+    def loss(params):
+      logits, _ = nnx.merge(graphdef, params)(tokens, carry)
+      return jnp.mean(jax.nn.logsumexp(logits, axis=-1) - logits[..., 0])
+    hlo = jax.jit(jax.grad(loss)).lower(params).as_text()
+    # dW_h of both layers, dW_x of layer 1 and the head's weight gradient.
+    assert ('rnnlm_weight_grad' in hlo) == kernel
+    assert ('rnnlm_matmul_tn' in hlo) == kernel
+    grads.append(jax.grad(loss)(params))
+  for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_disabled_by_environment_falls_back_with_reason():
   code = ('from rnnlm import kernels; import jax.numpy as jnp;'
           'print(kernels.unavailable_reason()); print(kernels.supported("lstm", 32, jnp.float32))')

@@ -3,8 +3,11 @@
 // Only the sequential part of a layer lives here: for every time step, the
 // recurrent matmul h_{t-1} W_h and the gate math (forward), and the per-step
 // gradient through the carry (backward). The input projection x W_x and the
-// weight gradient dW_h = sum_t h_{t-1}^T dz_t are large matmuls that XLA does
-// well; rnnlm/kernels.py does them around these calls.
+// input gradient are large matmuls that XLA does well; rnnlm/kernels.py does
+// them around these calls. Weight gradients (dW_h = sum_t h_{t-1}^T dz_t, and
+// x^T g of the projections) are contractions over all T*B rows, which XLA's dot
+// runs well below its usual rate at these sizes; they are done here too
+// (MatmulTN, below).
 //
 // Why a kernel: under XLA's while loop each time step is a handful of separate
 // small ops (a [B, H] x [H, G*H] matmul, fusions, dynamic slices), each with its
@@ -218,18 +221,19 @@ inline void Matmul(int rows, const float* a, int64_t lda, const float* w_packed,
 #endif
 }
 
-// Runs fn(r0, r1) over the batch cut into contiguous blocks of rows, one per
+// Runs fn(r0, r1) over [0, batch) cut into contiguous blocks of at least
+// min_rows rows (batch rows for the recurrences), one per
 // thread of XLA's intra-op pool (where other ops' workers already wait for work;
 // threads of our own would compete with them for the cores). The calling thread
 // claims blocks too, and claims every block no pool task has started, so the
 // call finishes even if the pool never runs our tasks. A late task finds
 // nothing to claim and touches nothing of this call.
 template <typename F>
-void ParallelRows(ffi::ThreadPool& pool, int64_t batch, const F& fn) {
+void ParallelRows(ffi::ThreadPool& pool, int64_t batch, const F& fn, int64_t min_rows = 4) {
   int64_t n = pool.num_threads();
   if (n < 1) n = 1;
   if (const char* env = std::getenv("RNNLM_KERNEL_THREADS")) n = std::max(1, std::atoi(env));
-  n = std::min<int64_t>(n, std::max<int64_t>(batch / 4, 1));  // Blocks of >= 4 rows.
+  n = std::min<int64_t>(n, std::max<int64_t>(batch / min_rows, 1));
   if (n == 1) {
     fn(int64_t{0}, batch);
     return;
@@ -260,6 +264,120 @@ void ParallelRows(ffi::ThreadPool& pool, int64_t batch, const F& fn) {
       std::this_thread::yield();
     }
   }
+}
+
+// ---------------------------------------------------------------------------
+// Weight gradients: C[M, N] = sum over segments of A_s[K_s, M]^T B_s[K_s, N]
+// (row-major, N a multiple of 16 on the AVX-512 path). XLA's dot runs this
+// transposed-operand form at 55-75% of its plain matmul rate on small M; here
+// the contraction index is the loop index of the same register-blocked tile,
+// so both operands are read along their rows: for each k, a run of R
+// consecutive floats of A's row k (broadcast) and NV vectors of B's row k.
+
+// The column units threads split: 16-wide vectors, or single columns without AVX-512.
+#if defined(__AVX512F__)
+constexpr int64_t kUnitTN = kLanes;
+#else
+constexpr int64_t kUnitTN = 1;
+#endif
+
+struct Segment {
+  const float* a;  // [k, M], row stride M
+  const float* b;  // [k, N], row stride N
+  int64_t k;
+};
+
+#if defined(__AVX512F__)
+template <int R, int NV>
+inline void TileT(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k,
+                  bool accumulate, float* c, int64_t ldc) {
+  V acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (int64_t kk = 0; kk < k; ++kk) {
+    V bv[NV];
+    for (int j = 0; j < NV; ++j) bv[j] = vload(b + kk * ldb + j * kLanes);
+    for (int r = 0; r < R; ++r) {
+      V av = vset(a[kk * lda + r]);
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NV; ++j) {
+      V out = acc[r][j];
+      if (accumulate) out = _mm512_add_ps(out, vload(c + r * ldc + j * kLanes));
+      vstore(c + r * ldc + j * kLanes, out);
+    }
+}
+
+// All M rows of C (tiles of at most kMaxRows) for one column chunk of NV vectors.
+template <int NV>
+inline void ColumnChunkT(int64_t m, const float* a, int64_t lda, const float* b, int64_t ldb,
+                         int64_t k, bool accumulate, float* c, int64_t ldc) {
+  const int64_t tiles = (m + kMaxRows - 1) / kMaxRows;
+  int64_t r = 0;
+  for (int64_t i = 0; i < tiles; ++i) {
+    const int64_t rows = m / tiles + (i < m % tiles ? 1 : 0);
+    const float* ai = a + r;
+    float* ci = c + r * ldc;
+    switch (rows) {
+      case 1: TileT<1, NV>(ai, lda, b, ldb, k, accumulate, ci, ldc); break;
+      case 2: TileT<2, NV>(ai, lda, b, ldb, k, accumulate, ci, ldc); break;
+      case 3: TileT<3, NV>(ai, lda, b, ldb, k, accumulate, ci, ldc); break;
+      case 4: TileT<4, NV>(ai, lda, b, ldb, k, accumulate, ci, ldc); break;
+      case 5: TileT<5, NV>(ai, lda, b, ldb, k, accumulate, ci, ldc); break;
+      default: TileT<6, NV>(ai, lda, b, ldb, k, accumulate, ci, ldc); break;
+    }
+    r += rows;
+  }
+}
+#endif
+
+// Columns [v0 * 16, v1 * 16) of C (the scalar path: columns [v0, v1)). The
+// contraction runs in panels of kc rows so that a panel of A ([kc, M]) and a
+// chunk of B ([kc, 64]) stay in L2 while every tile reads them.
+void MatmulTNColumns(const std::vector<Segment>& segs, int64_t M, int64_t N, float* c,
+                     int64_t v0, int64_t v1) {
+  const int64_t kc = std::max<int64_t>(32, std::min<int64_t>(512, 65536 / std::max<int64_t>(M, 1)));
+  bool accumulate = false;
+  for (const Segment& s : segs) {
+    for (int64_t k0 = 0; k0 < s.k; k0 += kc) {
+      const int64_t k = std::min(kc, s.k - k0);
+      const float* a = s.a + k0 * M;
+      const float* b = s.b + k0 * N;
+#if defined(__AVX512F__)
+      int64_t v = v0;
+      for (; v + 4 <= v1; v += 4)
+        ColumnChunkT<4>(M, a, M, b + v * kLanes, N, k, accumulate, c + v * kLanes, N);
+      switch (v1 - v) {
+        case 3: ColumnChunkT<3>(M, a, M, b + v * kLanes, N, k, accumulate, c + v * kLanes, N); break;
+        case 2: ColumnChunkT<2>(M, a, M, b + v * kLanes, N, k, accumulate, c + v * kLanes, N); break;
+        case 1: ColumnChunkT<1>(M, a, M, b + v * kLanes, N, k, accumulate, c + v * kLanes, N); break;
+        default: break;
+      }
+#else
+      for (int64_t i = 0; i < M; ++i) {
+        float* ci = c + i * N;
+        if (!accumulate) std::fill(ci + v0, ci + v1, 0.0f);
+        for (int64_t kk = 0; kk < k; ++kk) {
+          const float av = a[kk * M + i];
+          for (int64_t j = v0; j < v1; ++j) ci[j] += av * b[kk * N + j];
+        }
+      }
+#endif
+      accumulate = true;
+    }
+  }
+  if (!accumulate)  // Every segment empty: C = 0.
+    for (int64_t i = 0; i < M; ++i)
+      std::fill(c + i * N + v0 * kUnitTN, c + i * N + v1 * kUnitTN, 0.0f);
+}
+
+void MatmulTN(ffi::ThreadPool& pool, const std::vector<Segment>& segs, int64_t M, int64_t N,
+              float* c) {
+  ParallelRows(pool, N / kUnitTN, [&](int64_t v0, int64_t v1) {
+    MatmulTNColumns(segs, M, N, c, v0, v1);
+  }, /*min_rows=*/2);
 }
 
 // ---------------------------------------------------------------------------
@@ -670,6 +788,34 @@ ffi::Error RnnBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 hs, F32R2 w_h
   return ffi::Error::Success();
 }
 
+ffi::Error MatmulTNImpl(ffi::ThreadPool pool, F32R2 a, F32R2 b, ffi::Result<F32R2> c) {
+  const int64_t K = a.dimensions()[0], M = a.dimensions()[1], N = b.dimensions()[1];
+  if (b.dimensions()[0] != K || c->dimensions()[0] != M || c->dimensions()[1] != N)
+    return ffi::Error::InvalidArgument("rnnlm matmul_tn: inconsistent shapes");
+  if (N % kUnitTN != 0)
+    return ffi::Error::InvalidArgument("rnnlm matmul_tn: columns must be a multiple of 16");
+  MatmulTN(pool, {Segment{a.typed_data(), b.typed_data(), K}}, M, N, c->typed_data());
+  return ffi::Error::Success();
+}
+
+// dW_h = sum_t h_{t-1}^T d_t with h_{-1} = h0: [B, H]^T d_0 + hs[:T-1]^T d[1:]
+// (both read in place, no shifted copy of hs).
+ffi::Error WeightGradImpl(ffi::ThreadPool pool, F32R2 h0, F32R3 hs, F32R3 d,
+                          ffi::Result<F32R2> dw) {
+  const auto dims = d.dimensions();
+  const int64_t T = dims[0], B = dims[1], G = dims[2], H = hs.dimensions()[2];
+  if (hs.dimensions()[0] != T || hs.dimensions()[1] != B || h0.dimensions()[0] != B ||
+      h0.dimensions()[1] != H || dw->dimensions()[0] != H || dw->dimensions()[1] != G)
+    return ffi::Error::InvalidArgument("rnnlm weight_grad: inconsistent shapes");
+  if (G % kUnitTN != 0)
+    return ffi::Error::InvalidArgument("rnnlm weight_grad: columns must be a multiple of 16");
+  MatmulTN(pool,
+           {Segment{h0.typed_data(), d.typed_data(), B},
+            Segment{hs.typed_data(), d.typed_data() + B * G, (T - 1) * B}},
+           H, G, dw->typed_data());
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmLstmForward, LstmForwardImpl,
@@ -739,4 +885,19 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmRnnBackward, RnnBackwardImpl,
                                   .Arg<F32R2>()
                                   .Arg<F32R2>()
                                   .Ret<F32R3>()
+                                  .Ret<F32R2>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmMatmulTN, MatmulTNImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R2>()
+                                  .Ret<F32R2>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmWeightGrad, WeightGradImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R3>()
+                                  .Arg<F32R3>()
                                   .Ret<F32R2>());
