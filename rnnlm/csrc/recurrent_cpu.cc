@@ -125,6 +125,12 @@ inline void TileBlock(const float* a, int64_t lda, const float* w, int64_t ldw, 
   V acc[R][NV];
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
+  // Init (in the recurrences, this step's rows of x W_x: not in cache) is read
+  // only after the k loop; fetching it now hides that miss behind the loop.
+  if (ldi != 0)
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < NV; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(init + r * ldi + j * kLanes), _MM_HINT_T0);
   for (int64_t kk = 0; kk < k; ++kk) {
     V wv[NV];
     for (int j = 0; j < NV; ++j) wv[j] = vload(w + kk * ldw + j * kLanes);
@@ -380,6 +386,12 @@ void MatmulTN(ffi::ThreadPool& pool, const std::vector<Segment>& segs, int64_t M
   }, /*min_rows=*/2);
 }
 
+// Asks for n floats from p in L2 (one request per cache line).
+inline void PrefetchL2(const float* p, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16)
+    __builtin_prefetch(p + i, /*rw=*/0, /*locality=*/2);
+}
+
 // ---------------------------------------------------------------------------
 // Forward: rows [r0, r1) of the batch through all T steps.
 
@@ -500,6 +512,9 @@ void BackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const floa
           dcr[j] = d_c * f;
         }
       }
+      // The next step's gates into L2 while the matmul runs.
+      if (t > 0)
+        PrefetchL2(gates + ((t - 1) * B + row) * G, tile * G);
       // dh_{t-1} = dz_t W_h^T for the block's rows (overwrites them in dh).
       Matmul(tile, dz, G, w_h_t, G, H, zeros.data(), nullptr, 0, dh + row * H, H);
       row += tile;
@@ -611,6 +626,7 @@ void GruBackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const f
     }
     // dh_{t-1} = dh z + dhh_t W_h^T (in place: each tile reads its rows of dh first).
     float* dq0 = dhh + (t * B + r0) * G;
+    if (t > 0) PrefetchL2(acts + ((t - 1) * B + r0) * A, rows * A);  // Next step's.
     Matmul(rows, dq0, G, w_h_t, G, H, dh + r0 * H, nullptr, H, dh + r0 * H, H);
   }
 }
