@@ -335,14 +335,34 @@ def recurrence_fast(cell: str, params: Params, xp: jax.Array, carry: Carry,
   `rnnlm.kernels` (forward and backward loops in C++) where they can; anywhere
   else (accelerators, no compiler, H not a multiple of 16) the custom-VJP scan runs.
   """
-  # Single steps (sampling) stay on XLA, whose matrix-vector product uses every
-  # core; the kernel pays off over sequences.
-  if (cpu_kernel and xp.shape[0] > 1
-      and kernels.supported(cell, params['W_h'].shape[0], xp.dtype)):
-    if cell == 'lstm':
-      return kernels.lstm_recurrence(params['W_h'], params['b'], xp, tuple(carry))
-    if cell == 'gru':
-      return kernels.gru_recurrence(params['W_h'], params['b'], params['b_hn'], xp, tuple(carry))
-    return kernels.rnn_recurrence(params['W_h'], params['b'], xp, tuple(carry))
+  if _kernel_runs(cell, params, xp.shape[0], xp.dtype, cpu_kernel):
+    return _kernel_recurrence(cell, params, xp, carry)
   return _recurrence_fast(cell, params['W_h'], params['b'], params.get('b_hn'), xp,
                           tuple(carry), unroll)
+
+
+def recurrence_fast_tokens(cell: str, params: Params, table: jax.Array, tokens: jax.Array,
+                           carry: Carry, unroll: int = 1, cpu_kernel: bool = True
+                           ) -> tuple[jax.Array, Carry]:
+  """`recurrence_fast` over xp = table[tokens] (`project_tokens`): a first layer fed
+  token ids [T, B], with table = W_x [V, G*H] (or the embedding times W_x). The CPU
+  kernels read the table's rows in place instead of a gathered [T, B, G*H] copy."""
+  if _kernel_runs(cell, params, tokens.shape[0], table.dtype, cpu_kernel):
+    return _kernel_recurrence(cell, params, (table, tokens), carry)
+  return recurrence_fast(cell, params, project_tokens({'W_x': table}, tokens), carry,
+                         unroll, cpu_kernel=False)
+
+
+def _kernel_runs(cell, params, steps, dtype, cpu_kernel) -> bool:
+  # Single steps (sampling) stay on XLA, whose matrix-vector product uses every
+  # core; the kernel pays off over sequences.
+  return bool(cpu_kernel and steps > 1
+              and kernels.supported(cell, params['W_h'].shape[0], dtype))
+
+
+def _kernel_recurrence(cell, params, x, carry):
+  if cell == 'lstm':
+    return kernels.lstm_recurrence(params['W_h'], params['b'], x, tuple(carry))
+  if cell == 'gru':
+    return kernels.gru_recurrence(params['W_h'], params['b'], params['b_hn'], x, tuple(carry))
+  return kernels.rnn_recurrence(params['W_h'], params['b'], x, tuple(carry))

@@ -41,6 +41,10 @@ _TARGETS = {'rnnlm_lstm_forward': 'RnnlmLstmForward',
             'rnnlm_gru_backward': 'RnnlmGruBackward',
             'rnnlm_rnn_forward': 'RnnlmRnnForward',
             'rnnlm_rnn_backward': 'RnnlmRnnBackward',
+            'rnnlm_lstm_forward_tokens': 'RnnlmLstmForwardTokens',
+            'rnnlm_gru_forward_tokens': 'RnnlmGruForwardTokens',
+            'rnnlm_rnn_forward_tokens': 'RnnlmRnnForwardTokens',
+            'rnnlm_scatter_rows': 'RnnlmScatterRows',
             'rnnlm_matmul_tn': 'RnnlmMatmulTN',
             'rnnlm_weight_grad': 'RnnlmWeightGrad'}
 _lock = threading.Lock()
@@ -184,34 +188,61 @@ def _weight_grad(h0, hs, d_pre):
       (hs.shape[-1], d_pre.shape[-1]), d_pre.dtype))(h0, hs, d_pre)
 
 
-def _forward_call(xp, w_h, b, h0, c0):
-  t, bsz, g = xp.shape
-  out = jax.ShapeDtypeStruct((t, bsz, g // 4), xp.dtype)
-  gates = jax.ShapeDtypeStruct((t, bsz, g), xp.dtype)
-  return _ffi('rnnlm_lstm_forward', (out, out, gates))(xp, w_h, b, h0, c0)
+# A layer's projected inputs `x` are either xp = x W_x [T, B, G] or, for a first
+# layer fed token ids, a pair (table [V, G], tokens [T, B] int32) standing for
+# xp = table[tokens] (ids clipped to [0, V)): the forward kernels then read the
+# table's rows in place, and the gradient of the table is a scatter-add.
+
+
+def _forward(target: str, x, *args, results):
+  """Calls the forward kernel over xp or (table, tokens); `results` from (T, B, G)."""
+  if isinstance(x, tuple):
+    table, tokens = x
+    t, bsz = tokens.shape
+    return _ffi(target + '_tokens', results(t, bsz, table.shape[1], table.dtype))(
+        table, tokens.astype(jnp.int32), *args)
+  t, bsz, g = x.shape
+  return _ffi(target, results(t, bsz, g, x.dtype))(x, *args)
+
+
+def _input_grad(x, d_xp):
+  """The cotangent of `x` given that of xp."""
+  if isinstance(x, tuple):
+    table, tokens = x
+    d_table = _ffi('rnnlm_scatter_rows', jax.ShapeDtypeStruct(table.shape, d_xp.dtype))(
+        tokens.astype(jnp.int32), d_xp)
+    return d_table, None  # Integer ids: no cotangent.
+  return d_xp
+
+
+def _lstm_results(t, bsz, g, dtype):
+  out = jax.ShapeDtypeStruct((t, bsz, g // 4), dtype)
+  return out, out, jax.ShapeDtypeStruct((t, bsz, g), dtype)
 
 
 @jax.custom_vjp
-def lstm_recurrence(w_h, b, xp, carry):
-  """LSTM over xp = x W_x [T, B, 4H] (no bias) from carry (h0, c0): (hs, (h_T, c_T))."""
-  hs, cs, _ = _forward_call(xp, w_h, b, *carry)
+def lstm_recurrence(w_h, b, x, carry):
+  """LSTM over x = xp = x W_x [T, B, 4H] (no bias), or (table, tokens) (above),
+  from carry (h0, c0): (hs, (h_T, c_T))."""
+  hs, cs, _ = _forward('rnnlm_lstm_forward', x, w_h, b, *carry, results=_lstm_results)
   return hs, (hs[-1], cs[-1])
 
 
-def _lstm_fwd(w_h, b, xp, carry):
-  hs, cs, gates = _forward_call(xp, w_h, b, *carry)
-  return (hs, (hs[-1], cs[-1])), (w_h, hs, cs, gates, carry)
+def _lstm_fwd(w_h, b, x, carry):
+  hs, cs, gates = _forward('rnnlm_lstm_forward', x, w_h, b, *carry, results=_lstm_results)
+  return (hs, (hs[-1], cs[-1])), (w_h, x, hs, cs, gates, carry)
 
 
 def _lstm_bwd(residuals, cotangents):
-  w_h, hs, cs, gates, (h0, c0) = residuals
+  w_h, x, hs, cs, gates, (h0, c0) = residuals
   d_hs, (d_h_last, d_c_last) = cotangents
   _, bsz, hidden = hs.shape
   dz_shape = jax.ShapeDtypeStruct(gates.shape, gates.dtype)
   carry_shape = jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)
   dz, dh0, dc0 = _ffi('rnnlm_lstm_backward', (dz_shape, carry_shape, carry_shape))(
       d_hs, gates, cs, c0, w_h.T, d_h_last, d_c_last)
-  return _weight_grad(h0, hs, dz), jnp.sum(dz, axis=(0, 1)), dz, (dh0, dc0)
+  return (_weight_grad(h0, hs, dz), jnp.sum(dz, axis=(0, 1)), _input_grad(x, dz),
+          (dh0, dc0))
 
 
 lstm_recurrence.defvjp(_lstm_fwd, _lstm_bwd)
@@ -221,28 +252,27 @@ lstm_recurrence.defvjp(_lstm_fwd, _lstm_bwd)
 # The GRU recurrence, the same way (PyTorch / cuDNN form, see `rnnlm.cells`).
 
 
-def _gru_forward_call(xp, w_h, b, b_hn, h0):
-  t, bsz, g = xp.shape
+def _gru_results(t, bsz, g, dtype):
   hidden = g // 3
-  return _ffi('rnnlm_gru_forward', (
-      jax.ShapeDtypeStruct((t, bsz, hidden), xp.dtype),
-      jax.ShapeDtypeStruct((t, bsz, 4 * hidden), xp.dtype)))(xp, w_h, b, b_hn, h0)
+  return (jax.ShapeDtypeStruct((t, bsz, hidden), dtype),
+          jax.ShapeDtypeStruct((t, bsz, 4 * hidden), dtype))
 
 
 @jax.custom_vjp
-def gru_recurrence(w_h, b, b_hn, xp, carry):
-  """GRU over xp = x W_x [T, B, 3H] (no bias) from carry (h0,): (hs, (h_T,))."""
-  hs, _ = _gru_forward_call(xp, w_h, b, b_hn, carry[0])
+def gru_recurrence(w_h, b, b_hn, x, carry):
+  """GRU over x = xp = x W_x [T, B, 3H] (no bias), or (table, tokens), from carry
+  (h0,): (hs, (h_T,))."""
+  hs, _ = _forward('rnnlm_gru_forward', x, w_h, b, b_hn, carry[0], results=_gru_results)
   return hs, (hs[-1],)
 
 
-def _gru_fwd(w_h, b, b_hn, xp, carry):
-  hs, acts = _gru_forward_call(xp, w_h, b, b_hn, carry[0])
-  return (hs, (hs[-1],)), (w_h, hs, acts, carry[0])
+def _gru_fwd(w_h, b, b_hn, x, carry):
+  hs, acts = _forward('rnnlm_gru_forward', x, w_h, b, b_hn, carry[0], results=_gru_results)
+  return (hs, (hs[-1],)), (w_h, x, hs, acts, carry[0])
 
 
 def _gru_bwd(residuals, cotangents):
-  w_h, hs, acts, h0 = residuals
+  w_h, x, hs, acts, h0 = residuals
   d_hs, (d_h_last,) = cotangents
   t, bsz, hidden = hs.shape
   seq = jax.ShapeDtypeStruct((t, bsz, 3 * hidden), hs.dtype)
@@ -250,7 +280,8 @@ def _gru_bwd(residuals, cotangents):
       seq, seq, jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)))(
           d_hs, acts, hs, h0, w_h.T, d_h_last)
   d_b_hn = jnp.sum(dhh[..., 2 * hidden:], axis=(0, 1))
-  return _weight_grad(h0, hs, dhh), jnp.sum(dxp, axis=(0, 1)), d_b_hn, dxp, (dh0,)
+  return (_weight_grad(h0, hs, dhh), jnp.sum(dxp, axis=(0, 1)), d_b_hn, _input_grad(x, dxp),
+          (dh0,))
 
 
 gru_recurrence.defvjp(_gru_fwd, _gru_bwd)
@@ -260,27 +291,31 @@ gru_recurrence.defvjp(_gru_fwd, _gru_bwd)
 # The Elman RNN, h_t = tanh(x_t W_x + h_{t-1} W_h + b).
 
 
+def _rnn_results(t, bsz, g, dtype):
+  return jax.ShapeDtypeStruct((t, bsz, g), dtype)
+
+
 @jax.custom_vjp
-def rnn_recurrence(w_h, b, xp, carry):
-  """RNN over xp = x W_x [T, B, H] (no bias) from carry (h0,): (hs, (h_T,))."""
-  hs = _ffi('rnnlm_rnn_forward', jax.ShapeDtypeStruct(xp.shape, xp.dtype))(
-      xp, w_h, b, carry[0])
+def rnn_recurrence(w_h, b, x, carry):
+  """RNN over x = xp = x W_x [T, B, H] (no bias), or (table, tokens), from carry
+  (h0,): (hs, (h_T,))."""
+  hs = _forward('rnnlm_rnn_forward', x, w_h, b, carry[0], results=_rnn_results)
   return hs, (hs[-1],)
 
 
-def _rnn_fwd(w_h, b, xp, carry):
-  out = rnn_recurrence(w_h, b, xp, carry)
-  return out, (w_h, out[0], carry[0])
+def _rnn_fwd(w_h, b, x, carry):
+  out = rnn_recurrence(w_h, b, x, carry)
+  return out, (w_h, x, out[0], carry[0])
 
 
 def _rnn_bwd(residuals, cotangents):
-  w_h, hs, h0 = residuals
+  w_h, x, hs, h0 = residuals
   d_hs, (d_h_last,) = cotangents
   _, bsz, hidden = hs.shape
   dz, dh0 = _ffi('rnnlm_rnn_backward', (
       jax.ShapeDtypeStruct(hs.shape, hs.dtype), jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)))(
           d_hs, hs, w_h.T, d_h_last)
-  return _weight_grad(h0, hs, dz), jnp.sum(dz, axis=(0, 1)), dz, (dh0,)
+  return _weight_grad(h0, hs, dz), jnp.sum(dz, axis=(0, 1)), _input_grad(x, dz), (dh0,)
 
 
 rnn_recurrence.defvjp(_rnn_fwd, _rnn_bwd)

@@ -90,22 +90,27 @@ class CharLM(nnx.Module):
     hs = None
     for i, layer in enumerate(self.layers):
       w = layer.weights()
+      table = xp = None
       if i == 0:
         if self.embed is None:
-          xp = cells.project_tokens(w, xs_tokens)
+          table = w['W_x']
         elif self.vocab_size <= xs_tokens.size:
           # An embedding followed by a linear map is a lookup in their product:
           # one [V, E] x [E, G*H] matmul instead of a [T*B, E] x [E, G*H] one.
           table = self.embed.embedding[...] @ w['W_x']
-          xp = cells.project_tokens({'W_x': table}, xs_tokens)
         else:
           xp = cells.project_inputs(w, self.embed(xs_tokens), cpu_kernel=self._kernels)
       else:
         xp = cells.project_inputs(w, hs, cpu_kernel=self._kernels)
-      if self.fast_recurrence:
+      if self.fast_recurrence and table is not None:
+        hs, c = cells.recurrence_fast_tokens(self.cell, w, table, xs_tokens, carry[i],
+                                             unroll=self.unroll, cpu_kernel=self.cpu_kernel)
+      elif self.fast_recurrence:
         hs, c = cells.recurrence_fast(self.cell, w, xp, carry[i], unroll=self.unroll,
                                       cpu_kernel=self.cpu_kernel)
       else:
+        if table is not None:
+          xp = cells.project_tokens({'W_x': table}, xs_tokens)
         hs, c = cells.recurrence(self.cell, w, xp, carry[i], unroll=self.unroll)
       hs = self.dropout(hs, deterministic=deterministic, rngs=keys[i])
       new_carry.append(c)

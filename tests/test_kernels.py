@@ -119,6 +119,46 @@ def test_gradients_match_float64_autodiff(cell, t, b, h, zero_carry):
 
 @needs_kernel
 @pytest.mark.parametrize('cell', ['lstm', 'gru', 'rnn'])
+@pytest.mark.parametrize('t,b,h', [(5, 3, 16), (9, 13, 48), (4, 50, 128)])
+def test_token_inputs_match_float64(cell, t, b, h):
+  """A first layer fed token ids: rows of a table read in place, and the table's
+  gradient by scatter-add, against xp = table[ids] in float64 (ids clipped to
+  [0, V), as `jnp.take(..., mode='clip')` does; two ids are out of range)."""
+  w_h, biases, xp, carry = _inputs(cell, t, b, h, zero_carry=False, seed=8)
+  rng = np.random.default_rng(9)
+  vocab = 11
+  table = rng.normal(size=(vocab, xp.shape[-1]))
+  tokens = rng.integers(0, vocab, (t, b)).astype(np.int32)
+  tokens[0, 0], tokens[-1, -1] = -3, vocab + 4
+  gathered = table[np.clip(tokens, 0, vocab - 1)]
+  proj = rng.normal(size=(t, b, h))
+
+  def loss(run, w_h, biases, x, carry):
+    hs, final = run(w_h, biases, x, carry)
+    return jnp.sum(hs * proj) + sum(jnp.sum(jnp.sin(c)) for c in final)
+
+  with jax.enable_x64(True):
+    ref = _reference(cell)
+    take = lambda table: jnp.take(table, jnp.asarray(tokens), axis=0, mode='clip')
+    want_hs = np.asarray(ref(w_h, biases, gathered, carry)[0])
+    want = jax.grad(lambda w_h, biases, table, carry: loss(ref, w_h, biases, take(table),
+                                                           carry), argnums=(0, 1, 2, 3))(
+        w_h, biases, table, carry)
+  run = _kernel(cell)
+  w_h32, biases32, table32, carry32 = f32((w_h, biases, table, carry))
+  ids = jnp.asarray(tokens)
+  hs, _ = jax.jit(lambda *a: run(a[0], a[1], (a[2], ids), a[3]))(w_h32, biases32, table32,
+                                                                 carry32)
+  np.testing.assert_allclose(hs, want_hs, rtol=1e-5, atol=2e-6)
+  got = jax.jit(jax.grad(lambda w_h, biases, table, carry: loss(run, w_h, biases, (table, ids),
+                                                                carry), argnums=(0, 1, 2, 3)))(
+      w_h32, biases32, table32, carry32)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * np.max(np.abs(w)))
+
+
+@needs_kernel
+@pytest.mark.parametrize('cell', ['lstm', 'gru', 'rnn'])
 def test_result_does_not_depend_on_thread_count(cell, monkeypatch):
   args = f32(_inputs(cell, 6, 25, 32, zero_carry=False, seed=3))
   run = _kernel(cell)

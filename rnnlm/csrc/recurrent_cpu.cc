@@ -46,6 +46,7 @@ namespace ffi = xla::ffi;
 using F32R1 = ffi::BufferR1<ffi::F32>;
 using F32R2 = ffi::BufferR2<ffi::F32>;
 using F32R3 = ffi::BufferR3<ffi::F32>;
+using S32R2 = ffi::BufferR2<ffi::S32>;
 
 namespace {
 
@@ -118,8 +119,11 @@ constexpr int kMaxRows = 6;
 #if defined(__AVX512F__)
 template <int R, int NV>
 inline void TileBlock(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k,
-                      const float* init, const float* bias, int64_t ldi, float* c,
-                      int64_t ldc) {
+                      const float* init, const float* bias, int64_t ldi, const int32_t* idx,
+                      float* c, int64_t ldc) {
+  // Row r of Init: init + r * ldi, or init + idx[r] * ldi (a gather) when idx is given.
+  const float* irow[R];
+  for (int r = 0; r < R; ++r) irow[r] = init + (idx ? int64_t{idx[r]} : r) * ldi;
   // Accumulators start at zero (no loads to keep live across the loop); Init and
   // the bias are added on the way out.
   V acc[R][NV];
@@ -130,7 +134,7 @@ inline void TileBlock(const float* a, int64_t lda, const float* w, int64_t ldw, 
   if (ldi != 0)
     for (int r = 0; r < R; ++r)
       for (int j = 0; j < NV; ++j)
-        _mm_prefetch(reinterpret_cast<const char*>(init + r * ldi + j * kLanes), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(irow[r] + j * kLanes), _MM_HINT_T0);
   for (int64_t kk = 0; kk < k; ++kk) {
     V wv[NV];
     for (int j = 0; j < NV; ++j) wv[j] = vload(w + kk * ldw + j * kLanes);
@@ -141,7 +145,7 @@ inline void TileBlock(const float* a, int64_t lda, const float* w, int64_t ldw, 
   }
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < NV; ++j) {
-      V out = _mm512_add_ps(acc[r][j], vload(init + r * ldi + j * kLanes));
+      V out = _mm512_add_ps(acc[r][j], vload(irow[r] + j * kLanes));
       if (bias) out = _mm512_add_ps(out, vload(bias + j * kLanes));
       vstore(c + r * ldc + j * kLanes, out);
     }
@@ -152,21 +156,22 @@ inline void TileBlock(const float* a, int64_t lda, const float* w, int64_t ldw, 
 template <int NV>
 inline void BlockColumns(int rows, const float* a, int64_t lda, const float* w, int64_t ldw,
                          int64_t k, const float* init, const float* bias, int64_t ldi,
-                         float* c, int64_t ldc) {
+                         const int32_t* idx, float* c, int64_t ldc) {
   const int tiles = (rows + kMaxRows - 1) / kMaxRows;
   int r = 0;
   for (int i = 0; i < tiles; ++i) {
     const int m = rows / tiles + (i < rows % tiles ? 1 : 0);
     const float* ai = a + r * lda;
-    const float* ii = init + r * ldi;
+    const float* ii = idx ? init : init + r * ldi;
+    const int32_t* xi = idx ? idx + r : nullptr;
     float* ci = c + r * ldc;
     switch (m) {
-      case 1: TileBlock<1, NV>(ai, lda, w, ldw, k, ii, bias, ldi, ci, ldc); break;
-      case 2: TileBlock<2, NV>(ai, lda, w, ldw, k, ii, bias, ldi, ci, ldc); break;
-      case 3: TileBlock<3, NV>(ai, lda, w, ldw, k, ii, bias, ldi, ci, ldc); break;
-      case 4: TileBlock<4, NV>(ai, lda, w, ldw, k, ii, bias, ldi, ci, ldc); break;
-      case 5: TileBlock<5, NV>(ai, lda, w, ldw, k, ii, bias, ldi, ci, ldc); break;
-      default: TileBlock<6, NV>(ai, lda, w, ldw, k, ii, bias, ldi, ci, ldc); break;
+      case 1: TileBlock<1, NV>(ai, lda, w, ldw, k, ii, bias, ldi, xi, ci, ldc); break;
+      case 2: TileBlock<2, NV>(ai, lda, w, ldw, k, ii, bias, ldi, xi, ci, ldc); break;
+      case 3: TileBlock<3, NV>(ai, lda, w, ldw, k, ii, bias, ldi, xi, ci, ldc); break;
+      case 4: TileBlock<4, NV>(ai, lda, w, ldw, k, ii, bias, ldi, xi, ci, ldc); break;
+      case 5: TileBlock<5, NV>(ai, lda, w, ldw, k, ii, bias, ldi, xi, ci, ldc); break;
+      default: TileBlock<6, NV>(ai, lda, w, ldw, k, ii, bias, ldi, xi, ci, ldc); break;
     }
     r += m;
   }
@@ -190,30 +195,31 @@ std::vector<float> PackColumns(const float* w, int64_t k, int64_t n) {
 }
 
 // C[rows, :n] = Init + bias + A[rows, :k] W[:k, :n], W as packed by PackColumns;
-// row strides in floats. On the AVX-512 path n must be a multiple of 16 (the
-// caller checks).
+// row strides in floats; row r of Init is init + r * ldi, or init + idx[r] * ldi
+// when idx is given. On the AVX-512 path n must be a multiple of 16 (the caller
+// checks).
 inline void Matmul(int rows, const float* a, int64_t lda, const float* w_packed, int64_t k,
                    int64_t n, const float* init, const float* bias, int64_t ldi, float* c,
-                   int64_t ldc) {
+                   int64_t ldc, const int32_t* idx = nullptr) {
 #if defined(__AVX512F__)
   static_assert(kBlock == 4 * kLanes, "a column block is four vectors");
   int64_t j = 0;
   for (; j + kBlock <= n; j += kBlock)
     BlockColumns<4>(rows, a, lda, w_packed + j * k, kBlock, k, init + j,
-                    bias ? bias + j : nullptr, ldi, c + j, ldc);
+                    bias ? bias + j : nullptr, ldi, idx, c + j, ldc);
   const float* wj = w_packed + j * k;
   const float* bj = bias ? bias + j : nullptr;
   const int64_t width = n - j;
   switch (width / kLanes) {
-    case 3: BlockColumns<3>(rows, a, lda, wj, width, k, init + j, bj, ldi, c + j, ldc); break;
-    case 2: BlockColumns<2>(rows, a, lda, wj, width, k, init + j, bj, ldi, c + j, ldc); break;
-    case 1: BlockColumns<1>(rows, a, lda, wj, width, k, init + j, bj, ldi, c + j, ldc); break;
+    case 3: BlockColumns<3>(rows, a, lda, wj, width, k, init + j, bj, ldi, idx, c + j, ldc); break;
+    case 2: BlockColumns<2>(rows, a, lda, wj, width, k, init + j, bj, ldi, idx, c + j, ldc); break;
+    case 1: BlockColumns<1>(rows, a, lda, wj, width, k, init + j, bj, ldi, idx, c + j, ldc); break;
     default: break;
   }
 #else
   for (int r = 0; r < rows; ++r) {
     float* cr = c + r * ldc;
-    const float* ir = init + r * ldi;
+    const float* ir = init + (idx ? int64_t{idx[r]} : r) * ldi;
     for (int64_t j = 0; j < n; ++j) cr[j] = ir[j] + (bias ? bias[j] : 0.0f);
     for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
       const int64_t width = std::min(kBlock, n - j0);
@@ -393,9 +399,26 @@ inline void PrefetchL2(const float* p, int64_t n) {
 }
 
 // ---------------------------------------------------------------------------
+// Where a layer's projected inputs x_t W_x come from: xp [T, B, G], or, for a
+// first layer fed token ids, rows of a table [V, G] (W_x for one-hot inputs, or
+// the embedding times W_x), read in place instead of gathered into an xp first.
+
+struct Inputs {
+  const float* x;         // xp [T, B, G], or the table [V, G]
+  const int32_t* tokens;  // null, or [T, B] ids, already clamped to [0, V)
+  int64_t G;
+
+  // Row (t, b) at flat index i = t * B + b.
+  const float* row(int64_t i) const { return x + (tokens ? int64_t{tokens[i]} : i) * G; }
+  // Matmul's Init for the rows from flat index i on, and its row indices.
+  const float* init(int64_t i) const { return tokens ? x : x + i * G; }
+  const int32_t* idx(int64_t i) const { return tokens ? tokens + i : nullptr; }
+};
+
+// ---------------------------------------------------------------------------
 // Forward: rows [r0, r1) of the batch through all T steps.
 
-void ForwardRows(int64_t T, int64_t B, int64_t H, const float* xp, const float* w_h,
+void ForwardRows(int64_t T, int64_t B, int64_t H, const Inputs& xp, const float* w_h,
                  const float* b, const float* h0, const float* c0, float* hs, float* cs,
                  float* gates, int64_t r0, int64_t r1) {
   const int64_t G = 4 * H;
@@ -411,7 +434,8 @@ void ForwardRows(int64_t T, int64_t B, int64_t H, const float* xp, const float* 
     const float* h_prev = t == 0 ? h0 : hs + (t - 1) * B * H;
     const float* c_prev = t == 0 ? c0 : cs + (t - 1) * B * H;
     // All rows of the block at once: W is streamed once per step.
-    Matmul(rows, h_prev + r0 * H, H, w_h, H, G, xp + (t * B + r0) * G, b, G, zbuf.data(), G);
+    Matmul(rows, h_prev + r0 * H, H, w_h, H, G, xp.init(t * B + r0), b, G, zbuf.data(), G,
+           xp.idx(t * B + r0));
     for (int r = 0; r < rows; ++r) {
       const float* zr = zbuf.data() + r * G;
       float* gr = gates + (t * B + r0 + r) * G;
@@ -528,7 +552,7 @@ void BackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const floa
 //   hn = hh_n + b_hn;  n = tanh(xp_n + b_n + r * hn);  h_t = (1 - z) n + z h_{t-1}.
 // Forward saves acts [T, B, 4H] = (r, z, n, hn) for the backward pass.
 
-void GruForwardRows(int64_t T, int64_t B, int64_t H, const float* xp, const float* w_h,
+void GruForwardRows(int64_t T, int64_t B, int64_t H, const Inputs& xp, const float* w_h,
                     const float* b, const float* b_hn, const float* h0, float* hs,
                     float* acts, int64_t r0, int64_t r1) {
   const int64_t G = 3 * H, A = 4 * H;
@@ -540,7 +564,7 @@ void GruForwardRows(int64_t T, int64_t B, int64_t H, const float* xp, const floa
     Matmul(rows, h_prev + r0 * H, H, w_h, H, G, zeros.data(), nullptr, 0, hh.data(), G);
     for (int r = 0; r < rows; ++r) {
       const int64_t br = r0 + r;
-      const float* x = xp + (t * B + br) * G;
+      const float* x = xp.row(t * B + br);
       const float* q = hh.data() + r * G;
       const float* hp = h_prev + br * H;
       float* ar = acts + (t * B + br) * A;
@@ -635,13 +659,14 @@ void GruBackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const f
 // Elman RNN: h_t = tanh(xp_t + b + h_{t-1} W_h). The outputs are all the
 // backward pass needs (dz = dh (1 - h^2)).
 
-void RnnForwardRows(int64_t T, int64_t B, int64_t H, const float* xp, const float* w_h,
+void RnnForwardRows(int64_t T, int64_t B, int64_t H, const Inputs& xp, const float* w_h,
                     const float* b, const float* h0, float* hs, int64_t r0, int64_t r1) {
   const int rows = static_cast<int>(r1 - r0);
   for (int64_t t = 0; t < T; ++t) {
     const float* h_prev = t == 0 ? h0 : hs + (t - 1) * B * H;
     float* out = hs + (t * B + r0) * H;
-    Matmul(rows, h_prev + r0 * H, H, w_h, H, H, xp + (t * B + r0) * H, b, H, out, H);
+    Matmul(rows, h_prev + r0 * H, H, w_h, H, H, xp.init(t * B + r0), b, H, out, H,
+           xp.idx(t * B + r0));
     for (int r = 0; r < rows; ++r) {
       float* hr = out + r * H;
       int64_t j = 0;
@@ -690,24 +715,47 @@ ffi::Error CheckShapes(int64_t T, int64_t B, int64_t H) {
   return ffi::Error::Success();
 }
 
-ffi::Error LstmForwardImpl(ffi::ThreadPool pool, F32R3 xp, F32R2 w_h,
-                           F32R1 b, F32R2 h0,
-                           F32R2 c0, ffi::Result<F32R3> hs,
-                           ffi::Result<F32R3> cs,
-                           ffi::Result<F32R3> gates) {
-  const auto dims = xp.dimensions();
-  const int64_t T = dims[0], B = dims[1], H = dims[2] / 4;
+ffi::Error LstmForward(ffi::ThreadPool& pool, const Inputs& xp, int64_t T, int64_t B,
+                       F32R2 w_h, F32R1 b, F32R2 h0, F32R2 c0, ffi::Result<F32R3>& hs,
+                       ffi::Result<F32R3>& cs, ffi::Result<F32R3>& gates) {
+  const int64_t H = xp.G / 4;
   if (auto err = CheckShapes(T, B, H); err.failure()) return err;
-  if (w_h.dimensions()[0] != H || w_h.dimensions()[1] != 4 * H || h0.dimensions()[0] != B ||
-      h0.dimensions()[1] != H || b.dimensions()[0] != 4 * H)
+  if (xp.G != 4 * H || w_h.dimensions()[0] != H || w_h.dimensions()[1] != 4 * H ||
+      h0.dimensions()[0] != B || h0.dimensions()[1] != H || b.dimensions()[0] != 4 * H ||
+      hs->dimensions()[0] != T || hs->dimensions()[1] != B)
     return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
   const std::vector<float> w = PackColumns(w_h.typed_data(), H, 4 * H);
   ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
-    ForwardRows(T, B, H, xp.typed_data(), w.data(), b.typed_data(), h0.typed_data(),
-                c0.typed_data(), hs->typed_data(), cs->typed_data(), gates->typed_data(), r0,
-                r1);
+    ForwardRows(T, B, H, xp, w.data(), b.typed_data(), h0.typed_data(), c0.typed_data(),
+                hs->typed_data(), cs->typed_data(), gates->typed_data(), r0, r1);
   });
   return ffi::Error::Success();
+}
+
+// Token ids clamped to [0, vocab), as jnp.take(..., mode='clip') does.
+std::vector<int32_t> ClampedTokens(S32R2 tokens, int64_t vocab) {
+  const int64_t n = tokens.element_count();
+  std::vector<int32_t> out(static_cast<size_t>(n));
+  const int32_t hi = static_cast<int32_t>(std::max<int64_t>(vocab - 1, 0));
+  for (int64_t i = 0; i < n; ++i) out[i] = std::clamp(tokens.typed_data()[i], 0, hi);
+  return out;
+}
+
+ffi::Error LstmForwardImpl(ffi::ThreadPool pool, F32R3 xp, F32R2 w_h, F32R1 b, F32R2 h0,
+                           F32R2 c0, ffi::Result<F32R3> hs, ffi::Result<F32R3> cs,
+                           ffi::Result<F32R3> gates) {
+  const auto dims = xp.dimensions();
+  return LstmForward(pool, Inputs{xp.typed_data(), nullptr, dims[2]}, dims[0], dims[1], w_h, b,
+                     h0, c0, hs, cs, gates);
+}
+
+ffi::Error LstmForwardTokensImpl(ffi::ThreadPool pool, F32R2 table, S32R2 tokens, F32R2 w_h,
+                                 F32R1 b, F32R2 h0, F32R2 c0, ffi::Result<F32R3> hs,
+                                 ffi::Result<F32R3> cs, ffi::Result<F32R3> gates) {
+  const std::vector<int32_t> ids = ClampedTokens(tokens, table.dimensions()[0]);
+  return LstmForward(pool, Inputs{table.typed_data(), ids.data(), table.dimensions()[1]},
+                     tokens.dimensions()[0], tokens.dimensions()[1], w_h, b, h0, c0, hs, cs,
+                     gates);
 }
 
 ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 gates,
@@ -734,21 +782,36 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 gates,
   return ffi::Error::Success();
 }
 
-ffi::Error GruForwardImpl(ffi::ThreadPool pool, F32R3 xp, F32R2 w_h, F32R1 b, F32R1 b_hn,
-                          F32R2 h0, ffi::Result<F32R3> hs, ffi::Result<F32R3> acts) {
-  const auto dims = xp.dimensions();
-  const int64_t T = dims[0], B = dims[1], H = dims[2] / 3;
+ffi::Error GruForward(ffi::ThreadPool& pool, const Inputs& xp, int64_t T, int64_t B,
+                      F32R2 w_h, F32R1 b, F32R1 b_hn, F32R2 h0, ffi::Result<F32R3>& hs,
+                      ffi::Result<F32R3>& acts) {
+  const int64_t H = xp.G / 3;
   if (auto err = CheckShapes(T, B, H); err.failure()) return err;
-  if (w_h.dimensions()[0] != H || w_h.dimensions()[1] != 3 * H || h0.dimensions()[0] != B ||
-      h0.dimensions()[1] != H || b.dimensions()[0] != 3 * H || b_hn.dimensions()[0] != H)
+  if (xp.G != 3 * H || w_h.dimensions()[0] != H || w_h.dimensions()[1] != 3 * H ||
+      h0.dimensions()[0] != B || h0.dimensions()[1] != H || b.dimensions()[0] != 3 * H ||
+      b_hn.dimensions()[0] != H || hs->dimensions()[0] != T || hs->dimensions()[1] != B)
     return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
   const std::vector<float> w = PackColumns(w_h.typed_data(), H, 3 * H);
   ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
-    GruForwardRows(T, B, H, xp.typed_data(), w.data(), b.typed_data(),
-                   b_hn.typed_data(), h0.typed_data(), hs->typed_data(), acts->typed_data(),
-                   r0, r1);
+    GruForwardRows(T, B, H, xp, w.data(), b.typed_data(), b_hn.typed_data(), h0.typed_data(),
+                   hs->typed_data(), acts->typed_data(), r0, r1);
   });
   return ffi::Error::Success();
+}
+
+ffi::Error GruForwardImpl(ffi::ThreadPool pool, F32R3 xp, F32R2 w_h, F32R1 b, F32R1 b_hn,
+                          F32R2 h0, ffi::Result<F32R3> hs, ffi::Result<F32R3> acts) {
+  const auto dims = xp.dimensions();
+  return GruForward(pool, Inputs{xp.typed_data(), nullptr, dims[2]}, dims[0], dims[1], w_h, b,
+                    b_hn, h0, hs, acts);
+}
+
+ffi::Error GruForwardTokensImpl(ffi::ThreadPool pool, F32R2 table, S32R2 tokens, F32R2 w_h,
+                                F32R1 b, F32R1 b_hn, F32R2 h0, ffi::Result<F32R3> hs,
+                                ffi::Result<F32R3> acts) {
+  const std::vector<int32_t> ids = ClampedTokens(tokens, table.dimensions()[0]);
+  return GruForward(pool, Inputs{table.typed_data(), ids.data(), table.dimensions()[1]},
+                    tokens.dimensions()[0], tokens.dimensions()[1], w_h, b, b_hn, h0, hs, acts);
 }
 
 ffi::Error GruBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 acts, F32R3 hs, F32R2 h0,
@@ -771,19 +834,57 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 acts, F32R3 h
   return ffi::Error::Success();
 }
 
-ffi::Error RnnForwardImpl(ffi::ThreadPool pool, F32R3 xp, F32R2 w_h, F32R1 b, F32R2 h0,
-                          ffi::Result<F32R3> hs) {
-  const auto dims = xp.dimensions();
-  const int64_t T = dims[0], B = dims[1], H = dims[2];
+ffi::Error RnnForward(ffi::ThreadPool& pool, const Inputs& xp, int64_t T, int64_t B,
+                      F32R2 w_h, F32R1 b, F32R2 h0, ffi::Result<F32R3>& hs) {
+  const int64_t H = xp.G;
   if (auto err = CheckShapes(T, B, H); err.failure()) return err;
   if (w_h.dimensions()[0] != H || w_h.dimensions()[1] != H || h0.dimensions()[0] != B ||
-      h0.dimensions()[1] != H || b.dimensions()[0] != H)
+      h0.dimensions()[1] != H || b.dimensions()[0] != H || hs->dimensions()[0] != T ||
+      hs->dimensions()[1] != B)
     return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
   const std::vector<float> w = PackColumns(w_h.typed_data(), H, H);
   ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
-    RnnForwardRows(T, B, H, xp.typed_data(), w.data(), b.typed_data(), h0.typed_data(),
-                   hs->typed_data(), r0, r1);
+    RnnForwardRows(T, B, H, xp, w.data(), b.typed_data(), h0.typed_data(), hs->typed_data(),
+                   r0, r1);
   });
+  return ffi::Error::Success();
+}
+
+ffi::Error RnnForwardImpl(ffi::ThreadPool pool, F32R3 xp, F32R2 w_h, F32R1 b, F32R2 h0,
+                          ffi::Result<F32R3> hs) {
+  const auto dims = xp.dimensions();
+  return RnnForward(pool, Inputs{xp.typed_data(), nullptr, dims[2]}, dims[0], dims[1], w_h, b,
+                    h0, hs);
+}
+
+ffi::Error RnnForwardTokensImpl(ffi::ThreadPool pool, F32R2 table, S32R2 tokens, F32R2 w_h,
+                                F32R1 b, F32R2 h0, ffi::Result<F32R3> hs) {
+  const std::vector<int32_t> ids = ClampedTokens(tokens, table.dimensions()[0]);
+  return RnnForward(pool, Inputs{table.typed_data(), ids.data(), table.dimensions()[1]},
+                    tokens.dimensions()[0], tokens.dimensions()[1], w_h, b, h0, hs);
+}
+
+// d_table[v] = sum of d rows whose token is v (ids clamped as in the forward):
+// the gradient of the gathered first-layer input. Threads split the columns.
+ffi::Error ScatterRowsImpl(ffi::ThreadPool pool, S32R2 tokens, F32R3 d,
+                           ffi::Result<F32R2> d_table) {
+  const int64_t V = d_table->dimensions()[0], G = d_table->dimensions()[1];
+  const int64_t n = tokens.element_count();
+  if (d.dimensions()[0] * d.dimensions()[1] != n || d.dimensions()[2] != G || V < 1)
+    return ffi::Error::InvalidArgument("rnnlm scatter_rows: inconsistent shapes");
+  const std::vector<int32_t> ids = ClampedTokens(tokens, V);
+  const float* src = d.typed_data();
+  float* out = d_table->typed_data();
+  const int64_t units = (G + 15) / 16;
+  ParallelRows(pool, units, [&](int64_t u0, int64_t u1) {
+    const int64_t c0 = u0 * 16, c1 = std::min(G, u1 * 16);
+    for (int64_t v = 0; v < V; ++v) std::fill(out + v * G + c0, out + v * G + c1, 0.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* s = src + i * G;
+      float* o = out + int64_t{ids[i]} * G;
+      for (int64_t c = c0; c < c1; ++c) o[c] += s[c];
+    }
+  }, /*min_rows=*/2);
   return ffi::Error::Success();
 }
 
@@ -915,5 +1016,47 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmWeightGrad, WeightGradImpl,
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<F32R2>()
                                   .Arg<F32R3>()
+                                  .Arg<F32R3>()
+                                  .Ret<F32R2>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmLstmForwardTokens, LstmForwardTokensImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32R2>()
+                                  .Arg<S32R2>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R1>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R2>()
+                                  .Ret<F32R3>()
+                                  .Ret<F32R3>()
+                                  .Ret<F32R3>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmGruForwardTokens, GruForwardTokensImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32R2>()
+                                  .Arg<S32R2>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R1>()
+                                  .Arg<F32R1>()
+                                  .Arg<F32R2>()
+                                  .Ret<F32R3>()
+                                  .Ret<F32R3>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmRnnForwardTokens, RnnForwardTokensImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32R2>()
+                                  .Arg<S32R2>()
+                                  .Arg<F32R2>()
+                                  .Arg<F32R1>()
+                                  .Arg<F32R2>()
+                                  .Ret<F32R3>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmScatterRows, ScatterRowsImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<S32R2>()
                                   .Arg<F32R3>()
                                   .Ret<F32R2>());
