@@ -183,9 +183,11 @@ def _ffi(target: str, results):
 
 
 def _weight_grad(h0, hs, d_pre):
-  """dW_h = sum_t h_{t-1}^T d_pre_t (h_{-1} = h0), one pass over all steps in the kernel."""
-  return _ffi('rnnlm_weight_grad', jax.ShapeDtypeStruct(
-      (hs.shape[-1], d_pre.shape[-1]), d_pre.dtype))(h0, hs, d_pre)
+  """(dW_h, d_sum): dW_h = sum_t h_{t-1}^T d_pre_t (h_{-1} = h0) and d_sum = d_pre
+  summed over steps and batch (a bias gradient), in one pass in the kernel."""
+  g = d_pre.shape[-1]
+  return _ffi('rnnlm_weight_grad', (jax.ShapeDtypeStruct((hs.shape[-1], g), d_pre.dtype),
+                                    jax.ShapeDtypeStruct((g,), d_pre.dtype)))(h0, hs, d_pre)
 
 
 # A layer's projected inputs `x` are either xp = x W_x [T, B, G] or, for a first
@@ -241,8 +243,7 @@ def _lstm_bwd(residuals, cotangents):
   carry_shape = jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)
   dz, dh0, dc0 = _ffi('rnnlm_lstm_backward', (dz_shape, carry_shape, carry_shape))(
       d_hs, gates, cs, c0, w_h.T, d_h_last, d_c_last)
-  return (_weight_grad(h0, hs, dz), jnp.sum(dz, axis=(0, 1)), _input_grad(x, dz),
-          (dh0, dc0))
+  return (*_weight_grad(h0, hs, dz), _input_grad(x, dz), (dh0, dc0))
 
 
 lstm_recurrence.defvjp(_lstm_fwd, _lstm_bwd)
@@ -279,8 +280,8 @@ def _gru_bwd(residuals, cotangents):
   dxp, dhh, dh0 = _ffi('rnnlm_gru_backward', (
       seq, seq, jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)))(
           d_hs, acts, hs, h0, w_h.T, d_h_last)
-  d_b_hn = jnp.sum(dhh[..., 2 * hidden:], axis=(0, 1))
-  return (_weight_grad(h0, hs, dhh), jnp.sum(dxp, axis=(0, 1)), d_b_hn, _input_grad(x, dxp),
+  d_w_h, d_hh_sum = _weight_grad(h0, hs, dhh)
+  return (d_w_h, jnp.sum(dxp, axis=(0, 1)), d_hh_sum[2 * hidden:], _input_grad(x, dxp),
           (dh0,))
 
 
@@ -315,7 +316,7 @@ def _rnn_bwd(residuals, cotangents):
   dz, dh0 = _ffi('rnnlm_rnn_backward', (
       jax.ShapeDtypeStruct(hs.shape, hs.dtype), jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)))(
           d_hs, hs, w_h.T, d_h_last)
-  return _weight_grad(h0, hs, dz), jnp.sum(dz, axis=(0, 1)), _input_grad(x, dz), (dh0,)
+  return (*_weight_grad(h0, hs, dz), _input_grad(x, dz), (dh0,))
 
 
 rnn_recurrence.defvjp(_rnn_fwd, _rnn_bwd)

@@ -349,7 +349,10 @@ inline void ColumnChunkT(int64_t m, const float* a, int64_t lda, const float* b,
 // contraction runs in panels of kc rows so that a panel of A ([kc, M]) and a
 // chunk of B ([kc, 64]) stay in L2 while every tile reads them.
 void MatmulTNColumns(const std::vector<Segment>& segs, int64_t M, int64_t N, float* c,
-                     int64_t v0, int64_t v1) {
+                     float* colsum, int64_t v0, int64_t v1) {
+  // colsum (if given): the column sums of B, i.e. 1^T B, taken from each panel
+  // while it is in cache (the bias gradient, beside the weight gradient).
+  if (colsum) std::fill(colsum + v0 * kUnitTN, colsum + v1 * kUnitTN, 0.0f);
   const int64_t kc = std::max<int64_t>(32, std::min<int64_t>(512, 65536 / std::max<int64_t>(M, 1)));
   bool accumulate = false;
   for (const Segment& s : segs) {
@@ -377,6 +380,12 @@ void MatmulTNColumns(const std::vector<Segment>& segs, int64_t M, int64_t N, flo
         }
       }
 #endif
+      if (colsum)
+        for (int64_t kk = 0; kk < k; ++kk) {
+          const float* __restrict bk = b + kk * N;
+          float* __restrict cs = colsum;
+          for (int64_t j = v0 * kUnitTN; j < v1 * kUnitTN; ++j) cs[j] += bk[j];
+        }
       accumulate = true;
     }
   }
@@ -386,9 +395,9 @@ void MatmulTNColumns(const std::vector<Segment>& segs, int64_t M, int64_t N, flo
 }
 
 void MatmulTN(ffi::ThreadPool& pool, const std::vector<Segment>& segs, int64_t M, int64_t N,
-              float* c) {
+              float* c, float* colsum = nullptr) {
   ParallelRows(pool, N / kUnitTN, [&](int64_t v0, int64_t v1) {
-    MatmulTNColumns(segs, M, N, c, v0, v1);
+    MatmulTNColumns(segs, M, N, c, colsum, v0, v1);
   }, /*min_rows=*/2);
 }
 
@@ -916,20 +925,21 @@ ffi::Error MatmulTNImpl(ffi::ThreadPool pool, F32R2 a, F32R2 b, ffi::Result<F32R
 }
 
 // dW_h = sum_t h_{t-1}^T d_t with h_{-1} = h0: [B, H]^T d_0 + hs[:T-1]^T d[1:]
-// (both read in place, no shifted copy of hs).
+// (both read in place, no shifted copy of hs), and d_sum = sum over t, b of d.
 ffi::Error WeightGradImpl(ffi::ThreadPool pool, F32R2 h0, F32R3 hs, F32R3 d,
-                          ffi::Result<F32R2> dw) {
+                          ffi::Result<F32R2> dw, ffi::Result<F32R1> d_sum) {
   const auto dims = d.dimensions();
   const int64_t T = dims[0], B = dims[1], G = dims[2], H = hs.dimensions()[2];
   if (hs.dimensions()[0] != T || hs.dimensions()[1] != B || h0.dimensions()[0] != B ||
-      h0.dimensions()[1] != H || dw->dimensions()[0] != H || dw->dimensions()[1] != G)
+      h0.dimensions()[1] != H || dw->dimensions()[0] != H || dw->dimensions()[1] != G ||
+      d_sum->dimensions()[0] != G)
     return ffi::Error::InvalidArgument("rnnlm weight_grad: inconsistent shapes");
   if (G % kUnitTN != 0)
     return ffi::Error::InvalidArgument("rnnlm weight_grad: columns must be a multiple of 16");
   MatmulTN(pool,
            {Segment{h0.typed_data(), d.typed_data(), B},
             Segment{hs.typed_data(), d.typed_data() + B * G, (T - 1) * B}},
-           H, G, dw->typed_data());
+           H, G, dw->typed_data(), d_sum->typed_data());
   return ffi::Error::Success();
 }
 
@@ -1017,7 +1027,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmWeightGrad, WeightGradImpl,
                                   .Arg<F32R2>()
                                   .Arg<F32R3>()
                                   .Arg<F32R3>()
-                                  .Ret<F32R2>());
+                                  .Ret<F32R2>()
+                                  .Ret<F32R1>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmLstmForwardTokens, LstmForwardTokensImpl,
                               ffi::Ffi::Bind()
