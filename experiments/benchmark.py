@@ -35,7 +35,14 @@ _RETAIN_MEMORY = flags.DEFINE_bool(
     'retain_host_memory', True,
     'Keep freed host memory for reuse (rnnlm/hostmem.py), as experiments/train.py does;'
     ' process-wide, so PyTorch and Flax run with it too.')
+_MATMUL_SIZE = flags.DEFINE_integer(
+    'matmul_size', 2048, 'n of the [n, n] x [n, n] float32 matmul whose rate is the'
+    ' reference for "of matmul rate"; timed in the same interleaved rounds as each'
+    " shape's rows.")
 _JSON_OUT = flags.DEFINE_string('json_out', None, 'Write all numbers here as JSON.')
+
+
+_MATMUL = 'float32 matmul (same rounds)'
 
 
 def main(argv):
@@ -45,13 +52,16 @@ def main(argv):
     sys.stderr.write("note: torch not installed; pip install -e '.[bench]' for its rows\n")
   info = bm.machine_info()
   info['retain_host_memory'] = _RETAIN_MEMORY.value and hostmem.retain_freed_memory()
-  peak = bm.matmul_gflops()
-  results = {'machine': info, 'matmul_gflops': peak, 'training': [], 'sampling': []}
+  n = _MATMUL_SIZE.value
+  peak = bm.matmul_gflops(n)
+  results = {'machine': info, 'matmul_gflops': peak, 'matmul_size': n, 'training': [],
+             'sampling': []}
   print(f"Machine: {info.get('cpu_model', info['processor'])}, {info['cpu_count']} cores;"
         f" jax {info['jax']}, flax {info['flax']}" +
         (f", torch {info['torch']}" if use_torch else '') +
         f"; freed host memory retained: {info['retain_host_memory']}"
-        f"\nfloat32 matmul rate (jnp.dot 2048^3): {peak:.0f} GFLOP/s\n")
+        f"\nfloat32 matmul rate (jnp.dot {n}^3) at the start: {peak:.0f} GFLOP/s;"
+        f" each shape's rows are compared with the same matmul timed in their rounds\n")
   print('| cell | hidden | implementation | chars/s | vs torch | GFLOP/s | of matmul rate | warm-up s |')
   print('|---|---|---|---|---|---|---|---|')
   for hidden in map(int, _HIDDEN.value):
@@ -67,23 +77,31 @@ def main(argv):
       if use_torch:
         trainers['torch nn.' + {'lstm': 'LSTM', 'gru': 'GRU', 'rnn': 'RNN'}[cell]] = (
             lambda: bm.torch_trainer(shape))
+      trainers[_MATMUL] = lambda: bm.matmul_runner(n)
       rnnlm_flops = bm.rnnlm_flops_per_char(shape)
       res = bm.measure_training(trainers, shape, _STEPS.value, _REPEATS.value,
-                                {n: rnnlm_flops for n in trainers if n.startswith('rnnlm')})
+                                {k: rnnlm_flops for k in trainers if k.startswith('rnnlm')})
+      mm = res.pop(_MATMUL)
+      rate = bm.matmul_rate(mm['times_s'], _STEPS.value, n)
+      results['matmul_interleaved'] = results.get('matmul_interleaved', []) + [
+          {'cell': cell, 'hidden': hidden, 'gflops': rate, 'times_s': mm['times_s']}]
       torch_cps = next((r['chars_per_sec'] for n, r in res.items() if n.startswith('torch')), None)
       for name, r in res.items():
         ratio = f"{r['chars_per_sec'] / torch_cps:.2f}x" if torch_cps else '-'
         print(f"| {cell} | {hidden} | {name} | {r['chars_per_sec']:.0f} | {ratio} |"
-              f" {r['gflops']:.1f} | {100 * r['gflops'] / peak:.0f}% | {r['warmup_s']:.1f} |",
+              f" {r['gflops']:.1f} | {100 * r['gflops'] / rate:.0f}% | {r['warmup_s']:.1f} |",
               flush=True)
         results['training'].append(dict(r, cell=cell, hidden=hidden, implementation=name,
                                         flops_per_char=r['gflops'] * 1e9 / r['chars_per_sec'],
                                         vs_torch=(r['chars_per_sec'] / torch_cps
-                                                  if torch_cps else None)))
+                                                  if torch_cps else None),
+                                        of_matmul_rate=r['gflops'] / rate))
+      print(f"| {cell} | {hidden} | {_MATMUL} | - | - | {rate:.1f} | 100% | - |", flush=True)
   print('\nGFLOP/s counts the matmul work each row performs: the model\'s (formula in'
         ' rnnlm/benchmark.py) for Flax and PyTorch; for rnnlm, less the first layer\'s'
         ' per-character input projection, which it replaces by a lookup in the product of'
-        ' the embedding and W_x.')
+        ' the embedding and W_x. "of matmul rate" is that over the float32 matmul row of'
+        ' the same shape, timed in the same interleaved rounds.')
   if _SAMPLE_LENGTH.value > 0:
     print(f'\nSampling, lstm, hidden {_SAMPLE_HIDDEN.value}, {_LAYERS.value} layers,'
           f' {_SAMPLE_LENGTH.value} chars per stream:\n')

@@ -71,6 +71,26 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
   return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
+def matmul_runner(n: int = 2048) -> Callable[[int], None]:
+  """run(k) computes k float32 [n, n] x [n, n] products through jnp.dot: the
+  machine's matmul rate, timed in the same interleaved rounds as the trainers
+  (`measure_training`) so that it sees the same load. Rate: `matmul_rate`."""
+  a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), jnp.float32)
+  dot = jax.jit(jnp.dot)
+
+  def run(k):
+    out = None
+    for _ in range(k):
+      out = dot(a, a)
+    jax.block_until_ready(out)
+  return run
+
+
+def matmul_rate(times_s: list[float], products: int, n: int = 2048) -> float:
+  """GFLOP/s of `matmul_runner(n)` rounds of `products` products each (median)."""
+  return 2 * n ** 3 * products / statistics.median(times_s) / 1e9
+
+
 @dataclasses.dataclass
 class Shape:
   cell: str

@@ -172,8 +172,9 @@ dense.defvjp(_dense_fwd, _dense_bwd)
 
 # ----------------------------------------------------------------------------
 # The LSTM recurrence with a custom VJP whose forward and backward sequential
-# loops are the kernel calls, as is dW_h; db and the input gradient are
-# reductions and big matmuls left to XLA.
+# loops are kernel calls, as are dW_h and db (one pass); the gradient of the
+# layer's input goes on to the projection's matmul in XLA (or to the table's
+# scatter-add for a first layer fed token ids).
 
 
 def _ffi(target: str, results):

@@ -36,8 +36,9 @@ class CharLM(nnx.Module):
   `dropout`) is applied to each layer's output, i.e. between layers and before the
   output projection, never on the recurrent connection. `fast_recurrence` selects
   the custom-VJP recurrence (`cells.recurrence_fast`, which with `cpu_kernel` runs
-  an LSTM on the CPU through the compiled kernel of `rnnlm.kernels`); False uses
-  autodiff of the plain scan, the reference both are tested against.
+  each layer on the CPU through the compiled kernels of `rnnlm.kernels`, as it does
+  the weight gradients of the projections and the head); False uses autodiff of
+  the plain scan, the reference both are tested against.
   """
 
   def __init__(self, vocab_size: int, *, cell: str = 'lstm', hidden_size: int = 256,

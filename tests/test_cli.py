@@ -98,3 +98,24 @@ def test_config_mismatch_leaves_workdir_alone(trained):
              '--config.model.num_layers=3')
   assert_user_error(proc, 'model.num_layers')
   assert snapshot(trained) == before
+
+
+def test_benchmark_smoke_table_and_json(tmp_path):
+  """A tiny benchmark run: a table row per implementation and a matmul row per shape,
+  and "of matmul rate" in the JSON equal to GFLOP/s over that shape's matmul rate."""
+  out = tmp_path / 'bench.json'
+  proc = run('benchmark.py', '--cells=rnn', '--hidden=16', '--batch=4', '--seq_length=6',
+             '--vocab=7', '--steps=1', '--repeats=1', '--sample_length=0', '--torch=false',
+             '--flax=false', '--matmul_size=64', f'--json_out={out}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = [l for l in proc.stdout.splitlines() if l.startswith('| rnn | 16 |')]
+  names = [r.split('|')[3].strip() for r in rows]
+  assert names == ['rnnlm', 'rnnlm (custom-VJP scan)', 'rnnlm (autodiff scan)',
+                   'float32 matmul (same rounds)'], proc.stdout
+  import json
+  res = json.loads(out.read_text())
+  [mm] = res['matmul_interleaved']
+  assert mm['gflops'] > 0 and len(mm['times_s']) == 1
+  assert res['matmul_size'] == 64
+  for r in res['training']:
+    assert r['of_matmul_rate'] == pytest.approx(r['gflops'] / mm['gflops'])
