@@ -117,6 +117,24 @@ inline float ssigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 constexpr int kMaxRows = 6;
 
 #if defined(__AVX512F__)
+// acc[r][j] = sum_kk A(r, kk) W[kk, 16 j : 16 j + 16] for one tile: R rows of A
+// broadcast against NV vectors of each row of W, all in registers. A(r, kk) is
+// a[r * a_row + kk * a_k]: (lda, 1) for A as stored, (1, lda) for A transposed.
+template <int R, int NV>
+__attribute__((always_inline)) inline void TileProducts(const float* a, int64_t a_row, int64_t a_k, const float* w,
+                         int64_t ldw, int64_t k, V (&acc)[R][NV]) {
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (int64_t kk = 0; kk < k; ++kk) {
+    V wv[NV];
+    for (int j = 0; j < NV; ++j) wv[j] = vload(w + kk * ldw + j * kLanes);
+    for (int r = 0; r < R; ++r) {
+      V av = vset(a[r * a_row + kk * a_k]);
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(av, wv[j], acc[r][j]);
+    }
+  }
+}
+
 template <int R, int NV>
 inline void TileBlock(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k,
                       const float* init, const float* bias, int64_t ldi, const int32_t* idx,
@@ -124,25 +142,16 @@ inline void TileBlock(const float* a, int64_t lda, const float* w, int64_t ldw, 
   // Row r of Init: init + r * ldi, or init + idx[r] * ldi (a gather) when idx is given.
   const float* irow[R];
   for (int r = 0; r < R; ++r) irow[r] = init + (idx ? int64_t{idx[r]} : r) * ldi;
-  // Accumulators start at zero (no loads to keep live across the loop); Init and
-  // the bias are added on the way out.
-  V acc[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
   // Init (in the recurrences, this step's rows of x W_x: not in cache) is read
   // only after the k loop; fetching it now hides that miss behind the loop.
   if (ldi != 0)
     for (int r = 0; r < R; ++r)
       for (int j = 0; j < NV; ++j)
         _mm_prefetch(reinterpret_cast<const char*>(irow[r] + j * kLanes), _MM_HINT_T0);
-  for (int64_t kk = 0; kk < k; ++kk) {
-    V wv[NV];
-    for (int j = 0; j < NV; ++j) wv[j] = vload(w + kk * ldw + j * kLanes);
-    for (int r = 0; r < R; ++r) {
-      V av = vset(a[r * lda + kk]);
-      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(av, wv[j], acc[r][j]);
-    }
-  }
+  // Accumulators start at zero (no loads to keep live across the loop); Init and
+  // the bias are added on the way out.
+  V acc[R][NV];
+  TileProducts<R, NV>(a, lda, 1, w, ldw, k, acc);
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < NV; ++j) {
       V out = _mm512_add_ps(acc[r][j], vload(irow[r] + j * kLanes));
@@ -304,16 +313,7 @@ template <int R, int NV>
 inline void TileT(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k,
                   bool accumulate, float* c, int64_t ldc) {
   V acc[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
-  for (int64_t kk = 0; kk < k; ++kk) {
-    V bv[NV];
-    for (int j = 0; j < NV; ++j) bv[j] = vload(b + kk * ldb + j * kLanes);
-    for (int r = 0; r < R; ++r) {
-      V av = vset(a[kk * lda + r]);
-      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
-    }
-  }
+  TileProducts<R, NV>(a, 1, lda, b, ldb, k, acc);
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < NV; ++j) {
       V out = acc[r][j];
