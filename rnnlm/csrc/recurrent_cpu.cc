@@ -121,8 +121,10 @@ constexpr int kMaxRows = 6;
 // broadcast against NV vectors of each row of W, all in registers. A(r, kk) is
 // a[r * a_row + kk * a_k]: (lda, 1) for A as stored, (1, lda) for A transposed.
 template <int R, int NV>
-__attribute__((always_inline)) inline void TileProducts(const float* a, int64_t a_row, int64_t a_k, const float* w,
-                         int64_t ldw, int64_t k, V (&acc)[R][NV]) {
+__attribute__((always_inline)) inline void TileProducts(const float* a, int64_t a_row,
+                                                        int64_t a_k, const float* w,
+                                                        int64_t ldw, int64_t k,
+                                                        V (&acc)[R][NV]) {
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
   for (int64_t kk = 0; kk < k; ++kk) {
