@@ -9,12 +9,14 @@ the machine's matmul rate measured in the same run) and writes every number to
 """
 
 import json
+import os
 import sys
 
 from absl import app, flags
 
 from rnnlm import benchmark as bm
 from rnnlm import hostmem
+from rnnlm.errors import UserError, report_user_errors
 
 _CELLS = flags.DEFINE_list('cells', ['lstm', 'gru', 'rnn'], 'Cells to measure.')
 _HIDDEN = flags.DEFINE_list('hidden', ['128', '512'], 'Hidden sizes.')
@@ -45,8 +47,36 @@ _JSON_OUT = flags.DEFINE_string('json_out', None, 'Write all numbers here as JSO
 _MATMUL = 'float32 matmul (same rounds)'
 
 
+def _check_flags() -> list[int]:
+  """Validates the flags before any timing; returns the hidden sizes."""
+  bad = sorted(set(_CELLS.value) - {'lstm', 'gru', 'rnn'})
+  if bad or not _CELLS.value:
+    raise UserError(f'--cells must list some of lstm, gru, rnn (got {",".join(_CELLS.value)})')
+  try:
+    hidden = [int(h) for h in _HIDDEN.value]
+  except ValueError:
+    hidden = []
+  if not hidden or min(hidden) < 1:
+    raise UserError(f'--hidden must list positive integers (got {",".join(_HIDDEN.value)})')
+  for flag in (_LAYERS, _BATCH, _SEQ, _STEPS, _REPEATS, _SAMPLE_HIDDEN, _MATMUL_SIZE):
+    if flag.value < 1:
+      raise UserError(f'--{flag.name} must be at least 1 (got {flag.value})')
+  if _VOCAB.value < 2:
+    raise UserError(f'--vocab must be at least 2 (got {_VOCAB.value})')
+  if _SAMPLE_LENGTH.value < 0:
+    raise UserError(f'--sample_length must be 0 (skip) or more (got {_SAMPLE_LENGTH.value})')
+  if _JSON_OUT.value:
+    # Checked now rather than after the whole run.
+    out_dir = os.path.dirname(os.path.abspath(_JSON_OUT.value))
+    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
+      raise UserError(f'--json_out: cannot write in {out_dir}; create it or pick another path')
+  return hidden
+
+
+@report_user_errors
 def main(argv):
   del argv
+  hidden_sizes = _check_flags()
   use_torch = _TORCH.value and bm.torch_available()
   if _TORCH.value and not use_torch:
     sys.stderr.write("note: torch not installed; pip install -e '.[bench]' for its rows\n")
@@ -64,7 +94,7 @@ def main(argv):
         f" each shape's rows are compared with the same matmul timed in their rounds\n")
   print('| cell | hidden | implementation | chars/s | vs torch | GFLOP/s | of matmul rate | warm-up s |')
   print('|---|---|---|---|---|---|---|---|')
-  for hidden in map(int, _HIDDEN.value):
+  for hidden in hidden_sizes:
     for cell in _CELLS.value:
       shape = bm.Shape(cell, hidden, _LAYERS.value, _BATCH.value, _SEQ.value, _VOCAB.value)
       trainers = {'rnnlm': lambda: bm.rnnlm_trainer(shape, fast=True)}

@@ -119,3 +119,11 @@ def test_benchmark_smoke_table_and_json(tmp_path):
   assert res['matmul_size'] == 64
   for r in res['training']:
     assert r['of_matmul_rate'] == pytest.approx(r['gflops'] / mm['gflops'])
+
+
+@pytest.mark.parametrize('flag,needle', [
+    ('--steps=0', '--steps'), ('--matmul_size=0', '--matmul_size'),
+    ('--cells=lsmt', '--cells'), ('--hidden=12x', '--hidden'),
+    ('--json_out=/nonexistent_dir/b.json', '--json_out')])
+def test_benchmark_bad_flags(flag, needle):
+  assert_user_error(run('benchmark.py', '--torch=false', '--flax=false', flag), needle)
