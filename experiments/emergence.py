@@ -6,7 +6,7 @@ or, instead of training, measure the best model of every trial of a finished swe
 
   python experiments/emergence.py --config=configs/emergence/shakespeare.py:cpu --sweep_dir=runs/sweep_hidden
 
-Writes <workdir>/emergence.md (table, figure, samples in order). Logic: rnnlm/emergence.py.
+Writes <workdir>/emergence.md (table, figure, samples in order). Logic: rnnlm/emergence_runs.py (runs) and rnnlm/emergence.py (measures).
 """
 
 import sys
@@ -14,7 +14,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from rnnlm import emergence
+from rnnlm import emergence_runs
 from rnnlm.errors import quiet_library_logs, report_user_errors
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory (resumed if it holds one).')
@@ -31,9 +31,9 @@ def main(argv):
   command = 'python ' + ' '.join(sys.argv)
   config = flags.FLAGS.config
   if _SWEEP_DIR.value:
-    path = emergence.measure_sweep(_SWEEP_DIR.value, config.emergence, config.data, command)
+    path = emergence_runs.measure_sweep(_SWEEP_DIR.value, config.emergence, config.data, command)
   else:
-    path = emergence.run_emergence(config, _WORKDIR.value, command=command)
+    path = emergence_runs.run_emergence(config, _WORKDIR.value, command=command)
   print(f'report: {path}')
 
 

@@ -8,7 +8,7 @@ import sys
 
 from absl import app, flags
 
-from rnnlm import sample, train
+from rnnlm import checkpoint, sample
 from rnnlm.errors import UserError, quiet_library_logs, report_user_errors
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
@@ -33,7 +33,7 @@ def main(argv):
   quiet_library_logs()
   sample.check_sampling_args(_TEMPERATURE.value, _TOP_K.value, _TOP_P.value, _LENGTH.value,
                              _NUM_SAMPLES.value)
-  model, vocab, step = train.restore_model(_WORKDIR.value, _CHECKPOINT.value, _STEP.value)
+  model, vocab, step = checkpoint.load_model(_WORKDIR.value, _CHECKPOINT.value, _STEP.value)
   texts = sample.generate_text(
       model, vocab, _PRIME.value, length=_LENGTH.value, num_samples=_NUM_SAMPLES.value,
       seed=_SEED.value, temperature=_TEMPERATURE.value, top_k=_TOP_K.value,

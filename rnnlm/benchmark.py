@@ -24,11 +24,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from rnnlm import kernels
+from rnnlm import cells
+from rnnlm import recurrence
 from rnnlm import sample as sample_lib
 from rnnlm.model import CharLM
-
-GATES = {'rnn': 1, 'lstm': 4, 'gru': 3}
 
 
 def train_flops_per_char(cell: str, hidden: int, num_layers: int, vocab: int) -> float:
@@ -39,7 +38,7 @@ def train_flops_per_char(cell: str, hidden: int, num_layers: int, vocab: int) ->
   softmax head 2 * H * V. The backward pass costs twice the forward: 3x in all.
   This is the work of the model as PyTorch and Flax run it.
   """
-  g = GATES[cell]
+  g = cells.get_spec(cell).num_gates
   return 3.0 * (num_layers * 2 * (2 * hidden) * (g * hidden) + 2 * hidden * vocab)
 
 
@@ -50,7 +49,7 @@ def rnnlm_flops_per_char(shape: 'Shape') -> float:
   the [V, G*H] product of the two, see `CharLM`): that layer's per-character
   input matmul is replaced by one [V, H] x [H, G*H] product per step.
   """
-  g = GATES[shape.cell]
+  g = cells.get_spec(shape.cell).num_gates
   chars = shape.batch * shape.seq_length
   full = train_flops_per_char(shape.cell, shape.hidden, shape.num_layers, shape.vocab)
   if shape.vocab > chars:
@@ -102,8 +101,8 @@ class Shape:
 
 
 def uses_cpu_kernel(shape: Shape) -> bool:
-  """Whether rnnlm's default path runs this shape through its compiled CPU kernel."""
-  return kernels.supported(shape.cell, shape.hidden, jnp.float32)
+  """Whether rnnlm's default ('auto') path runs this shape through its CPU kernels."""
+  return recurrence.resolve('auto', shape.cell, shape.hidden) == 'kernel'
 
 
 # ----------------------------------------------------------------------------
@@ -141,10 +140,11 @@ def _jax_trainer(shape: Shape, forward: Callable, params, carry) -> Callable[[in
   return run
 
 
-def rnnlm_trainer(shape: Shape, fast: bool = True, unroll: int = 1, cpu_kernel: bool = True):
+def rnnlm_trainer(shape: Shape, impl: str = 'auto', unroll: int = 1):
+  """rnnlm's model with `model.recurrence=impl` (see `rnnlm.recurrence`)."""
   model = CharLM(shape.vocab, cell=shape.cell, hidden_size=shape.hidden,
                  num_layers=shape.num_layers, embed_dim=shape.hidden, unroll=unroll,
-                 fast_recurrence=fast, cpu_kernel=cpu_kernel, rngs=nnx.Rngs(0))
+                 recurrence=impl, rngs=nnx.Rngs(0))
   graphdef, params = nnx.split(model)
 
   def forward(params, tokens, carry):

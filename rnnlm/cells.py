@@ -8,8 +8,11 @@ Every cell is written as two parts:
     truly sequential work: `h_{t-1} @ W_h`, the bias and the gate nonlinearities.
 
 `layer_reference` runs the textbook form (projection inside the step, autodiff
-through `lax.scan`) and is what tests and the fast path are compared against.
-`layer` is the fast path used for training (see its docstring).
+through `lax.scan`) and is what tests and the fast paths are compared against.
+`recurrence` is autodiff of the plain scan over projected inputs, and
+`recurrence_fast` the same values with a hand-written VJP (faster). Which one a
+model runs, and the compiled CPU kernels besides, is chosen in
+`rnnlm.recurrence`; this module imports no other implementation.
 
 Shapes: time-major. `xs` is [time, batch, in_dim]; a carry is a tuple of
 [batch, hidden] arrays: `(h,)` for rnn and gru, `(h, c)` for lstm.
@@ -34,23 +37,36 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from rnnlm import kernels
-
 Carry = tuple[jax.Array, ...]
 Params = dict[str, jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
 class CellSpec:
+  """The facts of one cell that the cells, the kernels, the FLOP counts and the
+  tests all read: defined here once."""
   name: str
-  num_gates: int  # Width of the input projection, in units of hidden_size.
-  num_carry: int  # Number of [batch, hidden] arrays in the carry.
+  gates: tuple[str, ...]  # Column blocks of W_x, W_h and b, in order, each H wide.
+  carry: tuple[str, ...]  # The [batch, hidden] arrays of the carry, in order.
+  params: tuple[str, ...]  # Parameter names of one layer.
+
+  @property
+  def num_gates(self) -> int:
+    """Width of the input projection, in units of hidden_size."""
+    return len(self.gates)
+
+  @property
+  def num_carry(self) -> int:
+    return len(self.carry)
 
 
 CELLS = {
-    'rnn': CellSpec('rnn', num_gates=1, num_carry=1),
-    'lstm': CellSpec('lstm', num_gates=4, num_carry=2),
-    'gru': CellSpec('gru', num_gates=3, num_carry=1),
+    # The Elman RNN's one block is the tanh pre-activation of h.
+    'rnn': CellSpec('rnn', gates=('h',), carry=('h',), params=('W_x', 'W_h', 'b')),
+    'lstm': CellSpec('lstm', gates=('i', 'f', 'g', 'o'), carry=('h', 'c'),
+                     params=('W_x', 'W_h', 'b')),
+    'gru': CellSpec('gru', gates=('r', 'z', 'n'), carry=('h',),
+                    params=('W_x', 'W_h', 'b', 'b_hn')),
 }
 
 
@@ -130,21 +146,17 @@ def step(cell: str, params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, 
   return _STEPS[cell](params, carry, x @ params['W_x'] + params['b'])
 
 
-def project_inputs(params: Params, xs: jax.Array, cpu_kernel: bool = False) -> jax.Array:
+def project_inputs(params: Params, xs: jax.Array) -> jax.Array:
   """x_t W_x for all steps in one matmul: [T, B, D] -> [T, B, G*H].
 
   The bias is added inside the recurrence, where it fuses with the step's other
-  elementwise work instead of costing a pass over [T, B, G*H]. With `cpu_kernel`
-  (and where `kernels.dense_supported`) the gradient of W_x is taken in the
-  compiled kernel; the values are the same.
+  elementwise work instead of costing a pass over [T, B, G*H].
   """
-  return matmul(xs, params['W_x'], cpu_kernel)
+  return matmul(xs, params['W_x'])
 
 
-def matmul(x: jax.Array, w: jax.Array, cpu_kernel: bool = False) -> jax.Array:
-  """x [..., D] @ w [D, N]; with `cpu_kernel`, through `kernels.dense` where it runs."""
-  if cpu_kernel and kernels.dense_supported(w.shape[0], w.shape[1], x.dtype):
-    return kernels.dense(x, w)
+def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
+  """x [..., D] @ w [D, N], as one 2-D matmul."""
   t = x.shape[:-1]
   return (x.reshape(-1, x.shape[-1]) @ w).reshape(*t, w.shape[1])
 
@@ -328,41 +340,7 @@ _recurrence_fast.defvjp(_recurrence_fast_fwd, _recurrence_fast_bwd)
 
 
 def recurrence_fast(cell: str, params: Params, xp: jax.Array, carry: Carry,
-                    unroll: int = 1, cpu_kernel: bool = True) -> tuple[jax.Array, Carry]:
-  """`recurrence` with the custom VJP above: same values, same gradients, faster.
-
-  With `cpu_kernel`, layers on the CPU backend run the compiled kernels of
-  `rnnlm.kernels` (forward and backward loops in C++) where they can; anywhere
-  else (accelerators, no compiler, H not a multiple of 16) the custom-VJP scan runs.
-  """
-  if _kernel_runs(cell, params, xp.shape[0], xp.dtype, cpu_kernel):
-    return _kernel_recurrence(cell, params, xp, carry)
+                    unroll: int = 1) -> tuple[jax.Array, Carry]:
+  """`recurrence` with the custom VJP above: same values, same gradients, faster."""
   return _recurrence_fast(cell, params['W_h'], params['b'], params.get('b_hn'), xp,
                           tuple(carry), unroll)
-
-
-def recurrence_fast_tokens(cell: str, params: Params, table: jax.Array, tokens: jax.Array,
-                           carry: Carry, unroll: int = 1, cpu_kernel: bool = True
-                           ) -> tuple[jax.Array, Carry]:
-  """`recurrence_fast` over xp = table[tokens] (`project_tokens`): a first layer fed
-  token ids [T, B], with table = W_x [V, G*H] (or the embedding times W_x). The CPU
-  kernels read the table's rows in place instead of a gathered [T, B, G*H] copy."""
-  if _kernel_runs(cell, params, tokens.shape[0], table.dtype, cpu_kernel):
-    return _kernel_recurrence(cell, params, (table, tokens), carry)
-  return recurrence_fast(cell, params, project_tokens({'W_x': table}, tokens), carry,
-                         unroll, cpu_kernel=False)
-
-
-def _kernel_runs(cell, params, steps, dtype, cpu_kernel) -> bool:
-  # Single steps (sampling) stay on XLA, whose matrix-vector product uses every
-  # core; the kernel pays off over sequences.
-  return bool(cpu_kernel and steps > 1
-              and kernels.supported(cell, params['W_h'].shape[0], dtype))
-
-
-def _kernel_recurrence(cell, params, x, carry):
-  if cell == 'lstm':
-    return kernels.lstm_recurrence(params['W_h'], params['b'], x, tuple(carry))
-  if cell == 'gru':
-    return kernels.gru_recurrence(params['W_h'], params['b'], params['b_hn'], x, tuple(carry))
-  return kernels.rnn_recurrence(params['W_h'], params['b'], x, tuple(carry))

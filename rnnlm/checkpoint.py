@@ -5,6 +5,7 @@ A checkpoint (`<workdir>/checkpoints/<step>/`) holds two items:
     state (arrays, restored with their shardings);
   * `meta`: JSON with the data position, epoch, elapsed time and val metrics.
 The config and vocabulary sit beside it in the workdir (`config.json`, `vocab.json`).
+`load_model` restores a trained model for inference from the parameters alone.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from flax import nnx
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
+from rnnlm import config as config_lib
+from rnnlm import data
+from rnnlm import model as model_lib
 from rnnlm.errors import UserError
 
 
@@ -68,12 +73,63 @@ class Checkpointer:
                       ' use the config the run was trained with') from e
     return restored['state'], restored['meta']
 
-  def restore_meta(self, step: int) -> dict:
-    return self.manager.restore(step, args=ocp.args.Composite(
-        meta=ocp.args.JsonRestore()))['meta']
+  def restore_params(self, step: int, target: Any) -> Any:
+    """Restores only `state['params']` of `step` (no optimizer state is read)."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    try:
+      restored = self.manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.PyTreeRestore(
+              item={'params': abstract}, partial_restore=True,
+              restore_args=ocp.checkpoint_utils.construct_restore_args({'params': abstract}))))
+    except (ValueError, KeyError) as e:
+      raise UserError(f'checkpoint {step} does not fit this model ({str(e)[:160]});'
+                      ' use the config the run was trained with') from e
+    return restored['state']['params']
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
 
   def close(self) -> None:
     self.manager.close()
+
+
+def load_model(workdir: str, which: str = 'best', step: int | None = None
+               ) -> tuple[model_lib.CharLM, data.Vocab, int]:
+  """A trained model from a workdir, for sampling, evaluation or inspection.
+
+  Reads the config, the vocabulary and the parameters of one checkpoint; no
+  optimizer state.
+
+  Args:
+    workdir: a training run's directory.
+    which: 'best' (lowest val loss) or 'latest'; ignored when `step` is given.
+    step: a specific checkpointed step.
+
+  Returns:
+    (model, vocab, step).
+
+  Raises:
+    UserError: no run, no checkpoint, or no such step in the workdir.
+  """
+  config = config_lib.load(workdir)
+  ckpt = Checkpointer(workdir, read_only=True)
+  try:
+    steps = ckpt.all_steps()
+    vocab_path = os.path.join(workdir, 'vocab.json')
+    if not steps or not os.path.exists(vocab_path):
+      raise UserError(f'no checkpoint in {workdir}; train first (experiments/train.py'
+                      f' --workdir={workdir})')
+    if step is not None:
+      if step not in steps:
+        raise UserError(f'no checkpoint for step {step} in {workdir}; have {sorted(steps)}')
+    elif which == 'best':
+      step = ckpt.best_step() or ckpt.latest_step()
+    elif which == 'latest':
+      step = ckpt.latest_step()
+    else:
+      raise UserError(f'unknown checkpoint choice {which!r}; use best or latest')
+    vocab = data.Vocab.load(vocab_path)
+    graphdef, params = nnx.split(model_lib.from_config(config, len(vocab)))
+    return nnx.merge(graphdef, ckpt.restore_params(step, params)), vocab, step
+  finally:
+    ckpt.close()

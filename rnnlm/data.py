@@ -1,6 +1,6 @@
 """Characters to batches: vocabulary, prepared token files, splits, batch streams.
 
-The data path (see DESIGN.md):
+The data path (docs/design.md has the whole of it):
 
   text files -> `prepare()` (two streaming passes: vocabulary, then tokens)
     -> `<cache>/vocab.json`, `<cache>/tokens.bin` (uint8 or uint16), `<cache>/meta.json`
@@ -302,10 +302,6 @@ class BatchStream:
 
   def __len__(self) -> int:
     return self.windows_per_epoch
-
-  @property
-  def chars_per_epoch(self) -> int:
-    return int(self.stream_lengths.sum())
 
   def state_dict(self) -> dict:
     return {'epoch': int(self.epoch), 'window': int(self.window)}

@@ -9,9 +9,14 @@ directory (`$RNNLM_CACHE`, else `~/.cache/rnnlm`), keyed by the source, the
 flags, the jaxlib version and the CPU, and then registered with XLA. Nothing to
 do at install time: `pip install` ships the source.
 
-Where it cannot be used (no compiler, a build error, not a CPU backend,
-`RNNLM_KERNELS=0`), `available()` is False and rnnlm runs the `lax.scan` path
-in `rnnlm.cells`, which computes the same values; the reason is logged once.
+The build is logged (start, seconds, instruction set) and given
+`BUILD_TIMEOUT_S`; `instruction_set()` says what the library was built for
+('avx512', 'avx2' or 'scalar'). `$RNNLM_KERNEL_FLAGS` adds compiler flags (for
+example `-mno-avx512f`, which builds and tests the portable paths).
+
+Where it cannot be used (no compiler, a build error, `RNNLM_KERNELS=0`),
+`unavailable_reason()` says why, logged once; `rnnlm.recurrence` then runs the
+`lax.scan` path of `rnnlm.cells`, which computes the same values.
 `RNNLM_KERNEL_THREADS` caps the threads a kernel call uses (default: all cores).
 """
 
@@ -26,15 +31,19 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 
 from absl import logging
 import jax
 import jax.numpy as jnp
 import jaxlib
 
+from rnnlm import cells
+
 _SOURCE = pathlib.Path(__file__).with_name('csrc') / 'recurrent_cpu.cc'
 _FLAGS = ('-O3', '-march=native', '-std=c++17', '-shared', '-fPIC', '-fno-math-errno',
           '-pthread')
+BUILD_TIMEOUT_S = 600
 _TARGETS = {'rnnlm_lstm_forward': 'RnnlmLstmForward',
             'rnnlm_lstm_backward': 'RnnlmLstmBackward',
             'rnnlm_gru_forward': 'RnnlmGruForward',
@@ -68,10 +77,15 @@ def _cache_dir() -> pathlib.Path:
   return pathlib.Path(root)
 
 
+def _flags() -> tuple[str, ...]:
+  return _FLAGS + tuple(os.environ.get('RNNLM_KERNEL_FLAGS', '').split())
+
+
 def _build(compiler: str) -> pathlib.Path:
   """Compiles the kernel library (once per source/flags/CPU) and returns its path."""
+  flags = _flags()
   key = hashlib.sha256()
-  for part in (_SOURCE.read_bytes(), ' '.join(_FLAGS).encode(), compiler.encode(),
+  for part in (_SOURCE.read_bytes(), ' '.join(flags).encode(), compiler.encode(),
                jaxlib.__version__.encode(), _cpu_signature().encode()):
     key.update(part)
   out = _cache_dir() / f'rnnlm_kernels-{key.hexdigest()[:16]}.so'
@@ -82,11 +96,17 @@ def _build(compiler: str) -> pathlib.Path:
   # half-written library.
   with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
     tmp_out = pathlib.Path(tmp) / out.name
-    cmd = [compiler, *_FLAGS, f'-I{jax.ffi.include_dir()}', str(_SOURCE), '-o', str(tmp_out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [compiler, *flags, f'-I{jax.ffi.include_dir()}', str(_SOURCE), '-o', str(tmp_out)]
+    logging.info('Building the rnnlm CPU kernels (once per machine): %s', out)
+    start = time.perf_counter()
+    try:
+      proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+      raise RuntimeError(f'{compiler} took over {BUILD_TIMEOUT_S} s') from None
     if proc.returncode != 0:
       raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stderr[-2000:]}')
     os.replace(tmp_out, out)
+  logging.info('Built the rnnlm CPU kernels in %.1f s', time.perf_counter() - start)
   return out
 
 
@@ -104,7 +124,10 @@ def _load() -> str | None:
                                   platform='cpu')
   except (OSError, RuntimeError, AttributeError) as e:
     return f'building the CPU kernels failed: {e}'
+  lib.RnnlmInstructionSet.restype = ctypes.c_char_p
   _state['lib'] = lib  # Keeps the library loaded.
+  _state['isa'] = lib.RnnlmInstructionSet().decode()
+  logging.info('rnnlm CPU kernels loaded (%s build)', _state['isa'])
   return None
 
 
@@ -123,13 +146,10 @@ def available() -> bool:
   return unavailable_reason() is None
 
 
-CELLS = ('lstm', 'gru', 'rnn')
-
-
-def supported(cell: str, hidden: int, dtype) -> bool:
-  """Whether a kernel can run this layer here (CPU backend, float32, H % 16 == 0)."""
-  return (cell in CELLS and jax.default_backend() == 'cpu'
-          and jnp.dtype(dtype) == jnp.float32 and hidden % 16 == 0 and available())
+def instruction_set() -> str | None:
+  """'avx512', 'avx2' or 'scalar': what the loaded library was built for (None if
+  it is not available)."""
+  return _state.get('isa') if available() else None
 
 
 
@@ -219,7 +239,7 @@ def _input_grad(x, d_xp):
 
 
 def _lstm_results(t, bsz, g, dtype):
-  out = jax.ShapeDtypeStruct((t, bsz, g // 4), dtype)
+  out = jax.ShapeDtypeStruct((t, bsz, g // cells.CELLS['lstm'].num_gates), dtype)
   return out, out, jax.ShapeDtypeStruct((t, bsz, g), dtype)
 
 
@@ -255,7 +275,7 @@ lstm_recurrence.defvjp(_lstm_fwd, _lstm_bwd)
 
 
 def _gru_results(t, bsz, g, dtype):
-  hidden = g // 3
+  hidden = g // cells.CELLS['gru'].num_gates
   return (jax.ShapeDtypeStruct((t, bsz, hidden), dtype),
           jax.ShapeDtypeStruct((t, bsz, 4 * hidden), dtype))
 
@@ -277,7 +297,7 @@ def _gru_bwd(residuals, cotangents):
   w_h, x, hs, acts, h0 = residuals
   d_hs, (d_h_last,) = cotangents
   t, bsz, hidden = hs.shape
-  seq = jax.ShapeDtypeStruct((t, bsz, 3 * hidden), hs.dtype)
+  seq = jax.ShapeDtypeStruct((t, bsz, cells.CELLS['gru'].num_gates * hidden), hs.dtype)
   dxp, dhh, dh0 = _ffi('rnnlm_gru_backward', (
       seq, seq, jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)))(
           d_hs, acts, hs, h0, w_h.T, d_h_last)
@@ -321,3 +341,20 @@ def _rnn_bwd(residuals, cotangents):
 
 
 rnn_recurrence.defvjp(_rnn_fwd, _rnn_bwd)
+
+
+def recurrence(cell: str, params: cells.Params, x, carry: cells.Carry
+               ) -> tuple[jax.Array, cells.Carry]:
+  """A layer's recurrence in the kernels: `cells.recurrence_fast`'s values.
+
+  Args:
+    cell: 'rnn', 'lstm' or 'gru'.
+    params: the layer's parameters (W_x is not read: `x` is already projected).
+    x: xp = x W_x [T, B, G*H] (no bias), or (table [V, G*H], tokens [T, B]).
+    carry: the initial carry.
+  """
+  if cell == 'lstm':
+    return lstm_recurrence(params['W_h'], params['b'], x, carry)
+  if cell == 'gru':
+    return gru_recurrence(params['W_h'], params['b'], params['b_hn'], x, carry)
+  return rnn_recurrence(params['W_h'], params['b'], x, carry)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from rnnlm import cells
+from rnnlm import recurrence as recurrence_lib
 
 # Per-layer carry tuples, one per layer: ((h, c), (h, c)) for a 2-layer LSTM.
 ModelCarry = tuple[cells.Carry, ...]
@@ -24,8 +25,7 @@ class RecurrentLayer(nnx.Module):
       setattr(self, name, nnx.Param(value))
 
   def weights(self) -> cells.Params:
-    names = ('W_x', 'W_h', 'b') + (('b_hn',) if self.cell == 'gru' else ())
-    return {n: getattr(self, n)[...] for n in names}
+    return {n: getattr(self, n)[...] for n in cells.get_spec(self.cell).params}
 
 
 class CharLM(nnx.Module):
@@ -34,17 +34,14 @@ class CharLM(nnx.Module):
   With `embed_dim=0` the input is one-hot, as in char-rnn; the first layer's input
   projection is then a row gather of its W_x rather than a matmul. Dropout (rate
   `dropout`) is applied to each layer's output, i.e. between layers and before the
-  output projection, never on the recurrent connection. `fast_recurrence` selects
-  the custom-VJP recurrence (`cells.recurrence_fast`, which with `cpu_kernel` runs
-  each layer on the CPU through the compiled kernels of `rnnlm.kernels`, as it does
-  the weight gradients of the projections and the head); False uses autodiff of
-  the plain scan, the reference both are tested against.
+  output projection, never on the recurrent connection. `recurrence` picks how
+  the layers run ('auto', 'kernel', 'scan' or 'reference', see
+  `rnnlm.recurrence`); all give the same values.
   """
 
   def __init__(self, vocab_size: int, *, cell: str = 'lstm', hidden_size: int = 256,
                num_layers: int = 2, embed_dim: int = 0, dropout: float = 0.0,
-               unroll: int = 1, fast_recurrence: bool = True, cpu_kernel: bool = True,
-               rngs: nnx.Rngs):
+               unroll: int = 1, recurrence: str = 'auto', rngs: nnx.Rngs):
     cells.get_spec(cell)  # Validates the name.
     self.vocab_size = vocab_size
     self.cell = cell
@@ -52,8 +49,7 @@ class CharLM(nnx.Module):
     self.num_layers = num_layers
     self.embed_dim = embed_dim
     self.unroll = unroll
-    self.fast_recurrence = fast_recurrence
-    self.cpu_kernel = cpu_kernel
+    self.recurrence = recurrence_lib.resolve(recurrence, cell, hidden_size)
     self.embed = nnx.Embed(vocab_size, embed_dim, rngs=rngs) if embed_dim > 0 else None
     in_dims = [embed_dim if embed_dim > 0 else vocab_size] + [hidden_size] * (num_layers - 1)
     self.layers = nnx.List([
@@ -62,14 +58,20 @@ class CharLM(nnx.Module):
     self.dropout = nnx.Dropout(dropout)
     self.head = nnx.Linear(hidden_size, vocab_size, rngs=rngs)
 
-  @property
-  def _kernels(self) -> bool:
-    """Whether the fast path may use the compiled CPU kernels (where they run)."""
-    return self.fast_recurrence and self.cpu_kernel
-
   def initial_carry(self, batch_size: int) -> ModelCarry:
     return tuple(cells.zero_carry(self.cell, batch_size, self.hidden_size)
                  for _ in range(self.num_layers))
+
+  def _input(self, tokens: jax.Array) -> jax.Array | recurrence_lib.Tokens:
+    """The first layer's input for tokens [T, B]."""
+    w_x = self.layers[0].W_x[...]
+    if self.embed is None:  # One-hot: the projection is a row of W_x.
+      return recurrence_lib.Tokens(w_x, tokens)
+    if self.vocab_size <= tokens.size:
+      # An embedding followed by a linear map is a lookup in their product:
+      # one [V, E] x [E, G*H] matmul instead of a [T*B, E] x [E, G*H] one.
+      return recurrence_lib.Tokens(self.embed.embedding[...] @ w_x, tokens)
+    return self.embed(tokens)
 
   def __call__(self, tokens: jax.Array, carry: ModelCarry,
                dropout_key: jax.Array | None = None) -> tuple[jax.Array, ModelCarry]:
@@ -83,45 +85,31 @@ class CharLM(nnx.Module):
     Returns:
       (logits [batch, time, vocab], carry after the window).
     """
-    xs_tokens = tokens.T  # Time-major inside: [T, B].
     deterministic = dropout_key is None
-    keys = (jax.random.split(dropout_key, self.num_layers) if not deterministic
-            else [None] * self.num_layers)
+    keys = ([None] * self.num_layers if deterministic
+            else jax.random.split(dropout_key, self.num_layers))
+    x = self._input(tokens.T)  # Time-major inside: [T, B].
     new_carry = []
-    hs = None
-    for i, layer in enumerate(self.layers):
-      w = layer.weights()
-      table = xp = None
-      if i == 0:
-        if self.embed is None:
-          table = w['W_x']
-        elif self.vocab_size <= xs_tokens.size:
-          # An embedding followed by a linear map is a lookup in their product:
-          # one [V, E] x [E, G*H] matmul instead of a [T*B, E] x [E, G*H] one.
-          table = self.embed.embedding[...] @ w['W_x']
-        else:
-          xp = cells.project_inputs(w, self.embed(xs_tokens), cpu_kernel=self._kernels)
-      else:
-        xp = cells.project_inputs(w, hs, cpu_kernel=self._kernels)
-      if self.fast_recurrence and table is not None:
-        hs, c = cells.recurrence_fast_tokens(self.cell, w, table, xs_tokens, carry[i],
-                                             unroll=self.unroll, cpu_kernel=self.cpu_kernel)
-      elif self.fast_recurrence:
-        hs, c = cells.recurrence_fast(self.cell, w, xp, carry[i], unroll=self.unroll,
-                                      cpu_kernel=self.cpu_kernel)
-      else:
-        if table is not None:
-          xp = cells.project_tokens({'W_x': table}, xs_tokens)
-        hs, c = cells.recurrence(self.cell, w, xp, carry[i], unroll=self.unroll)
-      hs = self.dropout(hs, deterministic=deterministic, rngs=keys[i])
-      new_carry.append(c)
-    logits = cells.matmul(hs, self.head.kernel[...], self._kernels) + self.head.bias[...]
+    for layer, layer_carry, key in zip(self.layers, carry, keys):
+      x, layer_carry = recurrence_lib.layer(self.recurrence, self.cell, layer.weights(), x,
+                                            layer_carry, unroll=self.unroll)
+      x = self.dropout(x, deterministic=deterministic, rngs=key)
+      new_carry.append(layer_carry)
+    logits = recurrence_lib.dense(self.recurrence, x, self.head.kernel[...]) + self.head.bias[...]
     return jnp.swapaxes(logits, 0, 1), tuple(new_carry)
 
   def step(self, token: jax.Array, carry: ModelCarry) -> tuple[jax.Array, ModelCarry]:
     """One character for sampling: token [batch] -> (logits [batch, vocab], carry)."""
     logits, carry = self(token[:, None], carry)
     return logits[:, 0], carry
+
+
+def from_config(config, vocab_size: int) -> CharLM:
+  """The CharLM that `config.model` describes, initialised from `config.seed`."""
+  m = config.model
+  return CharLM(vocab_size, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
+                embed_dim=m.embed_dim, dropout=m.dropout, unroll=m.unroll,
+                recurrence=m.recurrence, rngs=nnx.Rngs(config.seed))
 
 
 def count_params(model: nnx.Module) -> int:

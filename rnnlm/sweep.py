@@ -19,7 +19,6 @@ import concurrent.futures as futures
 import copy
 import csv
 import json
-import math
 import multiprocessing
 import os
 import time
@@ -29,6 +28,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from rnnlm import report
 from rnnlm.errors import UserError
 
 COLUMNS = ('name', 'cell', 'hidden_size', 'num_layers', 'train_fraction', 'num_params',
@@ -182,16 +182,6 @@ def fit_power_law(x: Sequence[float], y: Sequence[float]) -> dict:
 # Report
 
 
-def _fmt(v, digits=4):
-  try:
-    f = float(v)
-  except (TypeError, ValueError):
-    return str(v)
-  if math.isnan(f):
-    return '-'
-  return f'{int(f):,}' if f.is_integer() and abs(f) >= 1000 else f'{f:.{digits}g}'
-
-
 def write_report(sweep_dir: str, title: str, x_key: str, x_label: str,
                  command: str = '') -> str:
   """Fits, figures and report.md from results.csv. Returns the report path."""
@@ -212,12 +202,8 @@ def write_report(sweep_dir: str, title: str, x_key: str, x_label: str,
                                 os.path.join(sweep_dir, 'plots'))
   cols = ('name', 'num_params', 'train_split_chars', 'train_chars_seen', 'best_val_loss',
           'best_val_bpc', 'final_train_loss', 'final_val_loss', 'wall_s', 'status')
-  lines = [f'# {title}', '']
-  if command:
-    lines += ['Made by:', '', '```bash', command, '```', '']
-  lines += ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-  for r in rows:
-    lines.append('| ' + ' | '.join(_fmt(r[c]) for c in cols) + ' |')
+  lines = [f'# {title}', '', *report.made_by(command)]
+  lines += report.table(cols, [[r[c] for c in cols] for r in rows])
   failed = [r for r in rows if r['status'] == 'failed']
   if failed:
     lines += ['', 'Failed trials:', ''] + [f'- {r["name"]}: {r["error"]}' for r in failed]
@@ -228,14 +214,16 @@ def write_report(sweep_dir: str, title: str, x_key: str, x_label: str,
               f'  (rmse {fit["rmse"]:.4f} nats over {fit["n"]} trials)']
   lines.append('')
   lines += [f'![{os.path.basename(p)}](plots/{os.path.basename(p)})' for p in figures]
-  path = os.path.join(sweep_dir, 'report.md')
-  with open(path, 'w') as f:
-    f.write('\n'.join(lines) + '\n')
-  return path
+  return report.write(os.path.join(sweep_dir, 'report.md'), lines)
 
 
 def run_from_config(config: ml_collections.ConfigDict, sweep_dir: str, command: str = '') -> str:
-  """Runs the one-field sweep a sweep config describes, then writes its report."""
+  """Runs the one-field sweep a sweep config describes, then writes its report.
+
+  A sweep config (configs/sweeps/) holds `base`, the training config every
+  trial starts from, and `sweep`: the `field` swept over the values `grid`,
+  `trials_at_once`, and the x axis (`x_key`, `x_label`) and `title` of the report.
+  """
   grid = [{config.sweep.field: v} for v in config.sweep.grid]
   run_sweep(config.base, grid, sweep_dir, config.sweep.trials_at_once)
   return write_report(sweep_dir, config.sweep.title, config.sweep.x_key, config.sweep.x_label,

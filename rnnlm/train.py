@@ -7,6 +7,7 @@ window starts from. Everything a step needs comes in as arguments.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -21,37 +22,24 @@ import numpy as np
 import optax
 from absl import logging
 from flax import nnx
+from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
 from rnnlm import checkpoint as checkpoint_lib
-from rnnlm import cells
+from rnnlm import config as config_lib
 from rnnlm import corpora
 from rnnlm import data
+from rnnlm import model as model_lib
 from rnnlm import parallel
 from rnnlm import sample as sample_lib
 from rnnlm.errors import UserError
-from rnnlm.model import CharLM, count_params
+from rnnlm.model import count_params
 
 LN2 = math.log(2.0)
-
-# Fields that fix the shape of the saved state or the meaning of the data position:
-# resuming a workdir with any of them changed is refused.
-RESUME_FIELDS = ('model.cell', 'model.hidden_size', 'model.num_layers', 'model.embed_dim',
-                 'data.name', 'data.path', 'data.glob', 'data.split', 'data.train_fraction',
-                 'data.max_bytes',
-                 'train.batch_size', 'train.seq_length')
 
 
 # ----------------------------------------------------------------------------
 # Pieces
-
-
-def make_model(config: ml_collections.ConfigDict, vocab_size: int) -> CharLM:
-  m = config.model
-  return CharLM(vocab_size, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
-                embed_dim=m.embed_dim, dropout=m.dropout, unroll=m.unroll,
-                fast_recurrence=m.fast_recurrence, cpu_kernel=m.get('cpu_kernel', True),
-                rngs=nnx.Rngs(config.seed))
 
 
 def make_schedule(train_config, steps_per_epoch: int, num_steps: int) -> optax.Schedule:
@@ -70,8 +58,7 @@ def make_schedule(train_config, steps_per_epoch: int, num_steps: int) -> optax.S
         init_value=0.0, peak_value=t.learning_rate, warmup_steps=t.warmup_steps,
         decay_steps=max(num_steps, t.warmup_steps + 1),
         end_value=t.learning_rate * t.end_lr_fraction)
-  raise UserError(f'unknown train.lr_schedule {t.lr_schedule!r};'
-                  ' use constant, exponential or cosine')
+  raise ValueError(t.lr_schedule)  # config.validate names the choices.
 
 
 def make_optimizer(train_config, schedule: optax.Schedule) -> optax.GradientTransformation:
@@ -83,7 +70,7 @@ def make_optimizer(train_config, schedule: optax.Schedule) -> optax.GradientTran
   elif t.optimizer == 'rmsprop':
     opt = optax.rmsprop(schedule, decay=t.rmsprop_decay)
   else:
-    raise UserError(f'unknown train.optimizer {t.optimizer!r}; use adam, adamw or rmsprop')
+    raise ValueError(t.optimizer)  # config.validate names the choices.
   if t.grad_clip_norm > 0:
     opt = optax.chain(optax.clip_by_global_norm(t.grad_clip_norm), opt)
   return opt
@@ -105,7 +92,7 @@ def create_train_state(config: ml_collections.ConfigDict, vocab_size: int,
     {'params', 'opt_state', 'step', 'rng' (raw key data), 'carry'}.
   """
   t = config.train
-  model = make_model(config, vocab_size)
+  model = model_lib.from_config(config, vocab_size)
   graphdef, params = nnx.split(model)
   optimizer = make_optimizer(t, make_schedule(t, steps_per_epoch, num_steps))
   state = {
@@ -117,54 +104,6 @@ def create_train_state(config: ml_collections.ConfigDict, vocab_size: int,
   state = parallel.replicate(state, mesh)
   state['carry'] = parallel.shard_carry(model.initial_carry(t.batch_size), mesh)
   return model, graphdef, optimizer, state
-
-
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    raise UserError(f'{workdir} holds no run (no config.json); give the --workdir of a'
-                    ' training run')
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
-
-
-def restore_model(workdir: str, which: str = 'best', step: int | None = None
-                  ) -> tuple[CharLM, data.Vocab, int]:
-  """Loads a trained model from a workdir's checkpoint.
-
-  Args:
-    workdir: a training run's directory.
-    which: 'best' (lowest val loss) or 'latest'; ignored when `step` is given.
-    step: a specific checkpointed step.
-
-  Returns:
-    (model, vocab, step).
-
-  Raises:
-    UserError: no run, no checkpoint, or no such step in the workdir.
-  """
-  config = load_config(workdir)
-  ckpt = checkpoint_lib.Checkpointer(workdir, read_only=True)
-  steps = ckpt.all_steps()
-  vocab_path = os.path.join(workdir, 'vocab.json')
-  if not steps or not os.path.exists(vocab_path):
-    raise UserError(f'no checkpoint in {workdir}; train first (experiments/train.py'
-                    f' --workdir={workdir})')
-  vocab = data.Vocab.load(vocab_path)
-  if step is not None:
-    if step not in steps:
-      raise UserError(f'no checkpoint for step {step} in {workdir}; have {sorted(steps)}')
-  elif which == 'best':
-    step = ckpt.best_step() or ckpt.latest_step()
-  elif which == 'latest':
-    step = ckpt.latest_step()
-  else:
-    raise UserError(f'unknown checkpoint choice {which!r}; use best or latest')
-  mesh = parallel.make_mesh(jax.devices()[:1])
-  model, graphdef, _, state = create_train_state(config, len(vocab), 1, 1, mesh)
-  state, _ = ckpt.restore(step, state)
-  ckpt.close()
-  return nnx.merge(graphdef, state['params']), vocab, step
 
 
 def _reset_carry(carry, reset: jax.Array):
@@ -182,7 +121,8 @@ def train_step(state: dict, batch: dict, *, graphdef, optimizer
       zeroes the carry first, at the start of an epoch).
 
   Returns:
-    (new state, {'loss': mean nats per real target, 'grad_norm'}).
+    (new state, {'loss': mean nats per real target, 'grad_norm': global L2 norm of
+    the gradients before clipping}).
   """
   carry = _reset_carry(state['carry'], batch['reset'])
   dropout_key = jax.random.fold_in(state['rng'], state['step'])
@@ -210,6 +150,17 @@ def eval_step(params, batch: dict, carry, *, graphdef) -> tuple[jax.Array, jax.A
   return total, count, carry
 
 
+def compile_steps(graphdef, optimizer):
+  """The jitted (train_step, eval_step) of a run; the train state is donated."""
+  def train_fn(state, batch):
+    # The key is stored as raw uint32 data so that checkpoints hold a plain array.
+    s = dict(state, rng=jax.random.wrap_key_data(state['rng']))
+    new, metrics = train_step(s, batch, graphdef=graphdef, optimizer=optimizer)
+    return dict(new, rng=state['rng']), metrics
+  return (jax.jit(train_fn, donate_argnums=0),
+          jax.jit(functools.partial(eval_step, graphdef=graphdef)))
+
+
 def _device_batch(b: data.Batch, mesh) -> dict:
   return {'inputs': parallel.shard_batch(b.inputs, mesh),
           'targets': parallel.shard_batch(b.targets, mesh),
@@ -230,33 +181,41 @@ def evaluate(eval_fn, params, stream: data.BatchStream, zero_carry, mesh) -> dic
 
 
 # ----------------------------------------------------------------------------
-# Workdir bookkeeping
+# The data and the workdir
 
 
-def _get(config, dotted: str):
-  node = config
-  for part in dotted.split('.'):
-    node = node[part]
-  return list(node) if isinstance(node, (tuple, list)) else node
+@dataclasses.dataclass
+class Splits:
+  """The corpus's vocabulary and its train / val / test batch streams."""
+  vocab: data.Vocab
+  train: data.BatchStream
+  val: data.BatchStream
+  test: data.BatchStream | None  # None when the test split is shorter than one window.
+  train_chars: int
 
 
-def check_resume_compatible(workdir: str, config: ml_collections.ConfigDict) -> None:
-  """Refuses to resume a workdir whose saved config differs in a shape field."""
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    old = json.load(f)
-  for field in RESUME_FIELDS:
+def build_data(config: ml_collections.ConfigDict) -> Splits:
+  """Reads (and once prepares) the corpus and splits it into batch streams."""
+  corpus = corpora.get_corpus(config.data)
+  train_tokens, val_tokens, test_tokens = data.split(corpus.tokens, tuple(config.data.split))
+  # A data-scale study trains on a prefix of the train split; val/test stay the same.
+  train_tokens = train_tokens[:max(2, int(round(len(train_tokens) * config.data.train_fraction)))]
+  t, e = config.train, config.eval
+
+  def stream(name, tokens, batch_size):
     try:
-      before = _get(old, field)
-    except KeyError:
-      continue
-    now = _get(config, field)
-    if before != now:
-      raise UserError(
-          f'config field {field} is {now!r} but the run in {workdir} used {before!r};'
-          f' use a new --workdir, or --config.{field}={before!r} to resume it')
+      return data.BatchStream(tokens, batch_size, t.seq_length)
+    except UserError as err:
+      raise UserError(f'{name} split: {err}') from None
+
+  test = None
+  if len(test_tokens) > e.batch_size * t.seq_length:
+    test = stream('test', test_tokens, e.batch_size)
+  unknown = corpus.vocab.unknown_chars(e.sample_prime) if e.sample_prime else None
+  if unknown:
+    raise UserError(f'eval.sample_prime has characters not in the corpus: {unknown}; change it')
+  return Splits(corpus.vocab, stream('train', train_tokens, t.batch_size),
+                stream('validation', val_tokens, e.batch_size), test, len(train_tokens))
 
 
 def check_vocab_compatible(workdir: str, vocab: data.Vocab) -> None:
@@ -266,62 +225,92 @@ def check_vocab_compatible(workdir: str, vocab: data.Vocab) -> None:
                     ' used other data); use a new --workdir or the original data')
 
 
-def validate_config(config: ml_collections.ConfigDict) -> None:
-  m, t, e = config.model, config.train, config.eval
-  if m.cell not in cells.CELLS:
-    raise UserError(f'unknown model.cell {m.cell!r}; use one of {", ".join(sorted(cells.CELLS))}')
-  for name, value in (('model.hidden_size', m.hidden_size), ('model.num_layers', m.num_layers),
-                      ('train.batch_size', t.batch_size), ('train.seq_length', t.seq_length),
-                      ('eval.eval_every', e.eval_every), ('eval.batch_size', e.batch_size),
-                      ('model.unroll', m.unroll)):
-    if not isinstance(value, int) or value < 1:
-      raise UserError(f'{name} must be a positive integer (got {value!r})')
-  if not 0.0 <= m.dropout < 1.0:
-    raise UserError(f'model.dropout must be in [0, 1) (got {m.dropout})')
-  if t.learning_rate <= 0:
-    raise UserError(f'train.learning_rate must be > 0 (got {t.learning_rate})')
-  if t.num_steps < 0 or (t.num_steps == 0 and t.num_epochs <= 0):
-    raise UserError('set train.num_steps > 0 or train.num_epochs > 0')
+class RunFiles:
+  """What a run writes beside its checkpoints (on the chief process only):
+  config.json, vocab.json, metrics.jsonl (one line per evaluation), samples/,
+  results.json and TensorBoard events (per-step training scalars too)."""
 
+  def __init__(self, workdir: str, is_chief: bool):
+    self.workdir = workdir
+    self.is_chief = is_chief
+    self.metrics_path = os.path.join(workdir, 'metrics.jsonl')
+    self.tb = None
+    if is_chief:
+      self.tb = SummaryWriter(logdir=workdir)
 
-def _truncate_metrics(path: str, last_step: int) -> None:
-  """Drops metric lines written after the checkpoint a run resumes from."""
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    lines = [l for l in f if l.strip() and json.loads(l)['step'] <= last_step]
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    f.writelines(lines)
-  os.replace(tmp, path)
+  def start(self, config: ml_collections.ConfigDict, vocab: data.Vocab,
+            resumed_step: int | None) -> None:
+    if not self.is_chief:
+      return
+    if resumed_step is not None:
+      self._truncate_metrics(resumed_step)
+    os.makedirs(os.path.join(self.workdir, 'samples'), exist_ok=True)
+    with open(os.path.join(self.workdir, 'config.json'), 'w') as f:
+      f.write(config.to_json(indent=2))
+    vocab.save(os.path.join(self.workdir, 'vocab.json'))
 
+  def _truncate_metrics(self, last_step: int) -> None:
+    """Drops metric lines written after the checkpoint a run resumes from."""
+    if not os.path.exists(self.metrics_path):
+      return
+    with open(self.metrics_path) as f:
+      lines = [l for l in f if l.strip() and json.loads(l)['step'] <= last_step]
+    tmp = self.metrics_path + '.tmp'
+    with open(tmp, 'w') as f:
+      f.writelines(lines)
+    os.replace(tmp, self.metrics_path)
 
-def _append_jsonl(path: str, record: dict) -> None:
-  with open(path, 'a') as f:
-    f.write(json.dumps(record) + '\n')
-
-
-class _TensorBoard:
-  """Scalars to TensorBoard event files if tensorboardX is installed."""
-
-  def __init__(self, workdir: str, enabled: bool):
-    self.writer = None
-    if enabled:
-      try:
-        from tensorboardX import SummaryWriter
-        self.writer = SummaryWriter(logdir=workdir)
-      except ImportError:
-        logging.warning('tensorboardX not installed; no TensorBoard events written')
-
-  def scalars(self, step: int, values: dict) -> None:
-    if self.writer is not None:
+  def scalars(self, step: int, values: dict, prefix: str = '') -> None:
+    if self.tb is not None:
       for k, v in values.items():
-        self.writer.add_scalar(k, v, step)
-      self.writer.flush()
+        self.tb.add_scalar(prefix + k, v, step)
+      self.tb.flush()
+
+  def eval_record(self, record: dict) -> None:
+    if self.is_chief:
+      with open(self.metrics_path, 'a') as f:
+        f.write(json.dumps(record) + '\n')
+      self.scalars(record['step'], {k: v for k, v in record.items() if k != 'step'})
+
+  def sample(self, step: int, text: str) -> None:
+    if self.is_chief:
+      with open(os.path.join(self.workdir, 'samples', f'step_{step:06d}.txt'), 'w') as f:
+        f.write(text)
+
+  def results(self, results: dict) -> None:
+    if self.is_chief:
+      with open(os.path.join(self.workdir, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=2)
 
   def close(self) -> None:
-    if self.writer is not None:
-      self.writer.close()
+    if self.tb is not None:
+      self.tb.close()
+
+
+class _Interval:
+  """Training loss, gradient norm and throughput since the last evaluation. The
+  sums stay on the device: nothing waits for a step to finish."""
+
+  def __init__(self, chars_per_step: int):
+    self.chars_per_step = chars_per_step
+    self.reset()
+
+  def reset(self) -> None:
+    self.loss_sum, self.norm_sum, self.count = jnp.float32(0.0), jnp.float32(0.0), 0
+    self.start, self.chars = time.time(), 0
+
+  def add(self, metrics: dict, first_step: bool) -> None:
+    if first_step:  # Keep compilation out of the throughput figure.
+      jax.block_until_ready(metrics['loss'])
+      self.start, self.chars = time.time(), -self.chars_per_step
+    self.loss_sum, self.norm_sum = self.loss_sum + metrics['loss'], self.norm_sum + metrics['grad_norm']
+    self.count += 1
+    self.chars += self.chars_per_step
+
+  def summary(self) -> dict:
+    return {'train_loss': float(self.loss_sum) / self.count,
+            'grad_norm': float(self.norm_sum) / self.count,
+            'chars_per_sec': round(self.chars / (time.time() - self.start), 1)}
 
 
 # ----------------------------------------------------------------------------
@@ -335,8 +324,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   Args:
     config: see configs/default.py.
-    workdir: output directory (config.json, vocab.json, metrics.jsonl, samples/,
-      checkpoints/, TensorBoard events, results.json).
+    workdir: output directory (`RunFiles`, and checkpoints/).
     stop_after_step: stop (without a final checkpoint) once this step is done, as
       a preemption would; used to test exact resume.
     devices: the devices to use (default: all).
@@ -350,173 +338,113 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   Raises:
     UserError: a bad config, bad data, or a workdir that holds another run.
   """
-  validate_config(config)
+  config = config_lib.validate(config)
   workdir = os.path.abspath(workdir)
-  check_resume_compatible(workdir, config)
-  corpus = corpora.get_corpus(config.data)
-  vocab = corpus.vocab
-  check_vocab_compatible(workdir, vocab)
-  train_tokens, val_tokens, test_tokens = data.split(corpus.tokens, tuple(config.data.split))
-  fraction = config.data.get('train_fraction', 1.0)
-  if not 0 < fraction <= 1:
-    raise UserError(f'data.train_fraction must be in (0, 1] (got {fraction})')
-  # A data-scale study trains on a prefix of the train split; val/test stay the same.
-  train_tokens = train_tokens[:max(2, int(round(len(train_tokens) * fraction)))]
-  t = config.train
-  try:
-    train_stream = data.BatchStream(train_tokens, t.batch_size, t.seq_length)
-  except UserError as e:
-    raise UserError(f'train split: {e}') from None
-  try:
-    val_stream = data.BatchStream(val_tokens, config.eval.batch_size, t.seq_length)
-  except UserError as e:
-    raise UserError(f'validation split: {e}') from None
-  test_stream = None
-  if len(test_tokens) > config.eval.batch_size * t.seq_length:
-    test_stream = data.BatchStream(test_tokens, config.eval.batch_size, t.seq_length)
-  if config.eval.sample_prime and vocab.unknown_chars(config.eval.sample_prime):
-    raise UserError('eval.sample_prime has characters not in the corpus:'
-                    f' {vocab.unknown_chars(config.eval.sample_prime)}; change it')
-
+  config_lib.check_resume_compatible(workdir, config)
+  splits = build_data(config)
+  check_vocab_compatible(workdir, splits.vocab)
   mesh = parallel.make_mesh(devices)
+  t, e = config.train, config.eval
   parallel.check_batch_size(t.batch_size, mesh)
-  parallel.check_batch_size(config.eval.batch_size, mesh, 'eval.batch_size')
+  parallel.check_batch_size(e.batch_size, mesh, 'eval.batch_size')
   is_chief = jax.process_index() == 0
-
-  steps_per_epoch = len(train_stream)
+  steps_per_epoch = len(splits.train)
   num_steps = t.num_steps or int(t.num_epochs * steps_per_epoch)
-  model, graphdef, optimizer, state = create_train_state(config, len(vocab), steps_per_epoch,
-                                                         num_steps, mesh)
-  num_params = count_params(model)
-  eval_zero_carry = parallel.shard_carry(model.initial_carry(config.eval.batch_size), mesh)
-
-  def step_fn(state, batch):
-    # The key is stored as raw uint32 data so that checkpoints hold a plain array.
-    s = dict(state, rng=jax.random.wrap_key_data(state['rng']))
-    new, metrics = train_step(s, batch, graphdef=graphdef, optimizer=optimizer)
-    return dict(new, rng=state['rng']), metrics
-
-  p_train_step = jax.jit(step_fn, donate_argnums=0)
-  p_eval_step = jax.jit(functools.partial(eval_step, graphdef=graphdef))
+  schedule = make_schedule(t, steps_per_epoch, num_steps)
+  model, graphdef, optimizer, state = create_train_state(config, len(splits.vocab),
+                                                         steps_per_epoch, num_steps, mesh)
+  train_fn, eval_fn = compile_steps(graphdef, optimizer)
+  eval_carry = parallel.shard_carry(model.initial_carry(e.batch_size), mesh)
+  logging.info('Model %s: %d parameters; %d steps (%.2f epochs of %d windows), %d devices',
+               config.model.cell, count_params(model), num_steps, num_steps / steps_per_epoch,
+               steps_per_epoch, mesh.devices.size)
 
   ckpt = checkpoint_lib.Checkpointer(workdir, keep_latest=config.checkpoint.keep_latest)
-  metrics_path = os.path.join(workdir, 'metrics.jsonl')
-  start_step, elapsed_before = 0, 0.0
-  latest = ckpt.latest_step()
-  if latest is not None:
-    state, meta = ckpt.restore(latest, state)
-    train_stream.load_state_dict(meta['data'])
-    start_step, elapsed_before = int(meta['step']), float(meta['elapsed_s'])
-    logging.info('Resumed %s from step %d (epoch %d, window %d)', workdir, start_step,
-                 train_stream.epoch, train_stream.window)
-    if is_chief:
-      _truncate_metrics(metrics_path, start_step)
-  if is_chief:
-    os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      f.write(config.to_json(indent=2))
-    vocab.save(os.path.join(workdir, 'vocab.json'))
-
-  logging.info('Model %s: %d parameters; %d steps (%.2f epochs of %d windows), %d devices',
-               config.model.cell, num_params, num_steps, num_steps / steps_per_epoch,
-               steps_per_epoch, mesh.devices.size)
-  tb = _TensorBoard(workdir, enabled=is_chief)
-  chars_per_step = t.batch_size * t.seq_length
-  run_start = time.time()
-  last_record: dict = {}
-
-  def do_eval(step: int, train_loss: float, chars_per_sec: float) -> dict:
-    val = evaluate(p_eval_step, state['params'], val_stream, eval_zero_carry, mesh)
-    record = {'step': step, 'epoch': round(step / steps_per_epoch, 4),
-              'train_loss': train_loss, 'val_loss': val['loss'], 'val_bpc': val['bpc'],
-              'chars_per_sec': chars_per_sec,
-              'elapsed_s': round(elapsed_before + time.time() - run_start, 2)}
-    if is_chief:
-      _append_jsonl(metrics_path, record)
-      tb.scalars(step, {k: v for k, v in record.items() if k not in ('step',)})
-      if config.eval.sample_length > 0 and config.eval.sample_prime:
-        text = sample_lib.generate_text(
-            nnx.merge(graphdef, state['params']), vocab, config.eval.sample_prime,
-            length=config.eval.sample_length, seed=config.seed,
-            temperature=config.eval.sample_temperature)[0]
-        with open(os.path.join(workdir, 'samples', f'step_{step:06d}.txt'), 'w') as f:
-          f.write(text)
-    logging.info('step %d: train %.4f val %.4f nats (%.4f bpc), %.0f chars/s', step,
-                 train_loss, val['loss'], val['bpc'], chars_per_sec)
-    if eval_callback is not None and is_chief:
-      eval_callback(step, nnx.merge(graphdef, state['params']), vocab, record)
-    return record
-
-  def save(step: int, val_loss: float | None) -> None:
-    meta = {'step': step, 'data': train_stream.state_dict(),
-            'elapsed_s': elapsed_before + time.time() - run_start,
-            'val_loss': val_loss}
-    ckpt.save(step, state, meta, val_loss)
-
-  eval_steps = set(config.eval.get('eval_steps', ()) or ())
-  pbar = tqdm(total=num_steps, initial=start_step, disable=None if is_chief else True,
-              unit='step', dynamic_ncols=True)
-  loss_sum, loss_count = jnp.float32(0.0), 0
-  interval_start, interval_chars = time.time(), 0
-  step = start_step
+  files = RunFiles(workdir, is_chief)
+  step, elapsed_before, run_start, pbar = 0, 0.0, time.time(), None
+  elapsed = lambda: elapsed_before + time.time() - run_start
+  save = lambda val_loss: ckpt.save(step, state, {
+      'step': step, 'data': splits.train.state_dict(), 'elapsed_s': elapsed(),
+      'val_loss': val_loss}, val_loss)
   try:
+    if ckpt.latest_step() is not None:
+      state, meta = ckpt.restore(ckpt.latest_step(), state)
+      splits.train.load_state_dict(meta['data'])
+      step, elapsed_before = int(meta['step']), float(meta['elapsed_s'])
+      logging.info('Resumed %s from step %d', workdir, step)
+    files.start(config, splits.vocab, resumed_step=step if step else None)
+    run_start, start_step = time.time(), step
+    pbar = tqdm(total=num_steps, initial=step, disable=None if is_chief else True,
+                unit='step', dynamic_ncols=True)
+    interval, record = _Interval(t.batch_size * t.seq_length), {}
+    eval_steps = set(e.eval_steps or ())
     while step < num_steps:
-      batch = _device_batch(train_stream.next(), mesh)
-      state, m = p_train_step(state, batch)
+      state, metrics = train_fn(state, _device_batch(splits.train.next(), mesh))
       step += 1
-      if step == start_step + 1:  # Keep compilation out of the throughput figure.
-        jax.block_until_ready(m['loss'])
-        interval_start = time.time()
-        interval_chars = -chars_per_step
-      loss_sum, loss_count = loss_sum + m['loss'], loss_count + 1
-      interval_chars += chars_per_step
+      interval.add(metrics, first_step=step == start_step + 1)
       pbar.update(1)
-      if step % config.log_every == 0 and not pbar.disable:
-        elapsed = time.time() - interval_start
-        pbar.set_postfix(loss=f'{float(m["loss"]):.4f}',
-                         chars_s=f'{interval_chars / max(elapsed, 1e-9):.0f}', refresh=False)
-      if step % config.eval.eval_every == 0 or step == num_steps or step in eval_steps:
-        train_loss = float(loss_sum) / loss_count
-        chars_per_sec = interval_chars / (time.time() - interval_start)
-        last_record = do_eval(step, train_loss, round(chars_per_sec, 1))
-        save(step, last_record['val_loss'])
-        loss_sum, loss_count = jnp.float32(0.0), 0
-        interval_start, interval_chars = time.time(), 0
+      if step % config.log_every == 0:
+        scalars = {'loss': float(metrics['loss']), 'grad_norm': float(metrics['grad_norm']),
+                   'learning_rate': float(schedule(step - 1))}
+        files.scalars(step, scalars, prefix='train/')
+        pbar.set_postfix(loss=f"{scalars['loss']:.4f}", refresh=False)
+      if step % e.eval_every == 0 or step == num_steps or step in eval_steps:
+        record = dict(step=step, epoch=round(step / steps_per_epoch, 4), **interval.summary(),
+                      learning_rate=float(schedule(step - 1)))
+        record.update(_evaluate_and_sample(config, graphdef, state['params'], splits, eval_fn,
+                                           eval_carry, mesh, files, step))
+        record['elapsed_s'] = round(elapsed(), 2)
+        files.eval_record(record)
+        logging.info('step %d: train %.4f val %.4f nats (%.4f bpc), %.0f chars/s', step,
+                     record['train_loss'], record['val_loss'], record['val_bpc'],
+                     record['chars_per_sec'])
+        if eval_callback is not None and is_chief:
+          eval_callback(step, nnx.merge(graphdef, state['params']), splits.vocab, record)
+        save(record['val_loss'])
+        interval.reset()
       if stop_after_step is not None and step >= stop_after_step:
-        ckpt.wait()
-        return last_record
+        return record
+    ckpt.wait()
+    return finish(ckpt, state, eval_fn, splits, eval_carry, mesh, files,
+                  num_params=count_params(model), elapsed_s=elapsed())
   except KeyboardInterrupt:
     if step > (ckpt.latest_step() or 0):
-      save(step, None)
+      save(None)
     ckpt.wait()
     logging.warning('Interrupted at step %d; checkpoint saved. Run the same command to'
                     ' resume.', step)
     raise
   finally:
-    pbar.close()
-    tb.close()
-  ckpt.wait()
-  results = finish(config, workdir, ckpt, state, p_eval_step, val_stream, test_stream,
-                   eval_zero_carry, mesh, num_params, elapsed_before + time.time() - run_start,
-                   train_split_chars=len(train_tokens))
-  ckpt.close()
-  return results
+    if pbar is not None:
+      pbar.close()
+    files.close()
+    ckpt.close()  # Waits for a save in flight.
 
 
-def finish(config, workdir, ckpt, state, eval_fn, val_stream, test_stream, zero_carry,
-           mesh, num_params, elapsed_s, train_split_chars: int) -> dict:
+def _evaluate_and_sample(config, graphdef, params, splits: Splits, eval_fn, eval_carry, mesh,
+                         files: RunFiles, step: int) -> dict:
+  """The validation loss, and a sample written to samples/ (chief only)."""
+  val = evaluate(eval_fn, params, splits.val, eval_carry, mesh)
+  e = config.eval
+  if files.is_chief and e.sample_length > 0 and e.sample_prime:
+    files.sample(step, sample_lib.generate_text(
+        nnx.merge(graphdef, params), splits.vocab, e.sample_prime, length=e.sample_length,
+        seed=config.seed, temperature=e.sample_temperature)[0])
+  return {'val_loss': val['loss'], 'val_bpc': val['bpc']}
+
+
+def finish(ckpt, state, eval_fn, splits: Splits, eval_carry, mesh, files: RunFiles,
+           num_params: int, elapsed_s: float) -> dict:
   """Evaluates the best checkpoint on the test split; writes results.json."""
   best = ckpt.best_step()
   best_state, meta = ckpt.restore(best, state)
   results = {'best_step': best, 'best_val_loss': meta['val_loss'],
              'best_val_bpc': meta['val_loss'] / LN2, 'num_params': num_params,
              'final_step': int(state['step']), 'elapsed_s': round(elapsed_s, 2),
-             'train_split_chars': train_split_chars}
-  if test_stream is not None:
-    test = evaluate(eval_fn, best_state['params'], test_stream, zero_carry, mesh)
+             'train_split_chars': splits.train_chars}
+  if splits.test is not None:
+    test = evaluate(eval_fn, best_state['params'], splits.test, eval_carry, mesh)
     results.update(test_loss=test['loss'], test_bpc=test['bpc'])
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, 'results.json'), 'w') as f:
-      json.dump(results, f, indent=2)
+  files.results(results)
   logging.info('Results: %s', results)
   return results

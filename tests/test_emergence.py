@@ -3,6 +3,7 @@ import math
 import pytest
 
 from rnnlm import emergence as em
+from rnnlm import emergence_runs
 
 PLAY = """Kent.
 I thought the King had more affected the Duke of Albany than
@@ -123,10 +124,10 @@ def test_emergence_run_on_tiny(tmp_path):
   config.emergence.prime = 'KING.'
   config.emergence.sample_length = 200
   config.emergence.reference_chars = 5000
-  report = em.run_emergence(config, str(tmp_path))
+  report = emergence_runs.run_emergence(config, str(tmp_path))
   text = open(report).read()
   assert '### step 2' in text and '### step 6' in text and 'corpus (val text)' in text
-  records = em._read_records(str(tmp_path / 'emergence.jsonl'))
+  records = emergence_runs._read_records(str(tmp_path / 'emergence.jsonl'))
   assert [r['step'] for r in records] == [2, 6]
   assert 0.0 <= records[-1]['word_validity'] <= 1.0
   assert (tmp_path / 'emergence.png').exists()
@@ -144,7 +145,7 @@ def test_measure_sweep_on_tiny(tmp_path):
   sweep.run_sweep(base, [{'model.hidden_size': 8}, {'model.hidden_size': 16}], d)
   e = shakespeare.get_config('cpu').emergence
   e.prime, e.sample_length, e.reference_chars = 'KING.', 150, 5000
-  report = em.measure_sweep(d, e, base.data)
+  report = emergence_runs.measure_sweep(d, e, base.data)
   text = open(report).read()
   assert 'hidden_size-8' in text and 'hidden_size-16' in text and 'corpus (val text)' in text
   assert (tmp_path / 'sweep' / 'emergence_by_size.png').exists()
@@ -155,4 +156,4 @@ def test_measure_sweep_without_a_sweep(tmp_path):
   from configs.emergence import shakespeare
   from rnnlm.errors import UserError
   with pytest.raises(UserError, match='no sweep'):
-    em.measure_sweep(str(tmp_path), shakespeare.get_config('cpu').emergence, tiny.get_config().data)
+    emergence_runs.measure_sweep(str(tmp_path), shakespeare.get_config('cpu').emergence, tiny.get_config().data)

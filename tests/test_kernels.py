@@ -13,7 +13,8 @@ import pytest
 from flax import nnx
 
 from np_reference import NP_STEPS
-from rnnlm import cells, kernels
+from rnnlm import cells, kernels, recurrence
+from rnnlm.errors import UserError
 from rnnlm.model import CharLM
 
 needs_kernel = pytest.mark.skipif(not kernels.available(),
@@ -24,24 +25,27 @@ def test_kernel_builds_where_a_compiler_exists():
   if not (os.environ.get('CXX') or shutil.which('c++') or shutil.which('g++')):
     pytest.skip('no C++ compiler on this machine')
   assert kernels.unavailable_reason() is None
-  assert kernels.supported('lstm', 32, jnp.float32)
-  assert not kernels.supported('gru', 33, jnp.float32)  # Not a multiple of 16.
-  assert not kernels.supported('lstm', 32, jnp.bfloat16)
-
-
-GATES = {'lstm': 4, 'gru': 3, 'rnn': 1}
+  assert kernels.instruction_set() in ('avx512', 'avx2', 'scalar')
+  assert recurrence.kernel_unavailable_reason('lstm', 32) is None
+  assert 'multiple of 16' in recurrence.kernel_unavailable_reason('gru', 33)
+  assert 'float32' in recurrence.kernel_unavailable_reason('lstm', 32, jnp.bfloat16)
+  with pytest.raises(UserError, match='model.recurrence=kernel cannot run here: .*multiple'):
+    recurrence.resolve('kernel', 'gru', 33)
+  assert recurrence.resolve('auto', 'gru', 33) == 'scan'
+  want = 'kernel' if kernels.instruction_set() == 'avx512' else 'scan'
+  assert recurrence.resolve('auto', 'lstm', 32) == want
 
 
 def _inputs(cell, t, b, h, zero_carry, seed=0):
   """Float64 (w_h, biases, xp, carry): biases is (b,) for lstm, (b, b_hn) for gru."""
   rng = np.random.default_rng(seed)
-  g = GATES[cell]
+  g = cells.get_spec(cell).num_gates
   w_h = rng.normal(size=(h, g * h)) / np.sqrt(h)
   biases = (rng.normal(size=(g * h,)) * 0.5,)
   if cell == 'gru':
     biases += (rng.normal(size=(h,)) * 0.5,)
   xp = rng.normal(size=(t, b, g * h))
-  n = 2 if cell == 'lstm' else 1
+  n = cells.get_spec(cell).num_carry
   carry = tuple(np.zeros((b, h)) if zero_carry else rng.normal(size=(b, h)) * 0.7
                 for _ in range(n))
   return w_h, biases, xp, carry
@@ -77,7 +81,7 @@ SHAPES = [(1, 1, 16), (5, 3, 16), (9, 13, 48), (3, 7, 80), (4, 50, 128)]
 def test_forward_matches_numpy_float64(cell, t, b, h, zero_carry):
   w_h, biases, xp, carry = _inputs(cell, t, b, h, zero_carry)
   # The NumPy step takes x W_x; with W_x = I (G*H wide input) that is xp itself.
-  p = {'W_x': np.eye(GATES[cell] * h), 'W_h': w_h, 'b': biases[0]}
+  p = {'W_x': np.eye(cells.get_spec(cell).num_gates * h), 'W_h': w_h, 'b': biases[0]}
   if cell == 'gru':
     p['b_hn'] = biases[1]
   state, want = carry, []
@@ -178,7 +182,7 @@ def test_model_uses_kernel_and_matches_scan_path(cell):
   outs = []
   for kernel in (True, False):
     model = CharLM(20, cell=cell, hidden_size=32, num_layers=2, rngs=nnx.Rngs(0),
-                   cpu_kernel=kernel)
+                   recurrence='kernel' if kernel else 'scan')
     carry = jax.tree.map(lambda a: a + 0.2, model.initial_carry(6))
     hlo = jax.jit(lambda t, c: model(t, c)).lower(tokens, carry).as_text()
     assert (f'rnnlm_{cell}_forward' in hlo) == kernel
@@ -229,7 +233,7 @@ def test_model_gradient_takes_weight_gradients_in_kernel_iff_enabled():
   grads = []
   for kernel in (True, False):
     model = CharLM(20, cell='lstm', hidden_size=32, num_layers=2, rngs=nnx.Rngs(0),
-                   cpu_kernel=kernel)
+                   recurrence='kernel' if kernel else 'scan')
     graphdef, params = nnx.split(model)
     carry = model.initial_carry(6)
 
@@ -246,12 +250,12 @@ def test_model_gradient_takes_weight_gradients_in_kernel_iff_enabled():
 
 
 def test_disabled_by_environment_falls_back_with_reason():
-  code = ('from rnnlm import kernels; import jax.numpy as jnp;'
-          'print(kernels.unavailable_reason()); print(kernels.supported("lstm", 32, jnp.float32))')
+  code = ('from rnnlm import kernels, recurrence;'
+          'print(kernels.unavailable_reason()); print(recurrence.resolve("auto", "lstm", 32))')
   env = dict(os.environ, RNNLM_KERNELS='0', JAX_PLATFORMS='cpu')
   out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
                        check=True).stdout.split()
-  assert out == ['RNNLM_KERNELS=0', 'False']
+  assert out == ['RNNLM_KERNELS=0', 'scan']
 
 
 def test_embedding_is_folded_into_first_projection_exactly():
@@ -302,13 +306,13 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def test_failed_build_falls_back_with_reason(tmp_path):
   # A compiler that always fails: the reason names the build, and the model still runs
   # (on the scan path) with the same numbers.
-  code = ('from rnnlm import kernels; import jax.numpy as jnp;'
+  code = ('from rnnlm import kernels, recurrence;'
           'r = kernels.unavailable_reason(); print(r.split(":")[0]);'
-          'print(kernels.supported("lstm", 32, jnp.float32))')
+          'print(recurrence.resolve("auto", "lstm", 32))')
   env = dict(os.environ, CXX='false', RNNLM_CACHE=str(tmp_path), JAX_PLATFORMS='cpu')
   out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
                        check=True).stdout.splitlines()
-  assert out == ['building the CPU kernels failed', 'False']
+  assert out == ['building the CPU kernels failed', 'scan']
   assert not list(tmp_path.glob('*.so'))
 
 

@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from configs import tiny
-from rnnlm import checkpoint, data, parallel, train
+from rnnlm import checkpoint, config as config_lib, data, parallel, train
 from rnnlm.errors import UserError
 
 
@@ -25,7 +25,7 @@ def tiny_config(**overrides):
 
 
 def _read_params(workdir, step=None):
-  model, _, _ = train.restore_model(workdir, 'latest', step)
+  model, _, _ = checkpoint.load_model(workdir, 'latest', step)
   return jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
 
 
@@ -146,9 +146,8 @@ def test_fast_path_trains_like_reference(cell):
   curves = []
   # Reference (autodiff of lax.scan), custom-VJP scan, and (LSTM on the CPU) the
   # compiled kernel.
-  for fast, kernel in ((False, False), (True, False), (True, True)):
-    config = tiny_config(**{'model.cell': cell, 'model.fast_recurrence': fast,
-                            'model.cpu_kernel': kernel,
+  for impl in ('reference', 'scan', 'auto'):
+    config = tiny_config(**{'model.cell': cell, 'model.recurrence': impl,
                             'model.dropout': 0.1, 'train.learning_rate': 1e-2})
     _, graphdef, optimizer, state = train.create_train_state(config, len(vocab), 1, 1, mesh)
     state['rng'] = jax.random.key(0)
@@ -191,3 +190,47 @@ def test_interrupt_saves_a_checkpoint_and_resume_finishes(tmp_path):
   assert checkpoint.Checkpointer(wd).latest_step() == 8
   results = train.train_and_evaluate(config, wd)
   assert results['final_step'] == 12
+
+
+@pytest.mark.parametrize('fast,kernel,want', [(False, True, 'reference'), (True, False, 'scan'),
+                                              (True, True, 'auto'), (None, None, 'auto')])
+def test_legacy_recurrence_booleans_still_load(tmp_path, fast, kernel, want):
+  config = tiny_config(**{'train.num_steps': 2, 'eval.eval_every': 2})
+  with config.unlocked():
+    del config.model['recurrence']  # A config written before the field existed.
+    if fast is not None:
+      config.model.fast_recurrence, config.model.cpu_kernel = fast, kernel
+  assert config_lib.validate(config).model.recurrence == want
+  wd = tmp_path / 'old'
+  train.train_and_evaluate(config, str(wd))
+  saved = json.loads((wd / 'config.json').read_text())
+  assert saved['model']['recurrence'] == want and 'fast_recurrence' not in saved['model']
+  # A workdir whose config.json still has the booleans loads for inference.
+  saved['model'].pop('recurrence')
+  saved['model'].update(fast_recurrence=False, cpu_kernel=True)
+  (wd / 'config.json').write_text(json.dumps(saved))
+  model, _, _ = checkpoint.load_model(str(wd))
+  assert model.recurrence == 'reference'
+
+
+def test_bad_config_fields_are_one_line_errors(tmp_path):
+  for field, value, needle in (('model.recurrence', 'fast', 'model.recurrence'),
+                               ('train.optimizer', 'sgd', 'train.optimizer'),
+                               ('train.lr_schedule', 'step', 'train.lr_schedule'),
+                               ('model.embed_dim', -1, 'model.embed_dim'),
+                               ('log_every', 0, 'log_every')):
+    with pytest.raises(UserError, match=needle):
+      train.train_and_evaluate(tiny_config(**{field: value}), str(tmp_path / 'x'))
+    assert not (tmp_path / 'x').exists()  # Checked before anything is written.
+
+
+def test_inference_restore_reads_no_optimizer_state(tmp_path, monkeypatch):
+  wd = str(tmp_path / 'run')
+  train.train_and_evaluate(tiny_config(**{'train.num_steps': 4, 'eval.eval_every': 2}), wd)
+  # Any attempt to restore the full train state (with Adam's moments) fails here.
+  monkeypatch.setattr(checkpoint.Checkpointer, 'restore',
+                      lambda *a, **k: pytest.fail('restored the optimizer state'))
+  model, vocab, step = checkpoint.load_model(wd, 'latest')
+  assert step == 4 and len(vocab) > 10
+  logits, _ = model(jnp.zeros((1, 3), jnp.int32), model.initial_carry(1))
+  assert logits.shape == (1, 3, len(vocab))

@@ -4,7 +4,7 @@ The validation split is the same for every trial; each trial trains on a leading
 fraction of the train split for the same number of steps, so small fractions are
 seen for many epochs and overfit (the train/val gap in results.csv).
 
-  python experiments/sweep_data.py --config=configs/sweeps/shakespeare_data.py:cpu --sweep_dir=runs/sweep_data
+  python experiments/sweep.py --config=configs/sweeps/shakespeare_data.py:cpu --sweep_dir=runs/sweep_data
 """
 
 from configs.sweeps import shakespeare_hidden

@@ -1,6 +1,6 @@
 """Hidden-size sweep on Shakespeare: validation loss against model size.
 
-  python experiments/sweep_hidden.py --config=configs/sweeps/shakespeare_hidden.py:cpu --sweep_dir=runs/sweep_hidden
+  python experiments/sweep.py --config=configs/sweeps/shakespeare_hidden.py:cpu --sweep_dir=runs/sweep_hidden
 """
 
 import ml_collections

@@ -32,6 +32,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -716,6 +717,22 @@ void RnnBackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const f
   }
 }
 
+// Whether a buffer has exactly these dimensions: every operand is checked before
+// a kernel reads it, so a wrong shape is an error, never a read past a buffer.
+template <typename Buffer>
+bool HasDims(const Buffer& buffer, std::initializer_list<int64_t> want) {
+  const auto dims = buffer.dimensions();
+  if (dims.size() != want.size()) return false;
+  size_t i = 0;
+  for (int64_t w : want)
+    if (dims[i++] != w) return false;
+  return true;
+}
+
+ffi::Error Inconsistent() {
+  return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
+}
+
 ffi::Error CheckShapes(int64_t T, int64_t B, int64_t H) {
   if (T < 1 || B < 1 || H < 1)
     return ffi::Error::InvalidArgument("rnnlm kernel: empty time, batch or hidden size");
@@ -731,10 +748,10 @@ ffi::Error LstmForward(ffi::ThreadPool& pool, const Inputs& xp, int64_t T, int64
                        ffi::Result<F32R3>& cs, ffi::Result<F32R3>& gates) {
   const int64_t H = xp.G / 4;
   if (auto err = CheckShapes(T, B, H); err.failure()) return err;
-  if (xp.G != 4 * H || w_h.dimensions()[0] != H || w_h.dimensions()[1] != 4 * H ||
-      h0.dimensions()[0] != B || h0.dimensions()[1] != H || b.dimensions()[0] != 4 * H ||
-      hs->dimensions()[0] != T || hs->dimensions()[1] != B)
-    return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
+  if (xp.G != 4 * H || !HasDims(w_h, {H, 4 * H}) || !HasDims(b, {4 * H}) ||
+      !HasDims(h0, {B, H}) || !HasDims(c0, {B, H}) || !HasDims(*hs, {T, B, H}) ||
+      !HasDims(*cs, {T, B, H}) || !HasDims(*gates, {T, B, 4 * H}))
+    return Inconsistent();
   const std::vector<float> w = PackColumns(w_h.typed_data(), H, 4 * H);
   ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
     ForwardRows(T, B, H, xp, w.data(), b.typed_data(), h0.typed_data(), c0.typed_data(),
@@ -778,9 +795,11 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 gates,
   const auto dims = d_hs.dimensions();
   const int64_t T = dims[0], B = dims[1], H = dims[2];
   if (auto err = CheckShapes(T, B, H); err.failure()) return err;
-  if (w_h_t.dimensions()[0] != 4 * H || w_h_t.dimensions()[1] != H ||
-      gates.dimensions()[2] != 4 * H)
-    return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
+  if (!HasDims(w_h_t, {4 * H, H}) || !HasDims(gates, {T, B, 4 * H}) ||
+      !HasDims(cs, {T, B, H}) || !HasDims(c0, {B, H}) || !HasDims(dh_last, {B, H}) ||
+      !HasDims(dc_last, {B, H}) || !HasDims(*dz, {T, B, 4 * H}) ||
+      !HasDims(*dh0, {B, H}) || !HasDims(*dc0, {B, H}))
+    return Inconsistent();
   float* dh = dh0->typed_data();
   float* dc = dc0->typed_data();
   std::copy_n(dh_last.typed_data(), B * H, dh);
@@ -798,10 +817,10 @@ ffi::Error GruForward(ffi::ThreadPool& pool, const Inputs& xp, int64_t T, int64_
                       ffi::Result<F32R3>& acts) {
   const int64_t H = xp.G / 3;
   if (auto err = CheckShapes(T, B, H); err.failure()) return err;
-  if (xp.G != 3 * H || w_h.dimensions()[0] != H || w_h.dimensions()[1] != 3 * H ||
-      h0.dimensions()[0] != B || h0.dimensions()[1] != H || b.dimensions()[0] != 3 * H ||
-      b_hn.dimensions()[0] != H || hs->dimensions()[0] != T || hs->dimensions()[1] != B)
-    return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
+  if (xp.G != 3 * H || !HasDims(w_h, {H, 3 * H}) || !HasDims(b, {3 * H}) ||
+      !HasDims(b_hn, {H}) || !HasDims(h0, {B, H}) || !HasDims(*hs, {T, B, H}) ||
+      !HasDims(*acts, {T, B, 4 * H}))
+    return Inconsistent();
   const std::vector<float> w = PackColumns(w_h.typed_data(), H, 3 * H);
   ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
     GruForwardRows(T, B, H, xp, w.data(), b.typed_data(), b_hn.typed_data(), h0.typed_data(),
@@ -831,9 +850,11 @@ ffi::Error GruBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 acts, F32R3 h
   const auto dims = d_hs.dimensions();
   const int64_t T = dims[0], B = dims[1], H = dims[2];
   if (auto err = CheckShapes(T, B, H); err.failure()) return err;
-  if (w_h_t.dimensions()[0] != 3 * H || w_h_t.dimensions()[1] != H ||
-      acts.dimensions()[2] != 4 * H)
-    return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
+  if (!HasDims(w_h_t, {3 * H, H}) || !HasDims(acts, {T, B, 4 * H}) ||
+      !HasDims(hs, {T, B, H}) || !HasDims(h0, {B, H}) || !HasDims(dh_last, {B, H}) ||
+      !HasDims(*dxp, {T, B, 3 * H}) || !HasDims(*dhh, {T, B, 3 * H}) ||
+      !HasDims(*dh0, {B, H}))
+    return Inconsistent();
   float* dh = dh0->typed_data();
   std::copy_n(dh_last.typed_data(), B * H, dh);
   const std::vector<float> w = PackColumns(w_h_t.typed_data(), 3 * H, H);
@@ -849,10 +870,9 @@ ffi::Error RnnForward(ffi::ThreadPool& pool, const Inputs& xp, int64_t T, int64_
                       F32R2 w_h, F32R1 b, F32R2 h0, ffi::Result<F32R3>& hs) {
   const int64_t H = xp.G;
   if (auto err = CheckShapes(T, B, H); err.failure()) return err;
-  if (w_h.dimensions()[0] != H || w_h.dimensions()[1] != H || h0.dimensions()[0] != B ||
-      h0.dimensions()[1] != H || b.dimensions()[0] != H || hs->dimensions()[0] != T ||
-      hs->dimensions()[1] != B)
-    return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
+  if (xp.G != H || !HasDims(w_h, {H, H}) || !HasDims(b, {H}) || !HasDims(h0, {B, H}) ||
+      !HasDims(*hs, {T, B, H}))
+    return Inconsistent();
   const std::vector<float> w = PackColumns(w_h.typed_data(), H, H);
   ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
     RnnForwardRows(T, B, H, xp, w.data(), b.typed_data(), h0.typed_data(), hs->typed_data(),
@@ -904,8 +924,9 @@ ffi::Error RnnBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 hs, F32R2 w_h
   const auto dims = d_hs.dimensions();
   const int64_t T = dims[0], B = dims[1], H = dims[2];
   if (auto err = CheckShapes(T, B, H); err.failure()) return err;
-  if (w_h_t.dimensions()[0] != H || w_h_t.dimensions()[1] != H || hs.dimensions()[2] != H)
-    return ffi::Error::InvalidArgument("rnnlm kernel: inconsistent shapes");
+  if (!HasDims(w_h_t, {H, H}) || !HasDims(hs, {T, B, H}) || !HasDims(dh_last, {B, H}) ||
+      !HasDims(*dz, {T, B, H}) || !HasDims(*dh0, {B, H}))
+    return Inconsistent();
   float* dh = dh0->typed_data();
   std::copy_n(dh_last.typed_data(), B * H, dh);
   const std::vector<float> w = PackColumns(w_h_t.typed_data(), H, H);
@@ -1073,3 +1094,15 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmScatterRows, ScatterRowsImpl,
                                   .Arg<S32R2>()
                                   .Arg<F32R3>()
                                   .Ret<F32R2>());
+
+// The instruction set this library was compiled for: rnnlm's 'auto' recurrence
+// uses the kernels only where they were measured faster than the lax.scan path.
+extern "C" const char* RnnlmInstructionSet() {
+#if defined(__AVX512F__)
+  return "avx512";
+#elif defined(__AVX2__)
+  return "avx2";
+#else
+  return "scalar";
+#endif
+}

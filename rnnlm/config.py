@@ -1,0 +1,120 @@
+"""Checks on a run's config, done once up front, and the config a workdir holds.
+
+Every field is documented in `configs/default.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import ml_collections
+from absl import logging
+
+from rnnlm import cells
+from rnnlm import recurrence
+from rnnlm.errors import UserError
+
+# Fields that fix the shape of the saved state or the meaning of the data position:
+# resuming a workdir with any of them changed is refused.
+RESUME_FIELDS = ('model.cell', 'model.hidden_size', 'model.num_layers', 'model.embed_dim',
+                 'data.name', 'data.path', 'data.glob', 'data.split', 'data.train_fraction',
+                 'data.max_bytes',
+                 'train.batch_size', 'train.seq_length')
+
+_LEGACY_RECURRENCE_FIELDS = ('fast_recurrence', 'cpu_kernel')
+
+
+def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of `config` with fields of earlier versions mapped to today's.
+
+  `model.fast_recurrence` and `model.cpu_kernel` became `model.recurrence`.
+  """
+  config = ml_collections.ConfigDict(config.to_dict())
+  model = config.get('model') or {}
+  legacy = {k: model[k] for k in _LEGACY_RECURRENCE_FIELDS if k in model}
+  if legacy:
+    config.model.recurrence = recurrence.from_legacy(legacy.get('fast_recurrence'),
+                                                     legacy.get('cpu_kernel'))
+    for k in legacy:
+      del config.model[k]
+    logging.warning('model.fast_recurrence and model.cpu_kernel are deprecated; read as'
+                    ' model.recurrence=%r', config.model.recurrence)
+  elif 'model' in config and 'recurrence' not in config.model:
+    config.model.recurrence = 'auto'  # What a run of an earlier version did by default.
+  return config
+
+
+def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks every field a run reads; returns the `upgrade`d config.
+
+  Raises:
+    UserError: naming the field and what would be valid.
+  """
+  config = upgrade(config)
+  m, t, e = config.model, config.train, config.eval
+  if m.cell not in cells.CELLS:
+    raise UserError(f'unknown model.cell {m.cell!r}; use one of {", ".join(sorted(cells.CELLS))}')
+  recurrence.check_choice(m.recurrence)
+  for name, value in (('model.hidden_size', m.hidden_size), ('model.num_layers', m.num_layers),
+                      ('train.batch_size', t.batch_size), ('train.seq_length', t.seq_length),
+                      ('eval.eval_every', e.eval_every), ('eval.batch_size', e.batch_size),
+                      ('model.unroll', m.unroll), ('log_every', config.log_every)):
+    if not isinstance(value, int) or value < 1:
+      raise UserError(f'{name} must be a positive integer (got {value!r})')
+  if not isinstance(m.embed_dim, int) or m.embed_dim < 0:
+    raise UserError(f'model.embed_dim must be 0 (one-hot) or more (got {m.embed_dim!r})')
+  if not 0.0 <= m.dropout < 1.0:
+    raise UserError(f'model.dropout must be in [0, 1) (got {m.dropout})')
+  if t.learning_rate <= 0:
+    raise UserError(f'train.learning_rate must be > 0 (got {t.learning_rate})')
+  if t.num_steps < 0 or (t.num_steps == 0 and t.num_epochs <= 0):
+    raise UserError('set train.num_steps > 0 or train.num_epochs > 0')
+  if t.optimizer not in ('adam', 'adamw', 'rmsprop'):
+    raise UserError(f'unknown train.optimizer {t.optimizer!r}; use adam, adamw or rmsprop')
+  if t.lr_schedule not in ('constant', 'exponential', 'cosine'):
+    raise UserError(f'unknown train.lr_schedule {t.lr_schedule!r};'
+                    ' use constant, exponential or cosine')
+  if not 0 < config.data.train_fraction <= 1:
+    raise UserError(f'data.train_fraction must be in (0, 1] (got {config.data.train_fraction})')
+  if e.sample_temperature <= 0:
+    raise UserError(f'eval.sample_temperature must be > 0 (got {e.sample_temperature})')
+  if m.recurrence == 'kernel':
+    recurrence.resolve('kernel', m.cell, m.hidden_size)  # Says why, if it cannot run.
+  return config
+
+
+def _get(config, dotted: str):
+  node = config
+  for part in dotted.split('.'):
+    node = node[part]
+  return list(node) if isinstance(node, (tuple, list)) else node
+
+
+def load(workdir: str) -> ml_collections.ConfigDict:
+  """The (upgraded) config of the run in `workdir`."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    raise UserError(f'{workdir} holds no run (no config.json); give the --workdir of a'
+                    ' training run')
+  with open(path) as f:
+    return upgrade(ml_collections.ConfigDict(json.load(f)))
+
+
+def check_resume_compatible(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Refuses to resume a workdir whose saved config differs in a shape field."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    old = json.load(f)
+  for field in RESUME_FIELDS:
+    try:
+      before = _get(old, field)
+    except KeyError:
+      continue
+    now = _get(config, field)
+    if before != now:
+      raise UserError(
+          f'config field {field} is {now!r} but the run in {workdir} used {before!r};'
+          f' use a new --workdir, or --config.{field}={before!r} to resume it')

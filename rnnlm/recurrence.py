@@ -1,0 +1,124 @@
+"""How a recurrent layer runs: the one place that picks an implementation.
+
+`model.recurrence` names it; every implementation computes the same values and
+the same gradients (tests compare them against NumPy float64):
+
+  * 'reference': autodiff of the plain `lax.scan` (`cells.recurrence`), the
+    path the others are checked against;
+  * 'scan': the same scan with a hand-written VJP (`cells.recurrence_fast`):
+    dW_h as one matmul over all steps instead of one per step;
+  * 'kernel': the compiled CPU kernels (`rnnlm.kernels`): forward and backward
+    loops in C++, and the weight gradients of the projections and the head;
+    an error where they cannot run;
+  * 'auto': 'kernel' where the kernels run and are faster than 'scan' (a CPU
+    backend, float32, H a multiple of 16, a library built with AVX-512), else
+    'scan'.
+
+A layer's input is either dense activations [T, B, D], projected here by the
+layer's W_x, or `Tokens`: ids and a table of already projected rows, which is
+how the first layer reads characters (one-hot W_x, or the embedding folded into
+W_x) without a gathered [T, B, G*H] copy.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rnnlm import cells
+from rnnlm import kernels
+from rnnlm.errors import UserError
+
+CHOICES = ('auto', 'kernel', 'scan', 'reference')
+
+
+class Tokens(NamedTuple):
+  """A layer input given as token ids [T, B] into a table [V, G*H] of projected
+  rows: xp = table[ids] (ids clipped to [0, V))."""
+  table: jax.Array
+  ids: jax.Array
+
+
+def check_choice(name: str) -> None:
+  if name not in CHOICES:
+    raise UserError(f'unknown model.recurrence {name!r}; use one of {", ".join(CHOICES)}')
+
+
+def kernel_unavailable_reason(cell: str, hidden: int, dtype=jnp.float32) -> str | None:
+  """None when the CPU kernels can run this layer here, else why not."""
+  reason = kernels.unavailable_reason()
+  if reason:
+    return reason
+  if jax.default_backend() != 'cpu':
+    return f'the kernels run on the CPU backend only (this is {jax.default_backend()})'
+  if jnp.dtype(dtype) != jnp.float32:
+    return f'the kernels run float32 only (got {jnp.dtype(dtype).name})'
+  if hidden % 16:
+    return f'the kernels need model.hidden_size to be a multiple of 16 (got {hidden})'
+  return None
+
+
+def resolve(name: str, cell: str, hidden: int, dtype=jnp.float32) -> str:
+  """The implementation `name` stands for here: 'kernel', 'scan' or 'reference'.
+
+  Raises:
+    UserError: an unknown name, or 'kernel' where the kernels cannot run.
+  """
+  check_choice(name)
+  if name == 'auto':
+    fast = (kernel_unavailable_reason(cell, hidden, dtype) is None
+            and kernels.instruction_set() == 'avx512')
+    return 'kernel' if fast else 'scan'
+  if name == 'kernel':
+    reason = kernel_unavailable_reason(cell, hidden, dtype)
+    if reason:
+      raise UserError(f'model.recurrence=kernel cannot run here: {reason};'
+                      ' use model.recurrence=auto or scan')
+  return name
+
+
+def dense(impl: str, x: jax.Array, w: jax.Array) -> jax.Array:
+  """x [..., D] @ w [D, N]; under 'kernel' the weight gradient is the kernel's."""
+  if impl == 'kernel' and kernels.dense_supported(w.shape[0], w.shape[1], x.dtype):
+    return kernels.dense(x, w)
+  return cells.matmul(x, w)
+
+
+def layer(impl: str, cell: str, params: cells.Params, x: jax.Array | Tokens,
+          carry: cells.Carry, unroll: int = 1) -> tuple[jax.Array, cells.Carry]:
+  """One recurrent layer over a window.
+
+  Args:
+    impl: a `resolve`d implementation.
+    cell: 'rnn', 'lstm' or 'gru'.
+    params: the layer's parameters (`cells.init_params`).
+    x: inputs [T, B, D] (projected here by params['W_x']), or `Tokens`.
+    carry: the state before the window.
+    unroll: `lax.scan` unroll factor of the scan paths.
+
+  Returns:
+    (hs [T, B, H], carry after the window).
+  """
+  steps = x.ids.shape[0] if isinstance(x, Tokens) else x.shape[0]
+  # Single steps (sampling) stay on XLA, whose matrix-vector product uses every
+  # core; the kernels pay off over sequences.
+  if impl == 'kernel' and steps > 1:
+    kx = tuple(x) if isinstance(x, Tokens) else dense(impl, x, params['W_x'])
+    return kernels.recurrence(cell, params, kx, tuple(carry))
+  if isinstance(x, Tokens):
+    xp = cells.project_tokens({'W_x': x.table}, x.ids)
+  else:
+    xp = dense(impl, x, params['W_x'])
+  if impl == 'reference':
+    return cells.recurrence(cell, params, xp, carry, unroll)
+  return cells.recurrence_fast(cell, params, xp, carry, unroll)
+
+
+def from_legacy(fast_recurrence: bool | None, cpu_kernel: bool | None) -> str:
+  """The `model.recurrence` that configs written before it meant by the two
+  booleans `fast_recurrence` (default True) and `cpu_kernel` (default True)."""
+  if fast_recurrence is False:
+    return 'reference'
+  return 'scan' if cpu_kernel is False else 'auto'
