@@ -1,6 +1,11 @@
-"""The default job: a 2-layer LSTM on Shakespeare's complete works (5 MB).
+"""The default job: a 2-layer, 256-unit LSTM on Shakespeare's complete works (5 MB).
 
-Sized to train well on a 2-core CPU in under an hour; see the README's results.
+  python experiments/train.py --workdir=runs/shakespeare
+
+8,000 steps of 50 x 100 characters (8.8 epochs), dropout 0.1, cosine schedule.
+Measured on a 2-core AMD EPYC CPU (AVX-512): 27.4 minutes, best validation loss
+1.431 nats (2.065 bits) per character at step 7,500, test 1.368 nats
+(docs/results.md).
 """
 
 from configs import default

@@ -1,4 +1,10 @@
-"""A tiny config for tests and smoke runs: seconds on a laptop CPU."""
+"""A tiny config for tests and smoke runs: a 2x32 LSTM, 20 steps on a 16 KB text.
+
+  python experiments/train.py --config=configs/tiny.py --workdir=/tmp/tiny
+
+A few seconds after compilation on a 2-core CPU; it learns nothing worth keeping
+(validation loss a little under log(vocab)), which is its point.
+"""
 
 from configs import default
 

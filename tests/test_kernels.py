@@ -330,3 +330,27 @@ def test_benchmark_flop_counts_by_hand():
   # No fold when the vocabulary exceeds the characters of a step.
   big = bm.Shape('gru', 64, batch=2, seq_length=3, vocab=65)
   assert bm.rnnlm_flops_per_char(big) == bm.train_flops_per_char('gru', 64, 2, 65)
+
+
+@pytest.mark.skipif(bool(os.environ.get('RNNLM_KERNEL_FLAGS')), reason='already the inner run')
+@needs_kernel
+def test_portable_build_without_avx512_passes_the_kernel_tests(tmp_path):
+  # The same source built with AVX-512 turned off runs its portable (AVX2 or scalar)
+  # loops, which the default build on an AVX-512 machine never executes: the
+  # reference tests run again against that build, in a fresh process.
+  env = dict(os.environ, RNNLM_KERNEL_FLAGS='-mno-avx512f', RNNLM_CACHE=str(tmp_path),
+             JAX_PLATFORMS='cpu')
+  code = ('from rnnlm import kernels; assert kernels.available(), kernels.unavailable_reason();'
+          'print(kernels.instruction_set())')
+  isa = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+                       check=True).stdout.split()[-1]
+  assert isa in ('avx2', 'scalar')
+  proc = subprocess.run(
+      [sys.executable, '-m', 'pytest', '-q', '-x', '-p', 'no:cacheprovider',
+       os.path.abspath(__file__), '-k',
+       'forward_matches_numpy or gradients_match_float64 or token_inputs or dense_and_its'
+       ' or model_uses_kernel'],
+      env=env, capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(
+          os.path.abspath(__file__))))
+  assert proc.returncode == 0, proc.stdout[-3000:]
+  assert ' passed' in proc.stdout and 'skipped' not in proc.stdout.splitlines()[-1]

@@ -1,6 +1,12 @@
 """Emergence on the Linux kernel's C source: what a char LSTM learns, step by step.
 
   python experiments/emergence.py --config=configs/emergence/linux.py:cpu --workdir=runs/emergence_linux
+
+:cpu trains a 2x256 LSTM for 2,000 steps on the first 50 MB of the kernel's .c/.h
+files. Measured on a 2-core AMD EPYC CPU: 13 minutes; validation loss 1.681 nats
+(2.426 bits) per character; samples get C's layout but not its long-range structure
+(docs/results.md). :full (3x512, 474 MB, 100k steps) is for an accelerator and has not
+been run.
 """
 
 import ml_collections

@@ -1,6 +1,10 @@
 """Emergence on Shakespeare: words, then spelling, then the layout of a play.
 
   python experiments/emergence.py --config=configs/emergence/shakespeare.py:cpu --workdir=runs/emergence_shakespeare
+
+:cpu trains a 2x256 LSTM for 2,000 steps (2.2 epochs). Measured on a 2-core AMD EPYC
+CPU: about 8 minutes; validation 2.232 bits per character; the play's layout by step
+300, 88% real words by step 2,000 (docs/results.md). :full has not been run.
 """
 
 from configs.emergence import linux

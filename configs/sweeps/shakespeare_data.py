@@ -5,6 +5,11 @@ fraction of the train split for the same number of steps, so small fractions are
 seen for many epochs and overfit (the train/val gap in results.csv).
 
   python experiments/sweep.py --config=configs/sweeps/shakespeare_data.py:cpu --sweep_dir=runs/sweep_data
+
+:cpu trains a 2x256 LSTM for 600 steps on 1% to 100% of the train split. Measured on
+a 2-core AMD EPYC CPU: 16 minutes in all; best validation loss from 2.221 nats (45k
+characters, overfitting) to 1.708 (4.6M) (docs/results.md). :full (hidden 1024) has
+not been run.
 """
 
 from configs.sweeps import shakespeare_hidden

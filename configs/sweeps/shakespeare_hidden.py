@@ -1,6 +1,12 @@
 """Hidden-size sweep on Shakespeare: validation loss against model size.
 
   python experiments/sweep.py --config=configs/sweeps/shakespeare_hidden.py:cpu --sweep_dir=runs/sweep_hidden
+
+:cpu trains 2-layer LSTMs of 32 to 512 units for 800 steps (4M characters) each.
+Measured on a 2-core AMD EPYC CPU: 18 minutes in all; best validation loss from
+2.146 nats (26k parameters) to 1.524 (3.4M), fitted L(N) = 1.062 + 6.305 N^-0.173
+(docs/results.md). :full (3 layers, up to 2048 units, 30k steps) is for an
+accelerator and has not been run.
 """
 
 import ml_collections
