@@ -146,6 +146,36 @@ def step(cell: str, params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, 
   return _STEPS[cell](params, carry, x @ params['W_x'] + params['b'])
 
 
+def step_activations(cell: str, params: Params, carry: Carry, xp: jax.Array
+                     ) -> tuple[Carry, dict[str, jax.Array]]:
+  """One step of the plain recurrence from xp = x W_x (no bias), returning the new
+  carry and every named activation of the step, each [batch, H]: the gates of
+  `CellSpec.gates` after their nonlinearity, then the carry ('h'; 'c' for lstm).
+  The same math as `step`, for looking inside a model."""
+  z = xp + params['b']
+  hidden = carry[0].shape[-1]
+  block = lambda a, k: a[..., k * hidden:(k + 1) * hidden]
+  if cell == 'lstm':
+    h, c = carry
+    z = z + h @ params['W_h']
+    i, f, g, o = (jax.nn.sigmoid(block(z, 0)), jax.nn.sigmoid(block(z, 1)),
+                  jnp.tanh(block(z, 2)), jax.nn.sigmoid(block(z, 3)))
+    c = f * c + i * g
+    h = o * jnp.tanh(c)
+    return (h, c), {'i': i, 'f': f, 'g': g, 'o': o, 'h': h, 'c': c}
+  if cell == 'gru':
+    (h,) = carry
+    hh = h @ params['W_h']
+    r = jax.nn.sigmoid(block(z, 0) + block(hh, 0))
+    u = jax.nn.sigmoid(block(z, 1) + block(hh, 1))
+    n = jnp.tanh(block(z, 2) + r * (block(hh, 2) + params['b_hn']))
+    h = (1.0 - u) * n + u * h
+    return (h,), {'r': r, 'z': u, 'n': n, 'h': h}
+  (h,) = carry
+  h = jnp.tanh(z + h @ params['W_h'])
+  return (h,), {'h': h}
+
+
 def project_inputs(params: Params, xs: jax.Array) -> jax.Array:
   """x_t W_x for all steps in one matmul: [T, B, D] -> [T, B, G*H].
 
