@@ -25,12 +25,18 @@ def report_user_errors(main):
 
 
 def quiet_library_logs() -> None:
-  """Hides Orbax's per-save INFO lines from absl's log (warnings still show)."""
+  """Hides Orbax's per-save INFO lines and its notes on read-only checkpoint
+  directories from absl's log (other warnings still show)."""
   import logging as py_logging
 
   class _Filter(py_logging.Filter):
     def filter(self, record):
-      return record.levelno >= py_logging.WARNING or '/orbax/' not in record.pathname
+      if '/orbax/' not in record.pathname:
+        return True
+      if record.levelno < py_logging.WARNING:
+        return False
+      # Opening a run's checkpoints read-only (sampling, inspection) is not news.
+      return 'read only' not in str(record.msg) and 'read_only' not in str(record.msg)
 
   from absl import logging as absl_logging
   absl_logging.get_absl_handler().addFilter(_Filter())

@@ -68,3 +68,70 @@ def emergence_figure(records: Sequence[dict], keys: Sequence[str], baseline: dic
   fig.savefig(out_path, dpi=110)
   plt.close(fig)
   return out_path
+
+
+def training_curve(records: Sequence[dict], out_path: str, title: str = '') -> str:
+  """Train and validation loss (nats/char) against step, from metrics.jsonl records."""
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6, 3.6))
+  steps = [r['step'] for r in records]
+  ax.plot(steps, [r['train_loss'] for r in records], 's--', alpha=0.7,
+          label='train (mean since last eval)')
+  ax.plot(steps, [r['val_loss'] for r in records], 'o-', label='validation')
+  ax.set_xlabel('step')
+  ax.set_ylabel('loss (nats/char)')
+  if title:
+    ax.set_title(title, fontsize=10)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(out_path, dpi=110)
+  plt.close(fig)
+  return out_path
+
+
+def saturation_figure(saturation: dict, out_path: str) -> str:
+  """Per layer, each gate unit's fraction of time left-saturated (x) against
+  right-saturated (y): the paper's gate-saturation scatter."""
+  plt = _plt()
+  layers = sorted({layer for layer, _ in saturation})
+  fig, axes = plt.subplots(1, len(layers), figsize=(3.6 * len(layers), 3.6), squeeze=False)
+  colours = {'i': 'tab:blue', 'f': 'tab:red', 'o': 'tab:green', 'r': 'tab:purple',
+             'z': 'tab:orange'}
+  for ax, layer in zip(axes[0], layers):
+    for (l, name), (left, right) in sorted(saturation.items()):
+      if l == layer:
+        ax.scatter(left, right, s=8, alpha=0.6, color=colours.get(name), label=f'{name} gate')
+    ax.plot([0, 1], [1, 0], color='gray', lw=0.8, ls=':')
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel('fraction left-saturated (< 0.1)')
+    ax.set_ylabel('fraction right-saturated (> 0.9)')
+    ax.set_title(f'layer {layer + 1}', fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(out_path, dpi=110)
+  plt.close(fig)
+  return out_path
+
+
+def bracket_figure(rows: Sequence[dict], out_path: str) -> str:
+  """Mean probability difference (model - n-gram) of closing brackets against the
+  distance to their opener, one line per bracket type."""
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6, 3.8))
+  for closer in sorted({r['closer'] for r in rows}):
+    pts = [r for r in rows if r['closer'] == closer and r['count'] > 0]
+    ax.plot([r['distance_mid'] for r in pts], [r['mean_diff'] for r in pts], 'o-',
+            label=f"'{closer}'")
+  ax.axhline(0, color='gray', lw=0.8)
+  ax.set_xscale('log')
+  ax.set_xlabel('distance to the opening bracket (characters)')
+  ax.set_ylabel('mean P(model) - P(n-gram)')
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(out_path, dpi=110)
+  plt.close(fig)
+  return out_path

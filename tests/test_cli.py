@@ -127,3 +127,46 @@ def test_benchmark_smoke_table_and_json(tmp_path):
     ('--json_out=/nonexistent_dir/b.json', '--json_out')])
 def test_benchmark_bad_flags(flag, needle):
   assert_user_error(run('benchmark.py', '--torch=false', '--flax=false', flag), needle)
+
+
+@pytest.mark.parametrize('args,needle', [
+    (['--layer=3', '--unit=0'], '--layer must be in 1..2'),
+    (['--layer=1', '--unit=32'], '--unit must be in 0..31'),
+    (['--layer=1'], 'give both --layer and --unit'),
+    (['--text_file=TEXT:hello \u20ac world, and more text than twenty characters'],
+     'pass --skip_unknown'),
+    (['--text_file=TEXT:'], 'the text has 0 characters'),
+    (['--text_file=TEXT:KING.'], 'the text has 5 characters; give at least 21'),
+    (['--text_file=/no/such/file.txt'], 'no such text file'),
+    (['--max_chars=0'], '--max_chars must be at least 1'),
+])
+def test_look_inside_bad_input_writes_nothing(trained, tmp_path, args, needle):
+  args = list(args)
+  for i, a in enumerate(args):
+    if a.startswith('--text_file=TEXT:'):
+      path = tmp_path / 'text.txt'
+      path.write_text(a[len('--text_file=TEXT:'):], encoding='utf-8')
+      args[i] = f'--text_file={path}'
+  before = snapshot(trained)
+  assert_user_error(run('look_inside.py', f'--workdir={trained}', *args), needle)
+  assert snapshot(trained) == before
+
+
+def test_look_inside_without_a_checkpoint(tmp_path):
+  assert_user_error(run('look_inside.py', f'--workdir={tmp_path}'), 'no run')
+  assert os.listdir(tmp_path) == []
+
+
+def test_look_inside_writes_page_and_report(trained, tmp_path):
+  out = tmp_path / 'inside'
+  text = tmp_path / 'text.txt'
+  text.write_text('KING.\nWhat say you?\n\n\u20acQUEEN.\nNothing, my lord.\n' * 20)
+  proc = run('look_inside.py', f'--workdir={trained}', f'--out_dir={out}',
+             f'--text_file={text}', '--skip_unknown', '--max_order=5', '--layer=2', '--unit=3')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = (out / 'inside.md').read_text()
+  assert '## Against n-gram models' in report and '| 5-gram |' in report
+  assert 'has a cell' in report and '## Gate saturation' in report
+  page = (out / 'inside.html').read_text()
+  assert 'chosen: layer 2 unit 3' in page and '\u20ac' not in page
+  assert (out / 'saturation.png').exists()

@@ -69,7 +69,7 @@ class CellScore:
 
   @property
   def cell(self) -> str:
-    return f'L{self.layer}.{self.name}[{self.unit}]'
+    return f'L{self.layer + 1}.{self.name}[{self.unit}]'  # Layers 1-based, as in --layer.
 
 
 def score_all(states: dict, feats: dict[str, np.ndarray], names=('h', 'c')

@@ -1,0 +1,310 @@
+"""The look-inside study of one trained workdir: cells, baselines, long-range structure.
+
+`inspect` runs the model over a held-out text (a split of its corpus, or a file)
+and writes to `out_dir`:
+
+  inside.html      the page (`rnnlm.inside.page`)
+  inside.md        the tables below, with the command that made them
+  saturation.png   gate saturation per layer
+  brackets.png     closing brackets: model against the best n-gram, by distance
+  inside.json      every number of the report
+
+Tables: the top cells per text feature against a random-initialised model of the
+same shape (chance) and across the run's checkpoints; the model's loss against
+Kneser-Ney n-grams of order 1 to 20 trained on the same train split; closing
+brackets by distance to their opener; and a breakdown of the model's errors.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+import re
+
+import numpy as np
+
+from rnnlm import checkpoint
+from rnnlm import config as config_lib
+from rnnlm import corpora
+from rnnlm import data
+from rnnlm import model as model_lib
+from rnnlm import plots
+from rnnlm import report
+from rnnlm.errors import UserError
+from rnnlm.inside import activations, features, ngram, page, scores
+
+LN2 = math.log(2.0)
+# A feature "has a cell" when its best cell reaches this strength (|r| or
+# |AUC - 0.5| * 2) and at least twice the best cell of the random-initialised model.
+FOUND_STRENGTH = 0.5
+_PAIRS = {')': '(', '}': '{', ']': '['}
+_DISTANCE_BINS = (1, 6, 11, 21, 41, 81, 161, 321, 10**9)
+
+
+def read_text(path: str, vocab: data.Vocab, skip_unknown: bool) -> np.ndarray:
+  """A text file as token ids of `vocab`.
+
+  Raises:
+    UserError: a missing, unreadable or empty file, or characters outside the
+      vocabulary (unless `skip_unknown`, which drops them).
+  """
+  try:
+    with open(path, encoding='utf-8') as f:
+      text = f.read()
+  except FileNotFoundError:
+    raise UserError(f'no such text file: {path}') from None
+  except UnicodeDecodeError:
+    raise UserError(f'{path} is not UTF-8 text') from None
+  except OSError as e:
+    raise UserError(f'cannot read {path}: {e.strerror}') from None
+  unknown = vocab.unknown_chars(text)
+  if unknown and not skip_unknown:
+    shown = ', '.join(map(repr, unknown[:10])) + (' ...' if len(unknown) > 10 else '')
+    raise UserError(f'{path} has {len(unknown)} characters not in the model\'s vocabulary'
+                    f' ({shown}); pass --skip_unknown to drop them')
+  if unknown:
+    text = ''.join(ch for ch in text if ch not in set(unknown))
+  return vocab.encode(text)
+
+
+def check_cell(layer: int | None, unit: int | None, num_layers: int, hidden: int) -> None:
+  if layer is None and unit is None:
+    return
+  if layer is None or unit is None:
+    raise UserError('give both --layer and --unit to show a chosen cell')
+  if not 1 <= layer <= num_layers:
+    raise UserError(f'--layer must be in 1..{num_layers} for this model (got {layer})')
+  if not 0 <= unit < hidden:
+    raise UserError(f'--unit must be in 0..{hidden - 1} for this model (got {unit})')
+
+
+def best_strengths(ranked: dict[str, list[scores.CellScore]]) -> dict[str, float]:
+  return {f: cells[0].strength for f, cells in ranked.items() if cells}
+
+
+def bracket_rows(text: str, model_prob: np.ndarray, ngram_prob: np.ndarray) -> list[dict]:
+  """Closing brackets grouped by distance to their opener (stack matching).
+
+  model_prob, ngram_prob: [len(text)] probability of the character at each position
+  (position 0 unused). Returns one row per (closer, distance bin).
+  """
+  stacks = {o: [] for o in _PAIRS.values()}
+  diffs = collections.defaultdict(list)
+  for i, ch in enumerate(text):
+    if ch in stacks:
+      stacks[ch].append(i)
+    elif ch in _PAIRS and stacks[_PAIRS[ch]]:
+      opened = stacks[_PAIRS[ch]].pop()
+      if i > 0:
+        dist = i - opened
+        b = next(k for k in range(len(_DISTANCE_BINS) - 1) if dist < _DISTANCE_BINS[k + 1])
+        diffs[(ch, b)].append((model_prob[i], ngram_prob[i]))
+  rows = []
+  for (closer, b), pairs in sorted(diffs.items()):
+    m, g = np.array(pairs).T
+    lo, hi = _DISTANCE_BINS[b], _DISTANCE_BINS[b + 1] - 1
+    rows.append({'closer': closer, 'distance': f'{lo}-{hi}' if hi < 10**8 else f'{lo}+',
+                 'distance_mid': math.sqrt(lo * min(hi, lo * 4)), 'count': len(pairs),
+                 'model_prob': float(m.mean()), 'ngram_prob': float(g.mean()),
+                 'mean_diff': float((m - g).mean())})
+  return rows
+
+
+_WORD = re.compile(r'[A-Za-z]+')
+
+
+def error_breakdown(text: str, model_prob: np.ndarray, ngram_probs: np.ndarray,
+                    best_order: int, train_text: str, rare_below: int = 10) -> dict:
+  """Of the characters the model gets wrong (probability of the truth < 0.5): the
+  share the best n-gram also gets wrong, the share no n-gram of order 1..N gets
+  right (n-gram errors), and the share that start a rare word (seen fewer than
+  `rare_below` times in the training text)."""
+  wrong = model_prob[1:] < 0.5
+  ngram_wrong = ngram_probs[:, 1:] < 0.5
+  counts = collections.Counter(_WORD.findall(train_text))
+  rare_start = np.zeros(len(text), bool)
+  for m in _WORD.finditer(text):
+    if counts[m.group()] < rare_below:
+      rare_start[m.start()] = True
+  rare_start = rare_start[1:]
+  n = max(int(wrong.sum()), 1)
+  return {
+      'characters': int(len(wrong)), 'model_errors': int(wrong.sum()),
+      'model_error_rate': float(wrong.mean()),
+      'also_wrong_best_ngram': float((wrong & ngram_wrong[best_order - 1]).sum() / n),
+      'wrong_for_every_ngram': float((wrong & ngram_wrong.all(axis=0)).sum() / n),
+      'rare_word_start': float((wrong & rare_start).sum() / n),
+      'ngram_error_rate_by_order': [float(x) for x in ngram_wrong.mean(axis=1)],
+  }
+
+
+def inspect(workdir: str, out_dir: str, *, text_file: str = '', split: str = 'test',
+            skip_unknown: bool = False, max_chars: int = 120_000, page_chars: int = 4000,
+            top: int = 3, max_order: int = 20, layer: int | None = None,
+            unit: int | None = None, command: str = '') -> str:
+  """Runs the study (module docstring) and returns the path of inside.md.
+
+  Raises:
+    UserError: no run or checkpoint in `workdir`, a bad text, a bad cell index.
+  """
+  config = config_lib.load(workdir)
+  model, vocab, step = checkpoint.load_model(workdir, 'best')
+  m = config.model
+  check_cell(layer, unit, m.num_layers, m.hidden_size)
+  if split not in ('train', 'val', 'test'):
+    raise UserError(f'--split must be train, val or test (got {split!r})')
+  corpus = corpora.get_corpus(config.data)
+  if corpus.vocab != vocab:
+    raise UserError(f'the corpus of {workdir} has changed since training; inspect with a'
+                    ' --text_file instead')
+  parts = dict(zip(('train', 'val', 'test'), data.split(corpus.tokens, tuple(config.data.split))))
+  if text_file:
+    tokens, source = read_text(text_file, vocab, skip_unknown), text_file
+  else:
+    tokens, source = np.asarray(parts[split]), f'the {split} split'
+  if len(tokens) <= max_order:
+    raise UserError(f'the text has {len(tokens)} characters; give at least {max_order + 1}'
+                    ' (the n-gram baselines need that much context)')
+  os.makedirs(out_dir, exist_ok=True)
+  text = vocab.decode(tokens)
+  scored_tokens = tokens[:max_chars]
+  scored_text = text[:len(scored_tokens)]
+
+  # The model over the whole text (predictions), and its states over the scored part.
+  preds = activations.run_over_text(model, tokens, keep_states=False)
+  inside = activations.run_over_text(model, scored_tokens)
+  feats = features.compute(scored_text)
+  ranked = scores.score_all(inside.states, feats)
+  # Chance: a random-initialised model of the same shape.
+  random_model = model_lib.from_config(config, len(vocab))
+  random_ranked = scores.score_all(
+      activations.run_over_text(random_model, scored_tokens).states, feats)
+  chance = best_strengths(random_ranked)
+  # When each cell appears: the best strength per feature at every kept checkpoint.
+  by_step = {}
+  early_chars = min(len(scored_tokens), 20_000)
+  for s in sorted(checkpoint.Checkpointer(workdir, read_only=True).all_steps()):
+    mdl, _, _ = checkpoint.load_model(workdir, step=s)
+    st = activations.run_over_text(mdl, scored_tokens[:early_chars]).states
+    by_step[s] = best_strengths(scores.score_all(
+        st, {f: v[:early_chars] for f, v in feats.items()}))
+  sat = scores.saturation(inside.states)
+
+  # N-gram baselines on the same train split.
+  kn = ngram.KneserNey(np.asarray(parts['train']), len(vocab), max_order)
+  split_losses = ngram.loss_table(kn, {k: np.asarray(parts[k]) for k in ('val', 'test')})
+  ngram_probs = kn.next_char_probs(tokens)
+  text_losses = -np.log(ngram_probs[:, 1:]).mean(axis=1)
+  best_order = int(np.argmin(split_losses['val'])) + 1
+  model_prob = np.concatenate([[np.nan], preds.next_prob.astype(np.float64)])
+  model_loss = float(preds.loss_nats.mean())
+  results_path = os.path.join(workdir, 'results.json')
+  run_results = json.load(open(results_path)) if os.path.exists(results_path) else {}
+  brackets = bracket_rows(text, model_prob, ngram_probs[best_order - 1])
+  errors = error_breakdown(text, model_prob, ngram_probs, best_order,
+                           vocab.decode(np.asarray(parts['train'])[:5_000_000]))
+
+  # Figures and the page.
+  figures = {}
+  if sat:
+    figures['saturation'] = plots.saturation_figure(sat, os.path.join(out_dir, 'saturation.png'))
+  if brackets:
+    figures['brackets'] = plots.bracket_figure(brackets, os.path.join(out_dir, 'brackets.png'))
+  top_cells = {f: cells[:top] for f, cells in ranked.items()}
+  if layer is not None:
+    pinned = scores.CellScore('chosen', 'count', layer - 1, 'h', unit, 0.0, 0.0)
+    top_cells = {f'chosen: layer {layer} unit {unit} (h)': [pinned], **top_cells}
+  title = f'{os.path.basename(os.path.abspath(workdir))}: {m.cell} {m.num_layers}x{m.hidden_size}'
+  meta = (f'step {step}; {source}, first {min(page_chars, len(scored_text)):,} characters;'
+          f' cells scored over {len(scored_text):,} characters')
+  page.write(os.path.join(out_dir, 'inside.html'), page.page_data(
+      title, meta, scored_text[:page_chars], inside.states, inside.loss_nats,
+      inside.top_ids, inside.top_probs, vocab.chars, top_cells, chance))
+
+  numbers = {'workdir': workdir, 'step': step, 'source': source, 'chars': len(tokens),
+             'scored_chars': len(scored_tokens), 'model_loss_on_text': model_loss,
+             'run_results': run_results, 'best_order': best_order,
+             'ngram_val_loss': split_losses['val'].tolist(),
+             'ngram_test_loss': split_losses['test'].tolist(),
+             'ngram_loss_on_text': text_losses.tolist(),
+             'top_cells': {f: [vars(c) for c in cells[:top]] for f, cells in ranked.items()},
+             'chance': chance, 'by_step': by_step, 'brackets': brackets, 'errors': errors,
+             'saturation': {f'layer {l + 1} {n}': {'left_mean': float(a.mean()), 'right_mean': float(b.mean()),
+                                         'right_over_half': float((b > 0.5).mean()),
+                                         'left_over_half': float((a > 0.5).mean())}
+                            for (l, n), (a, b) in sat.items()}}
+  with open(os.path.join(out_dir, 'inside.json'), 'w') as f:
+    json.dump(numbers, f, indent=1)
+  return report.write(os.path.join(out_dir, 'inside.md'),
+                      _report_lines(numbers, ranked, chance, figures, command, m))
+
+
+def _report_lines(n: dict, ranked, chance, figures, command, m) -> list[str]:
+  lines = [f"# Inside {os.path.basename(n['workdir'])}: {m.cell} {m.num_layers}x{m.hidden_size},"
+           f" step {n['step']}", '', *report.made_by(command),
+           f"Text: {n['source']}, {n['chars']:,} characters; cells (h and c of every layer)"
+           f" scored over the first {n['scored_chars']:,}. Open `inside.html` to see them.", '',
+           '## Cells that track features of the text', '',
+           'Strength is |r| for counts and |AUC - 0.5| x 2 for on/off features (0: none,'
+           ' 1: perfect). Chance is the best cell of a random-initialised model of the same'
+           f' shape. A feature has a cell here when its best reaches {FOUND_STRENGTH} and twice'
+           ' chance.', '']
+  rows = []
+  for f, cells in ranked.items():
+    best = cells[0]
+    found = best.strength >= FOUND_STRENGTH and best.strength >= 2 * chance.get(f, 0)
+    rows.append([f, 'r' if best.kind == 'count' else 'AUC',
+                 ', '.join(f'{c.cell} ({c.score:.2f})' for c in cells[:3]),
+                 best.strength, chance.get(f), 'yes' if found else 'no'])
+  lines += report.table(['feature', 'score', 'top cells (score)', 'strength', 'chance',
+                         'has a cell'], rows, 3)
+  steps = sorted(n['by_step'])
+  if steps:
+    lines += ['', '## When the cells appear', '',
+              'Best strength per feature at each kept checkpoint (first 20,000 characters).', '']
+    feats = list(ranked)
+    lines += report.table(['step', *feats], [[s, *(n['by_step'][s].get(f) for f in feats)]
+                                             for s in steps] +
+                          [['random init', *(chance.get(f) for f in feats)]], 2)
+  lines += ['', '## Against n-gram models', '',
+            f"Interpolated Kneser-Ney character n-grams trained on the same train split. Best"
+            f" order on the validation split: {n['best_order']}.", '']
+  rr = n['run_results']
+  rows = [[f"{m.cell} {m.num_layers}x{m.hidden_size} (this run)", rr.get('best_val_loss'),
+           rr.get('test_loss'), n['model_loss_on_text']]]
+  rows += [[f'{k + 1}-gram', v, t, x] for k, (v, t, x) in enumerate(zip(
+      n['ngram_val_loss'], n['ngram_test_loss'], n['ngram_loss_on_text']))]
+  lines += report.table(['model', 'val nats/char', 'test nats/char', 'this text nats/char'],
+                        rows, 4)
+  lines += ['', 'Bits per character are nats / ln 2 (divide by 0.693).']
+  if n['brackets']:
+    lines += ['', '## Closing brackets by distance to their opener', '',
+              f"Mean probability of the closing bracket under the model and under the"
+              f" {n['best_order']}-gram.", '']
+    lines += report.table(['closer', 'distance', 'count', 'model', 'n-gram', 'difference'],
+                          [[r['closer'], r['distance'], r['count'], r['model_prob'],
+                            r['ngram_prob'], r['mean_diff']] for r in n['brackets']], 3)
+    lines += ['', '![brackets](brackets.png)']
+  e = n['errors']
+  lines += ['', '## The model\'s errors', '',
+            f"Characters whose true next character gets probability under 0.5: {e['model_errors']:,}"
+            f" of {e['characters']:,} ({100 * e['model_error_rate']:.1f}%). Of those:", '',
+            f"- also wrong under the best n-gram ({n['best_order']}-gram):"
+            f" {100 * e['also_wrong_best_ngram']:.1f}%",
+            f"- wrong under every n-gram of order 1 to {len(n['ngram_val_loss'])} (n-gram errors):"
+            f" {100 * e['wrong_for_every_ngram']:.1f}%; the rest are errors some n-gram avoids",
+            f"- at the first letter of a rare word (under 10 times in the training text):"
+            f" {100 * e['rare_word_start']:.1f}%"]
+  if n['saturation']:
+    lines += ['', '## Gate saturation', '',
+              'Per gate, the mean fraction of characters at which a unit is left-saturated'
+              ' (< 0.1) or right-saturated (> 0.9), and the share of units saturated more'
+              ' than half the time.', '']
+    lines += report.table(['gate', 'left', 'right', 'units mostly left',
+                           'units mostly right'],
+                          [[k, v['left_mean'], v['right_mean'], v['left_over_half'],
+                            v['right_over_half']] for k, v in n['saturation'].items()], 3)
+    lines += ['', '![saturation](saturation.png)']
+  return lines
