@@ -15,7 +15,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from rnnlm import emergence_runs
-from rnnlm.errors import quiet_library_logs, report_user_errors
+from rnnlm.errors import report_user_errors
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory (resumed if it holds one).')
 _SWEEP_DIR = flags.DEFINE_string('sweep_dir', None,
@@ -27,7 +27,6 @@ flags.mark_flags_as_mutual_exclusive(['workdir', 'sweep_dir'], required=True)
 @report_user_errors
 def main(argv):
   del argv
-  quiet_library_logs()
   command = 'python ' + ' '.join(sys.argv)
   config = flags.FLAGS.config
   if _SWEEP_DIR.value:

@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags
 
-from rnnlm.errors import UserError, quiet_library_logs, report_user_errors
+from rnnlm.errors import UserError, report_user_errors
 from rnnlm.inside import study
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
@@ -34,9 +34,6 @@ flags.mark_flags_as_required(['workdir'])
 
 @report_user_errors
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  quiet_library_logs()
   for flag in (_MAX_CHARS, _PAGE_CHARS, _TOP, _MAX_ORDER):
     if flag.value < 1:
       raise UserError(f'--{flag.name} must be at least 1 (got {flag.value})')

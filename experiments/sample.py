@@ -9,7 +9,7 @@ import sys
 from absl import app, flags
 
 from rnnlm import checkpoint, sample
-from rnnlm.errors import UserError, quiet_library_logs, report_user_errors
+from rnnlm.errors import report_user_errors
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
 _CHECKPOINT = flags.DEFINE_enum('checkpoint', 'best', ['best', 'latest'],
@@ -28,9 +28,6 @@ flags.mark_flags_as_required(['workdir'])
 
 @report_user_errors
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  quiet_library_logs()
   sample.check_sampling_args(_TEMPERATURE.value, _TOP_K.value, _TOP_P.value, _LENGTH.value,
                              _NUM_SAMPLES.value)
   model, vocab, step = checkpoint.load_model(_WORKDIR.value, _CHECKPOINT.value, _STEP.value)

@@ -15,7 +15,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from rnnlm import sweep
-from rnnlm.errors import quiet_library_logs, report_user_errors
+from rnnlm.errors import report_user_errors
 
 _SWEEP_DIR = flags.DEFINE_string('sweep_dir', None, 'Directory of the sweep (resumed if it holds one).')
 config_flags.DEFINE_config_file('config', None, 'Sweep config (configs/sweeps/<file>.py:<preset>).')
@@ -25,7 +25,6 @@ flags.mark_flags_as_required(['sweep_dir', 'config'])
 @report_user_errors
 def main(argv):
   del argv
-  quiet_library_logs()
   path = sweep.run_from_config(flags.FLAGS.config, _SWEEP_DIR.value,
                                command='python ' + ' '.join(sys.argv))
   print(f'report: {path}')

@@ -13,7 +13,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from rnnlm import hostmem, parallel, train
-from rnnlm.errors import quiet_library_logs, report_user_errors
+from rnnlm.errors import report_user_errors
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run (resumed if it holds one).')
 config_flags.DEFINE_config_file('config', 'configs/shakespeare.py', 'Training config file.',
@@ -31,9 +31,6 @@ flags.mark_flags_as_required(['workdir'])
 
 @report_user_errors
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  quiet_library_logs()
   if _RETAIN_MEMORY.value:
     hostmem.retain_freed_memory()
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)

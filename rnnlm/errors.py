@@ -10,12 +10,17 @@ class UserError(Exception):
 
 
 def report_user_errors(main):
-  """Wraps an absl `main`: a UserError becomes one line on stderr and exit code 2."""
+  """Wraps an absl `main`: stray arguments are a usage error, Orbax's routine log
+  lines are hidden, and a UserError becomes one line on stderr and exit code 2."""
   import functools
   import sys
 
   @functools.wraps(main)
   def wrapped(argv):
+    if len(argv) > 1:
+      from absl import app
+      raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    quiet_library_logs()
     try:
       return main(argv)
     except UserError as e:

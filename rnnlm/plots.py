@@ -15,6 +15,20 @@ def _plt():
   return plt
 
 
+def _save(plt, fig, path: str) -> str:
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def _axes_done(ax, x_label: str, y_label: str) -> None:
+  ax.set_xlabel(x_label)
+  ax.set_ylabel(y_label)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+
+
 def sweep_figures(rows: Sequence[dict], x_key: str, x_label: str, fit: dict | None,
                   out_dir: str) -> list[str]:
   """Best val loss (and final train loss) against x, log x axis, with the fit."""
@@ -38,11 +52,7 @@ def sweep_figures(rows: Sequence[dict], x_key: str, x_label: str, fit: dict | No
   ax.set_ylabel('loss (nats/char)')
   ax.grid(alpha=0.3)
   ax.legend()
-  fig.tight_layout()
-  path = os.path.join(out_dir, f'loss_vs_{x_key}.png')
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return [path]
+  return [_save(plt, fig, os.path.join(out_dir, f'loss_vs_{x_key}.png'))]
 
 
 def emergence_figure(records: Sequence[dict], keys: Sequence[str], baseline: dict,
@@ -64,10 +74,7 @@ def emergence_figure(records: Sequence[dict], keys: Sequence[str], baseline: dic
     ax.set_title(k, fontsize=10)
     ax.set_xlabel(x_label)
     ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(out_path, dpi=110)
-  plt.close(fig)
-  return out_path
+  return _save(plt, fig, out_path)
 
 
 def training_curve(records: Sequence[dict], out_path: str, title: str = '') -> str:
@@ -78,16 +85,10 @@ def training_curve(records: Sequence[dict], out_path: str, title: str = '') -> s
   ax.plot(steps, [r['train_loss'] for r in records], 's--', alpha=0.7,
           label='train (mean since last eval)')
   ax.plot(steps, [r['val_loss'] for r in records], 'o-', label='validation')
-  ax.set_xlabel('step')
-  ax.set_ylabel('loss (nats/char)')
   if title:
     ax.set_title(title, fontsize=10)
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(out_path, dpi=110)
-  plt.close(fig)
-  return out_path
+  _axes_done(ax, 'step', 'loss (nats/char)')
+  return _save(plt, fig, out_path)
 
 
 def saturation_figure(saturation: dict, out_path: str) -> str:
@@ -105,15 +106,9 @@ def saturation_figure(saturation: dict, out_path: str) -> str:
     ax.plot([0, 1], [1, 0], color='gray', lw=0.8, ls=':')
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel('fraction left-saturated (< 0.1)')
-    ax.set_ylabel('fraction right-saturated (> 0.9)')
     ax.set_title(f'layer {layer + 1}', fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(out_path, dpi=110)
-  plt.close(fig)
-  return out_path
+    _axes_done(ax, 'fraction left-saturated (< 0.1)', 'fraction right-saturated (> 0.9)')
+  return _save(plt, fig, out_path)
 
 
 def bracket_figure(rows: Sequence[dict], out_path: str) -> str:
@@ -127,11 +122,5 @@ def bracket_figure(rows: Sequence[dict], out_path: str) -> str:
             label=f"'{closer}'")
   ax.axhline(0, color='gray', lw=0.8)
   ax.set_xscale('log')
-  ax.set_xlabel('distance to the opening bracket (characters)')
-  ax.set_ylabel('mean P(model) - P(n-gram)')
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(out_path, dpi=110)
-  plt.close(fig)
-  return out_path
+  _axes_done(ax, 'distance to the opening bracket (characters)', 'mean P(model) - P(n-gram)')
+  return _save(plt, fig, out_path)

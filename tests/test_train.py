@@ -29,22 +29,28 @@ def _read_params(workdir, step=None):
   return jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
 
 
+def _train_losses(config, vocab_size, stream, steps):
+  """The losses of `steps` jitted train steps on one device, from a fresh state."""
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  _, graphdef, optimizer, state = train.create_train_state(config, vocab_size, 1, 1, mesh)
+  state['rng'] = jax.random.key(0)
+  step = jax.jit(lambda s, b: train.train_step(s, b, graphdef=graphdef, optimizer=optimizer))
+  losses = []
+  for _ in range(steps):
+    b = stream.next()
+    state, m = step(state, {'inputs': b.inputs, 'targets': b.targets, 'mask': b.mask,
+                            'reset': jnp.float32(b.reset)})
+    losses.append(float(m['loss']))
+  return losses
+
+
 def test_tiny_model_overfits_short_text():
   text = 'the quick brown fox jumps over the lazy dog.\n' * 4
   vocab = data.Vocab.from_text(text)
   stream = data.BatchStream(vocab.encode(text), batch_size=4, seq_length=22)
   config = tiny_config(**{'model.hidden_size': 64, 'model.num_layers': 1,
                           'train.learning_rate': 1e-2, 'train.batch_size': 4})
-  mesh = parallel.make_mesh(jax.devices()[:1])
-  _, graphdef, optimizer, state = train.create_train_state(config, len(vocab), 1, 1, mesh)
-  state['rng'] = jax.random.key(0)
-  step = jax.jit(lambda s, b: train.train_step(s, b, graphdef=graphdef, optimizer=optimizer))
-  losses = []
-  for _ in range(300):
-    b = stream.next()
-    state, m = step(state, {'inputs': b.inputs, 'targets': b.targets, 'mask': b.mask,
-                            'reset': jnp.float32(b.reset)})
-    losses.append(float(m['loss']))
+  losses = _train_losses(config, len(vocab), stream, 300)
   assert losses[0] > 2.5  # About log(vocab) at the start.
   assert np.mean(losses[-len(stream):]) < 0.1
 
@@ -149,17 +155,7 @@ def test_fast_path_trains_like_reference(cell):
   for impl in ('reference', 'scan', 'auto'):
     config = tiny_config(**{'model.cell': cell, 'model.recurrence': impl,
                             'model.dropout': 0.1, 'train.learning_rate': 1e-2})
-    _, graphdef, optimizer, state = train.create_train_state(config, len(vocab), 1, 1, mesh)
-    state['rng'] = jax.random.key(0)
-    step = jax.jit(lambda s, b: train.train_step(s, b, graphdef=graphdef, optimizer=optimizer))
-    stream = data.BatchStream(tokens, 4, 16)
-    losses = []
-    for _ in range(8):
-      b = stream.next()
-      state, m = step(state, {'inputs': b.inputs, 'targets': b.targets, 'mask': b.mask,
-                              'reset': jnp.float32(b.reset)})
-      losses.append(float(m['loss']))
-    curves.append(losses)
+    curves.append(_train_losses(config, len(vocab), data.BatchStream(tokens, 4, 16), 8))
   np.testing.assert_allclose(curves[1], curves[0], rtol=1e-5)
   np.testing.assert_allclose(curves[2], curves[0], rtol=1e-5)
   assert curves[0][-1] < curves[0][0]
