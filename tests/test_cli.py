@@ -170,3 +170,23 @@ def test_look_inside_writes_page_and_report(trained, tmp_path):
   page = (out / 'inside.html').read_text()
   assert 'chosen: layer 2 unit 3' in page and '\u20ac' not in page
   assert (out / 'saturation.png').exists()
+
+
+def test_evaluate_text_file_with_per_char_losses(trained, tmp_path):
+  import json
+  text = tmp_path / 'text.txt'
+  text.write_text('KING.\nWhat say you.\n' * 5)
+  out = tmp_path / 'loss.tsv'
+  proc = run('evaluate.py', f'--workdir={trained}', f'--text_file={text}',
+             f'--per_char_out={out}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(proc.stdout)
+  rows = out.read_text().splitlines()[1:]
+  assert len(rows) == result['characters_predicted'] == len(text.read_text()) - 1
+  losses = [float(r.split('\t')[2]) for r in rows]
+  assert sum(losses) / len(losses) == pytest.approx(result['loss_nats'], rel=1e-4)
+  assert result['bits_per_char'] == pytest.approx(result['loss_nats'] / 0.6931471805599453)
+  proc = run('evaluate.py', f'--workdir={trained}', '--split=val')
+  assert proc.returncode == 0 and json.loads(proc.stdout)['text'] == 'val split'
+  assert_user_error(run('evaluate.py', f'--workdir={trained}', '--text_file=/no/file'),
+                    'no such text file')

@@ -29,6 +29,7 @@ from rnnlm import checkpoint
 from rnnlm import config as config_lib
 from rnnlm import corpora
 from rnnlm import data
+from rnnlm import evaluation
 from rnnlm import model as model_lib
 from rnnlm import plots
 from rnnlm import report
@@ -41,32 +42,6 @@ LN2 = math.log(2.0)
 FOUND_STRENGTH = 0.5
 _PAIRS = {')': '(', '}': '{', ']': '['}
 _DISTANCE_BINS = (1, 6, 11, 21, 41, 81, 161, 321, 10**9)
-
-
-def read_text(path: str, vocab: data.Vocab, skip_unknown: bool) -> np.ndarray:
-  """A text file as token ids of `vocab`.
-
-  Raises:
-    UserError: a missing, unreadable or empty file, or characters outside the
-      vocabulary (unless `skip_unknown`, which drops them).
-  """
-  try:
-    with open(path, encoding='utf-8') as f:
-      text = f.read()
-  except FileNotFoundError:
-    raise UserError(f'no such text file: {path}') from None
-  except UnicodeDecodeError:
-    raise UserError(f'{path} is not UTF-8 text') from None
-  except OSError as e:
-    raise UserError(f'cannot read {path}: {e.strerror}') from None
-  unknown = vocab.unknown_chars(text)
-  if unknown and not skip_unknown:
-    shown = ', '.join(map(repr, unknown[:10])) + (' ...' if len(unknown) > 10 else '')
-    raise UserError(f'{path} has {len(unknown)} characters not in the model\'s vocabulary'
-                    f' ({shown}); pass --skip_unknown to drop them')
-  if unknown:
-    text = ''.join(ch for ch in text if ch not in set(unknown))
-  return vocab.encode(text)
 
 
 def check_cell(layer: int | None, unit: int | None, num_layers: int, hidden: int) -> None:
@@ -161,7 +136,7 @@ def inspect(workdir: str, out_dir: str, *, text_file: str = '', split: str = 'te
                     ' --text_file instead')
   parts = dict(zip(('train', 'val', 'test'), data.split(corpus.tokens, tuple(config.data.split))))
   if text_file:
-    tokens, source = read_text(text_file, vocab, skip_unknown), text_file
+    tokens, source = evaluation.read_text(text_file, vocab, skip_unknown), text_file
   else:
     tokens, source = np.asarray(parts[split]), f'the {split} split'
   if len(tokens) <= max_order:
