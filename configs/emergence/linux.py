@@ -35,6 +35,9 @@ def get_config(preset: str = 'cpu'):
   config.emergence.ngram_order = 5
   # Characters of each sample shown in the report.
   config.emergence.show_chars = 600
+  # Keep the checkpoint of every measured step, so that experiments/look_inside.py
+  # can show when each cell appears.
+  config.checkpoint.keep_latest = 10
   if preset == 'cpu':  # About 15 minutes on a 2-core CPU.
     config.data.max_bytes = 50_000_000
     config.model.hidden_size = 256
