@@ -2,6 +2,7 @@
 
 import functools
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -271,6 +272,8 @@ def test_embedding_is_folded_into_first_projection_exactly():
   np.testing.assert_allclose(logits, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.skipif(platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc',
+                    reason='retain_freed_memory tunes glibc malloc; this is not glibc')
 def test_retain_freed_memory_stops_page_faults_on_reuse():
   # In a fresh process: a 64 MB block freed and allocated again faults its pages
   # in anew by default (glibc mmap/munmap), and not after retain_freed_memory().
