@@ -67,6 +67,24 @@ def test_schedules():
                              [0, 1.0, 2.0, 0.2 + 1.8 * 0.5, 0.2], rtol=1e-5, atol=1e-6)
 
 
+def _event_steps(workdir):
+  """{tag: [steps]} of the scalars in a workdir's TensorBoard event file (TFRecord
+  framing: length, its CRC, an Event protobuf, its CRC)."""
+  import struct
+  from tensorboardX.proto import event_pb2
+  path = next(os.path.join(workdir, f) for f in os.listdir(workdir)
+              if f.startswith('events.out.tfevents'))
+  tags = {}
+  with open(path, 'rb') as f:
+    while header := f.read(12):
+      (length,) = struct.unpack('<Q', header[:8])
+      event = event_pb2.Event.FromString(f.read(length))
+      f.read(4)
+      for value in event.summary.value:
+        tags.setdefault(value.tag, []).append(event.step)
+  return tags
+
+
 def test_run_writes_workdir(tmp_path):
   wd = str(tmp_path / 'run')
   results = train.train_and_evaluate(tiny_config(), wd)
@@ -76,8 +94,15 @@ def test_run_writes_workdir(tmp_path):
   assert any(f.startswith('events.out.tfevents') for f in os.listdir(wd))
   records = [json.loads(l) for l in open(os.path.join(wd, 'metrics.jsonl'))]
   assert [r['step'] for r in records] == [10, 20]
-  for key in ('epoch', 'train_loss', 'val_loss', 'val_bpc', 'chars_per_sec', 'elapsed_s'):
+  for key in ('epoch', 'train_loss', 'val_loss', 'val_bpc', 'chars_per_sec', 'elapsed_s',
+              'learning_rate', 'grad_norm'):
     assert key in records[0]
+  assert records[0]['learning_rate'] == pytest.approx(2e-3)  # tiny: constant schedule.
+  assert records[0]['grad_norm'] > 0
+  # Per-step training scalars (every log_every = 5 steps) in the TensorBoard events.
+  tags = _event_steps(wd)
+  assert tags['train/learning_rate'] == tags['train/grad_norm'] == [5, 10, 15, 20]
+  assert tags['val_loss'] == [10, 20]
   r = records[-1]
   assert r['val_bpc'] == pytest.approx(r['val_loss'] / np.log(2))
   assert r['val_loss'] < np.log(len(data.Vocab.load(os.path.join(wd, 'vocab.json'))))
