@@ -31,6 +31,8 @@ _SAMPLE_HIDDEN = flags.DEFINE_integer('sample_hidden', 512, 'Hidden size for the
 _REFERENCE = flags.DEFINE_bool('reference', True, "Also time rnnlm's autodiff reference path.")
 _SCAN = flags.DEFINE_bool('scan', True, "Where rnnlm uses its compiled CPU kernel, also time"
                           " its custom-VJP lax.scan path.")
+_RECURRENCE = flags.DEFINE_enum('recurrence', 'auto', ['auto', 'kernel', 'scan', 'reference'],
+                                'model.recurrence of the "rnnlm" rows.')
 _TORCH = flags.DEFINE_bool('torch', True, 'Include PyTorch (if installed).')
 _FLAX = flags.DEFINE_bool('flax', True, "Include Flax's nnx.RNN.")
 _RETAIN_MEMORY = flags.DEFINE_bool(
@@ -89,6 +91,7 @@ def main(argv):
   print(f"Machine: {info.get('cpu_model', info['processor'])}, {info['cpu_count']} cores;"
         f" jax {info['jax']}, flax {info['flax']}" +
         (f", torch {info['torch']}" if use_torch else '') +
+        f"; rnnlm kernels: {info['rnnlm_kernels']}, rnnlm rows: recurrence={_RECURRENCE.value}"
         f"; freed host memory retained: {info['retain_host_memory']}"
         f"\nfloat32 matmul rate (jnp.dot {n}^3) at the start: {peak:.0f} GFLOP/s;"
         f" each shape's rows are compared with the same matmul timed in their rounds\n")
@@ -97,8 +100,8 @@ def main(argv):
   for hidden in hidden_sizes:
     for cell in _CELLS.value:
       shape = bm.Shape(cell, hidden, _LAYERS.value, _BATCH.value, _SEQ.value, _VOCAB.value)
-      trainers = {'rnnlm': lambda: bm.rnnlm_trainer(shape, 'auto')}
-      if _SCAN.value and bm.uses_cpu_kernel(shape):
+      trainers = {'rnnlm': lambda: bm.rnnlm_trainer(shape, _RECURRENCE.value)}
+      if _SCAN.value and bm.uses_cpu_kernel(shape, _RECURRENCE.value):
         trainers['rnnlm (custom-VJP scan)'] = lambda: bm.rnnlm_trainer(shape, 'scan')
       if _REFERENCE.value:
         trainers['rnnlm (autodiff scan)'] = lambda: bm.rnnlm_trainer(shape, 'reference')

@@ -25,6 +25,7 @@ import optax
 from flax import nnx
 
 from rnnlm import cells
+from rnnlm import kernels
 from rnnlm import recurrence
 from rnnlm import sample as sample_lib
 from rnnlm.model import CharLM
@@ -100,9 +101,9 @@ class Shape:
   vocab: int = 65
 
 
-def uses_cpu_kernel(shape: Shape) -> bool:
-  """Whether rnnlm's default ('auto') path runs this shape through its CPU kernels."""
-  return recurrence.resolve('auto', shape.cell, shape.hidden) == 'kernel'
+def uses_cpu_kernel(shape: Shape, impl: str = 'auto') -> bool:
+  """Whether `model.recurrence=impl` runs this shape through rnnlm's CPU kernels."""
+  return recurrence.resolve(impl, shape.cell, shape.hidden) == 'kernel'
 
 
 # ----------------------------------------------------------------------------
@@ -325,7 +326,8 @@ def machine_info() -> dict:
   info = {'platform': platform.platform(), 'processor': platform.processor(),
           'cpu_count': os.cpu_count(), 'python': platform.python_version(),
           'jax': jax.__version__, 'flax': flax.__version__, 'optax': optax.__version__,
-          'jax_devices': [str(d) for d in jax.devices()]}
+          'jax_devices': [str(d) for d in jax.devices()],
+          'rnnlm_kernels': kernels.instruction_set() or kernels.unavailable_reason()}
   try:
     with open('/proc/cpuinfo') as f:
       names = [l.split(':', 1)[1].strip() for l in f if l.startswith('model name')]
