@@ -23,6 +23,7 @@ import math
 import os
 import re
 
+import ml_collections
 import numpy as np
 
 from rnnlm import checkpoint
@@ -37,9 +38,12 @@ from rnnlm.errors import UserError
 from rnnlm.inside import activations, features, ngram, page, scores
 
 LN2 = math.log(2.0)
-# A feature "has a cell" when its best cell reaches this strength (|r| or
-# |AUC - 0.5| * 2) and at least twice the best cell of the random-initialised model.
+# A feature "has a cell" when its best cell reaches FOUND_STRENGTH (|r| or
+# |AUC - 0.5| * 2) and beats the best cell of a random-initialised model of the same
+# shape by FOUND_MARGIN: untrained recurrent nets already follow some features (a
+# newline or a capital letter drives their state), so strength alone is not learning.
 FOUND_STRENGTH = 0.5
+FOUND_MARGIN = 0.25
 _PAIRS = {')': '(', '}': '{', ']': '['}
 _DISTANCE_BINS = (1, 6, 11, 21, 41, 81, 161, 321, 10**9)
 
@@ -182,11 +186,10 @@ def inspect(workdir: str, out_dir: str, *, text_file: str = '', split: str = 'te
                            vocab.decode(np.asarray(parts['train'])[:5_000_000]))
 
   # Figures and the page.
-  figures = {}
   if sat:
-    figures['saturation'] = plots.saturation_figure(sat, os.path.join(out_dir, 'saturation.png'))
+    plots.saturation_figure(sat, os.path.join(out_dir, 'saturation.png'))
   if brackets:
-    figures['brackets'] = plots.bracket_figure(brackets, os.path.join(out_dir, 'brackets.png'))
+    plots.bracket_figure(brackets, os.path.join(out_dir, 'brackets.png'))
   top_cells = {f: cells[:top] for f, cells in ranked.items()}
   if layer is not None:
     pinned = scores.CellScore('chosen', 'count', layer - 1, 'h', unit, 0.0, 0.0)
@@ -198,7 +201,7 @@ def inspect(workdir: str, out_dir: str, *, text_file: str = '', split: str = 'te
       title, meta, scored_text[:page_chars], inside.states, inside.loss_nats,
       inside.top_ids, inside.top_probs, vocab.chars, top_cells, chance))
 
-  numbers = {'workdir': workdir, 'step': step, 'source': source, 'chars': len(tokens),
+  numbers = {'workdir': workdir, 'model': m.to_dict(), 'step': step, 'source': source, 'chars': len(tokens),
              'scored_chars': len(scored_tokens), 'model_loss_on_text': model_loss,
              'run_results': run_results, 'best_order': best_order,
              'ngram_val_loss': split_losses['val'].tolist(),
@@ -212,11 +215,21 @@ def inspect(workdir: str, out_dir: str, *, text_file: str = '', split: str = 'te
                             for (l, n), (a, b) in sat.items()}}
   with open(os.path.join(out_dir, 'inside.json'), 'w') as f:
     json.dump(numbers, f, indent=1)
-  return report.write(os.path.join(out_dir, 'inside.md'),
-                      _report_lines(numbers, ranked, chance, figures, command, m))
+  return write_report(out_dir, numbers, command)
 
 
-def _report_lines(n: dict, ranked, chance, figures, command, m) -> list[str]:
+def has_cell(strength: float, chance: float | None) -> bool:
+  return strength >= FOUND_STRENGTH and strength - (chance or 0.0) >= FOUND_MARGIN
+
+
+def write_report(out_dir: str, n: dict, command: str = '') -> str:
+  """inside.md from the numbers of inside.json (so it can be rewritten from them)."""
+  return report.write(os.path.join(out_dir, 'inside.md'), _report_lines(n, command))
+
+
+def _report_lines(n: dict, command: str) -> list[str]:
+  m = ml_collections.ConfigDict(n['model'])
+  chance = n['chance']
   lines = [f"# Inside {os.path.basename(n['workdir'])}: {m.cell} {m.num_layers}x{m.hidden_size},"
            f" step {n['step']}", '', *report.made_by(command),
            f"Text: {n['source']}, {n['chars']:,} characters; cells (h and c of every layer)"
@@ -224,22 +237,22 @@ def _report_lines(n: dict, ranked, chance, figures, command, m) -> list[str]:
            '## Cells that track features of the text', '',
            'Strength is |r| for counts and |AUC - 0.5| x 2 for on/off features (0: none,'
            ' 1: perfect). Chance is the best cell of a random-initialised model of the same'
-           f' shape. A feature has a cell here when its best reaches {FOUND_STRENGTH} and twice'
-           ' chance.', '']
+           f' shape. A feature has a cell here when its best reaches {FOUND_STRENGTH} and'
+           f' beats chance by {FOUND_MARGIN}.', '']
   rows = []
-  for f, cells in ranked.items():
-    best = cells[0]
-    found = best.strength >= FOUND_STRENGTH and best.strength >= 2 * chance.get(f, 0)
+  for f, cells in n['top_cells'].items():
+    best = scores.CellScore(**cells[0])
     rows.append([f, 'r' if best.kind == 'count' else 'AUC',
-                 ', '.join(f'{c.cell} ({c.score:.2f})' for c in cells[:3]),
-                 best.strength, chance.get(f), 'yes' if found else 'no'])
+                 ', '.join(f'{scores.CellScore(**c).cell} ({c["score"]:.2f})' for c in cells),
+                 best.strength, chance.get(f),
+                 'yes' if has_cell(best.strength, chance.get(f)) else 'no'])
   lines += report.table(['feature', 'score', 'top cells (score)', 'strength', 'chance',
                          'has a cell'], rows, 3)
-  steps = sorted(n['by_step'])
+  steps = sorted(n['by_step'], key=int)  # int keys, or str ones read back from JSON.
   if steps:
     lines += ['', '## When the cells appear', '',
               'Best strength per feature at each kept checkpoint (first 20,000 characters).', '']
-    feats = list(ranked)
+    feats = list(n['top_cells'])
     lines += report.table(['step', *feats], [[s, *(n['by_step'][s].get(f) for f in feats)]
                                              for s in steps] +
                           [['random init', *(chance.get(f) for f in feats)]], 2)
