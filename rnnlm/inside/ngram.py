@@ -124,18 +124,24 @@ class KneserNey:
   def next_char_probs(self, tokens: np.ndarray) -> np.ndarray:
     """[max_order, N] probability of tokens[p] under the n-gram model of each order
     n = 1 .. max_order, given the text before p (shorter at the start of the text)."""
-    tokens = np.asarray(tokens)
-    n = len(tokens)
-    out = np.empty((self.max_order, n), np.float64)
-    lower = np.full(n, 1.0 / self.vocab_size)  # P'_0: uniform.
-    test_hashes = _hashes(tokens, self.max_order - 1)
-    for (k, raw, cont), (_, ctx, full) in zip(self._levels(), test_hashes):
-      valid = np.arange(n) >= k
-      a, b = raw.interpolation(ctx, full, valid)
-      out[k] = a + b * lower
-      a, b = cont.interpolation(ctx, full, valid)
-      lower = a + b * lower
-    return out
+    return self.next_char_probs_many([tokens])[0]
+
+  def next_char_probs_many(self, sequences: list[np.ndarray]) -> list[np.ndarray]:
+    """`next_char_probs` of several texts, building each order's tables once."""
+    seqs = [np.asarray(t) for t in sequences]
+    outs = [np.empty((self.max_order, len(t)), np.float64) for t in seqs]
+    lowers = [np.full(len(t), 1.0 / self.vocab_size) for t in seqs]  # P'_0: uniform.
+    hashes = [_hashes(t, self.max_order - 1) for t in seqs]
+    for k, raw, cont in self._levels():
+      for out, lower, t, h in zip(outs, lowers, seqs, hashes):
+        _, ctx, full = next(h)
+        valid = np.arange(len(t)) >= k
+        a, b = raw.interpolation(ctx, full, valid)
+        out[k] = a + b * lower
+        a, b = cont.interpolation(ctx, full, valid)
+        lower *= b
+        lower += a
+    return outs
 
   def distribution(self, context: np.ndarray, order: int) -> np.ndarray:
     """[V] next-character probabilities after `context` under the model of `order`
@@ -147,8 +153,14 @@ class KneserNey:
     return out
 
 
+def mean_loss(probs: np.ndarray) -> np.ndarray:
+  """[max_order] mean nats per predicted character from `next_char_probs`' output
+  (the first character, with no context at all, is not predicted, as for the
+  recurrent model)."""
+  return -np.log(probs[:, 1:]).mean(axis=1)
+
+
 def loss_table(model: KneserNey, splits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """{split: [max_order] mean nats per predicted character} (the first character of
-  each split, with no context at all, is not predicted, as for the recurrent model)."""
-  return {name: -np.log(model.next_char_probs(tokens)[:, 1:]).mean(axis=1)
-          for name, tokens in splits.items()}
+  """{split: [max_order] mean nats per predicted character}."""
+  probs = model.next_char_probs_many(list(splits.values()))
+  return {name: mean_loss(p) for name, p in zip(splits, probs)}

@@ -173,9 +173,11 @@ def inspect(workdir: str, out_dir: str, *, text_file: str = '', split: str = 'te
 
   # N-gram baselines on the same train split.
   kn = ngram.KneserNey(np.asarray(parts['train']), len(vocab), max_order)
-  split_losses = ngram.loss_table(kn, {k: np.asarray(parts[k]) for k in ('val', 'test')})
-  ngram_probs = kn.next_char_probs(tokens)
-  text_losses = -np.log(ngram_probs[:, 1:]).mean(axis=1)
+  val_probs, test_probs, ngram_probs = kn.next_char_probs_many(
+      [np.asarray(parts['val']), np.asarray(parts['test']), tokens])
+  split_losses = {'val': ngram.mean_loss(val_probs), 'test': ngram.mean_loss(test_probs)}
+  text_losses = ngram.mean_loss(ngram_probs)
+  del val_probs, test_probs
   best_order = int(np.argmin(split_losses['val'])) + 1
   model_prob = np.concatenate([[np.nan], preds.next_prob.astype(np.float64)])
   model_loss = float(preds.loss_nats.mean())
