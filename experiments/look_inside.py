@@ -23,6 +23,9 @@ _SPLIT = flags.DEFINE_enum('split', 'test', ['train', 'val', 'test'],
                            'Which split of the corpus, without --text_file.')
 _SKIP_UNKNOWN = flags.DEFINE_bool('skip_unknown', False,
                                   'Drop characters of --text_file outside the vocabulary.')
+_TEXT_CHARS = flags.DEFINE_integer('text_chars', 600_000,
+                                   'Use at most this many characters of the text (the n-gram'
+                                   ' table still covers the whole val and test splits).')
 _MAX_CHARS = flags.DEFINE_integer('max_chars', 120_000, 'Characters over which cells are scored.')
 _PAGE_CHARS = flags.DEFINE_integer('page_chars', 4000, 'Characters shown on the page.')
 _TOP = flags.DEFINE_integer('top', 3, 'Cells listed per feature.')
@@ -34,13 +37,14 @@ flags.mark_flags_as_required(['workdir'])
 
 @report_user_errors
 def main(argv):
-  for flag in (_MAX_CHARS, _PAGE_CHARS, _TOP, _MAX_ORDER):
+  for flag in (_TEXT_CHARS, _MAX_CHARS, _PAGE_CHARS, _TOP, _MAX_ORDER):
     if flag.value < 1:
       raise UserError(f'--{flag.name} must be at least 1 (got {flag.value})')
   path = study.inspect(
       _WORKDIR.value, _OUT_DIR.value or os.path.join(_WORKDIR.value, 'inside'),
       text_file=_TEXT_FILE.value, split=_SPLIT.value, skip_unknown=_SKIP_UNKNOWN.value,
-      max_chars=_MAX_CHARS.value, page_chars=_PAGE_CHARS.value, top=_TOP.value,
+      text_chars=_TEXT_CHARS.value, max_chars=_MAX_CHARS.value,
+      page_chars=_PAGE_CHARS.value, top=_TOP.value,
       max_order=_MAX_ORDER.value, layer=_LAYER.value, unit=_UNIT.value,
       command='python ' + ' '.join(sys.argv))
   print(f'report: {path}')

@@ -120,7 +120,8 @@ def error_breakdown(text: str, model_prob: np.ndarray, ngram_probs: np.ndarray,
 
 
 def inspect(workdir: str, out_dir: str, *, text_file: str = '', split: str = 'test',
-            skip_unknown: bool = False, max_chars: int = 120_000, page_chars: int = 4000,
+            skip_unknown: bool = False, text_chars: int = 600_000, max_chars: int = 120_000,
+            page_chars: int = 4000,
             top: int = 3, max_order: int = 20, layer: int | None = None,
             unit: int | None = None, command: str = '') -> str:
   """Runs the study (module docstring) and returns the path of inside.md.
@@ -147,6 +148,7 @@ def inspect(workdir: str, out_dir: str, *, text_file: str = '', split: str = 'te
     raise UserError(f'the text has {len(tokens)} characters; give at least {max_order + 1}'
                     ' (the n-gram baselines need that much context)')
   os.makedirs(out_dir, exist_ok=True)
+  tokens = tokens[:text_chars]  # The model runs one character at a time: bounded work.
   text = vocab.decode(tokens)
   scored_tokens = tokens[:max_chars]
   scored_text = text[:len(scored_tokens)]
@@ -234,7 +236,7 @@ def _report_lines(n: dict, command: str) -> list[str]:
   chance = n['chance']
   lines = [f"# Inside {os.path.basename(n['workdir'])}: {m.cell} {m.num_layers}x{m.hidden_size},"
            f" step {n['step']}", '', *report.made_by(command),
-           f"Text: {n['source']}, {n['chars']:,} characters; cells (h and c of every layer)"
+           f"Text: the first {n['chars']:,} characters of {n['source']}; cells (h and c of every layer)"
            f" scored over the first {n['scored_chars']:,}. Open `inside.html` to see them.", '',
            '## Cells that track features of the text', '',
            'Strength is |r| for counts and |AUC - 0.5| x 2 for on/off features (0: none,'
