@@ -3,7 +3,7 @@
   python experiments/emergence.py --config=configs/emergence/linux.py:cpu --workdir=runs/emergence_linux
 
 :cpu trains a 2x256 LSTM for 2,000 steps on the first 50 MB of the kernel's .c/.h
-files. Measured on a 2-core Intel Xeon CPU: 12.4 minutes; validation loss 1.679 nats
+files. Measured on a 2-core Intel Xeon CPU: about 12 minutes; validation loss 1.679 nats
 (2.423 bits) per character; samples get C's layout but not its grammar
 (docs/results.md). :full (3x512, 474 MB, 100k steps) is for an accelerator and has not
 been run.
