@@ -25,6 +25,7 @@ character for the order being built (about 40 bytes per character: 2 GB for a
 from __future__ import annotations
 
 import numpy as np
+from absl import logging
 
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # Odd.
 
@@ -133,6 +134,8 @@ class KneserNey:
     lowers = [np.full(len(t), 1.0 / self.vocab_size) for t in seqs]  # P'_0: uniform.
     hashes = [_hashes(t, self.max_order - 1) for t in seqs]
     for k, raw, cont in self._levels():
+      logging.info('Kneser-Ney: order %d of %d (%d contexts)', k + 1, self.max_order,
+                   len(raw.ctxs))
       for out, lower, t, h in zip(outs, lowers, seqs, hashes):
         _, ctx, full = next(h)
         valid = np.arange(len(t)) >= k

@@ -25,6 +25,7 @@ import re
 
 import ml_collections
 import numpy as np
+from absl import logging
 
 from rnnlm import checkpoint
 from rnnlm import config as config_lib
@@ -154,6 +155,7 @@ def inspect(workdir: str, out_dir: str, *, text_file: str = '', split: str = 'te
   scored_text = text[:len(scored_tokens)]
 
   # The model over the whole text (predictions), and its states over the scored part.
+  logging.info('Running the model over %d characters', len(tokens))
   preds = activations.run_over_text(model, tokens, keep_states=False)
   inside = activations.run_over_text(model, scored_tokens)
   feats = features.compute(scored_text)
