@@ -7,8 +7,9 @@ from typing import Sequence
 
 
 def fmt(value, digits: int = 4) -> str:
-  """A table cell: '-' for NaN or None, thousands separators for large integers,
-  `digits` significant digits for other numbers, text as it is."""
+  """A table cell: '-' for NaN or None, integers in full (thousands separated, as
+  are whole floats from 1000 on), `digits` significant digits for other numbers,
+  text as it is."""
   if value is None or isinstance(value, bool):
     return '-' if value is None else str(value)
   try:
@@ -17,7 +18,7 @@ def fmt(value, digits: int = 4) -> str:
     return str(value)
   if math.isnan(f):
     return '-'
-  if f.is_integer() and abs(f) >= 1000:
+  if f.is_integer() and (isinstance(value, int) or abs(f) >= 1000):
     return f'{int(f):,}'
   return f'{f:.{digits}g}'
 
