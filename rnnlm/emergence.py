@@ -22,7 +22,6 @@ from __future__ import annotations
 import collections
 import math
 import re
-from typing import Iterable
 
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 

@@ -1,7 +1,6 @@
 """Looking inside: activations, text features, cell scores, n-gram baselines."""
 
 import collections
-import math
 
 import jax
 import jax.numpy as jnp

@@ -4,7 +4,6 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from flax import nnx
 
@@ -173,10 +172,9 @@ def test_fast_path_trains_like_reference(cell):
   text = 'To be, or not to be, that is the question:\n' * 20
   vocab = data.Vocab.from_text(text)
   tokens = vocab.encode(text)
-  mesh = parallel.make_mesh(jax.devices()[:1])
   curves = []
-  # Reference (autodiff of lax.scan), custom-VJP scan, and (LSTM on the CPU) the
-  # compiled kernel.
+  # Reference (autodiff of lax.scan), custom-VJP scan, and (on the CPU) the compiled
+  # kernels.
   for impl in ('reference', 'scan', 'auto'):
     config = tiny_config(**{'model.cell': cell, 'model.recurrence': impl,
                             'model.dropout': 0.1, 'train.learning_rate': 1e-2})

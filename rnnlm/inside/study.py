@@ -186,7 +186,10 @@ def inspect(workdir: str, out_dir: str, *, text_file: str = '', split: str = 'te
   model_prob = np.concatenate([[np.nan], preds.next_prob.astype(np.float64)])
   model_loss = float(preds.loss_nats.mean())
   results_path = os.path.join(workdir, 'results.json')
-  run_results = json.load(open(results_path)) if os.path.exists(results_path) else {}
+  run_results = {}
+  if os.path.exists(results_path):
+    with open(results_path) as f:
+      run_results = json.load(f)
   brackets = bracket_rows(text, model_prob, ngram_probs[best_order - 1])
   errors = error_breakdown(text, model_prob, ngram_probs, best_order,
                            vocab.decode(np.asarray(parts['train'])[:5_000_000]))
