@@ -20,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from rnnlm import cells
+from rnnlm import recurrence
 from rnnlm.model import CharLM
 
 
@@ -56,12 +57,9 @@ class Activations:
 def _window(graphdef, params, tokens, carry, *, keep_states: bool, top_k: int):
   """tokens [T] -> (carry, states {(layer, name): [T, H]}, log-probs [T, V] top-k)."""
   model = nnx.merge(graphdef, params)
-  x = tokens[:, None]  # [T, B=1]
-  w0 = model.layers[0].weights()
-  if model.embed is None:
-    x = jnp.take(w0['W_x'], x, axis=0)  # One-hot input: a row of W_x.
-  else:
-    x = model.embed(x) @ w0['W_x']
+  x = model._input(tokens[:, None])  # [T, B=1]: the model's own first-layer input.
+  x = (cells.project_tokens({'W_x': x.table}, x.ids) if isinstance(x, recurrence.Tokens)
+       else cells.matmul(x, model.layers[0].W_x[...]))
   states, new_carry = {}, []
   for i, layer in enumerate(model.layers):
     w = layer.weights()

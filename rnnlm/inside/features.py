@@ -21,6 +21,7 @@ could know). Counts are float32; on/off features are bool.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -53,8 +54,9 @@ def inside_quotes(text: str) -> np.ndarray:
   return out
 
 
+@functools.lru_cache(maxsize=1)  # Five features read it: lex the text once.
 def _c_lexical_states(text: str) -> tuple[np.ndarray, np.ndarray]:
-  """(in_comment, in_literal) per character, by a small C lexer."""
+  """(in_comment, in_literal) per character, by a small C lexer (read-only arrays)."""
   n = len(text)
   comment = np.zeros(n, bool)
   literal = np.zeros(n, bool)
@@ -94,15 +96,16 @@ def _c_lexical_states(text: str) -> tuple[np.ndarray, np.ndarray]:
       if ch == quote or ch == '\n':  # An unterminated literal ends at the line.
         state = 'code'
     i += 1
+  comment.flags.writeable = literal.flags.writeable = False
   return comment, literal
 
 
 def inside_comment(text: str) -> np.ndarray:
-  return _c_lexical_states(text)[0]
+  return _c_lexical_states(text)[0].copy()
 
 
 def inside_string(text: str) -> np.ndarray:
-  return _c_lexical_states(text)[1]
+  return _c_lexical_states(text)[1].copy()
 
 
 def _depth(text: str, opener: str, closer: str) -> np.ndarray:
