@@ -28,6 +28,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.train_fraction = 1.0
   # Use at most this many bytes of the linux corpus (whole files, in path order); 0: all.
   config.data.max_bytes = 0
+  # Use only the first this many characters of any corpus, before the split; 0: all.
+  config.data.max_chars = 0
   # For name='linux': a kernel .deb, .tar.xz or source tree; '' downloads
   # Debian's linux-source-6.1 with `apt-get download`.
   config.data.kernel_source = ''
@@ -83,6 +85,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.decay_rate = 0.97
   config.train.warmup_steps = 0
   config.train.end_lr_fraction = 0.0
+  # Stop after this many evaluations without a new best validation loss; 0: off.
+  config.train.early_stopping_patience = 0
+  # Stop after this many minutes of training (evaluation, sampling and checkpoints
+  # not counted; carried over resumes); 0: no limit. The learning-rate schedule
+  # depends on the step count only, so a budget does not change it.
+  config.train.time_budget_minutes = 0.0
 
   config.eval = ml_collections.ConfigDict()
   # Evaluate on the whole validation split, sample and checkpoint every this many steps.

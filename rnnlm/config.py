@@ -19,7 +19,7 @@ from rnnlm.errors import UserError
 # resuming a workdir with any of them changed is refused.
 RESUME_FIELDS = ('model.cell', 'model.hidden_size', 'model.num_layers', 'model.embed_dim',
                  'data.name', 'data.path', 'data.glob', 'data.split', 'data.train_fraction',
-                 'data.max_bytes',
+                 'data.max_bytes', 'data.max_chars',
                  'train.batch_size', 'train.seq_length')
 
 _LEGACY_RECURRENCE_FIELDS = ('fast_recurrence', 'cpu_kernel')
@@ -42,6 +42,12 @@ def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                     ' model.recurrence=%r', config.model.recurrence)
   elif 'model' in config and 'recurrence' not in config.model:
     config.model.recurrence = 'auto'  # What a run of an earlier version did by default.
+  if 'train' in config:  # Fields added later; their defaults are what earlier runs did.
+    for field, default in (('early_stopping_patience', 0), ('time_budget_minutes', 0.0)):
+      if field not in config.train:
+        config.train[field] = default
+  if 'data' in config and 'max_chars' not in config.data:
+    config.data.max_chars = 0
   return config
 
 
@@ -70,11 +76,20 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise UserError(f'train.learning_rate must be > 0 (got {t.learning_rate})')
   if t.num_steps < 0 or (t.num_steps == 0 and t.num_epochs <= 0):
     raise UserError('set train.num_steps > 0 or train.num_epochs > 0')
+  if not isinstance(t.early_stopping_patience, int) or t.early_stopping_patience < 0:
+    raise UserError('train.early_stopping_patience must be an integer >= 0 (0: off; got'
+                    f' {t.early_stopping_patience!r})')
+  if not t.time_budget_minutes >= 0:
+    raise UserError('train.time_budget_minutes must be >= 0 (0: no limit; got'
+                    f' {t.time_budget_minutes!r})')
   if t.optimizer not in ('adam', 'adamw', 'rmsprop'):
     raise UserError(f'unknown train.optimizer {t.optimizer!r}; use adam, adamw or rmsprop')
   if t.lr_schedule not in ('constant', 'exponential', 'cosine'):
     raise UserError(f'unknown train.lr_schedule {t.lr_schedule!r};'
                     ' use constant, exponential or cosine')
+  if not isinstance(config.data.max_chars, int) or config.data.max_chars < 0:
+    raise UserError(f'data.max_chars must be an integer >= 0 (0: all; got'
+                    f' {config.data.max_chars!r})')
   if not 0 < config.data.train_fraction <= 1:
     raise UserError(f'data.train_fraction must be in (0, 1] (got {config.data.train_fraction})')
   if e.sample_temperature <= 0:
@@ -118,3 +133,13 @@ def check_resume_compatible(workdir: str, config: ml_collections.ConfigDict) -> 
       raise UserError(
           f'config field {field} is {now!r} but the run in {workdir} used {before!r};'
           f' use a new --workdir, or --config.{field}={before!r} to resume it')
+  # The optimizer state's structure: which optimizer, and whether clipping is on.
+  t_old, t = old.get('train', {}), config.train
+  if 'optimizer' in t_old and t_old['optimizer'] != t.optimizer:
+    raise UserError(f'train.optimizer is {t.optimizer!r} but the run in {workdir} used'
+                    f' {t_old["optimizer"]!r}; use a new --workdir, or'
+                    f' --config.train.optimizer={t_old["optimizer"]} to resume it')
+  if 'grad_clip_norm' in t_old and (t_old['grad_clip_norm'] > 0) != (t.grad_clip_norm > 0):
+    raise UserError(f'the run in {workdir} used train.grad_clip_norm={t_old["grad_clip_norm"]};'
+                    ' clipping cannot be turned on or off on resume (any value > 0 can'
+                    ' change); use a new --workdir')

@@ -354,3 +354,10 @@ def get_corpus(data_config) -> data.Corpus:
   logging.info('Corpus %s: %d chars, vocab %d', json.dumps(corpus.meta.get('name')),
                len(corpus.tokens), len(corpus.vocab))
   return corpus
+
+
+def splits(corpus: data.Corpus, data_config) -> tuple:
+  """The (train, val, test) token views of `corpus` that a data config describes:
+  its first `max_chars` characters (all for 0), split by `split`."""
+  tokens = corpus.tokens[:data_config.get('max_chars', 0) or None]
+  return data.split(tokens, tuple(data_config.split))

@@ -81,7 +81,7 @@ class Vocab:
     return cls(tuple(json.loads(s)['chars']))
 
   def save(self, path: str) -> None:
-    _atomic_write(path, self.to_json())
+    atomic_write(path, self.to_json())
 
   @classmethod
   def load(cls, path: str) -> 'Vocab':
@@ -89,7 +89,9 @@ class Vocab:
       return cls.from_json(f.read())
 
 
-def _atomic_write(path: str, text: str) -> None:
+def atomic_write(path: str, text: str) -> None:
+  """Writes `text` to `path` so that a reader (or a killed writer) sees the old
+  file or the new one, never a part."""
   tmp = f'{path}.tmp{os.getpid()}'
   with open(tmp, 'w') as f:
     f.write(text)
@@ -191,7 +193,7 @@ def prepare(chunks_fn, out_dir: str, provenance: dict | None = None) -> str:
   meta = dict(provenance or {})
   meta.update(num_tokens=n, dtype=vocab.dtype.name, vocab_size=len(vocab),
               text_sha256=text_hash.hexdigest())
-  _atomic_write(os.path.join(tmp_dir, 'meta.json'), json.dumps(meta, indent=2))
+  atomic_write(os.path.join(tmp_dir, 'meta.json'), json.dumps(meta, indent=2))
   os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
   if os.path.exists(out_dir):  # Another process prepared it meanwhile.
     shutil.rmtree(tmp_dir)

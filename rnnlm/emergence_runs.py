@@ -15,7 +15,6 @@ import ml_collections
 
 from rnnlm import checkpoint
 from rnnlm import corpora
-from rnnlm import data
 from rnnlm import emergence
 from rnnlm import plots
 from rnnlm import report
@@ -31,7 +30,7 @@ class _Reference:
 
   def __init__(self, data_config, e):
     corpus = corpora.get_corpus(data_config)
-    train_tokens, val_tokens, _ = data.split(corpus.tokens, tuple(data_config.split))
+    train_tokens, val_tokens, _ = corpora.splits(corpus, data_config)
     text = corpus.vocab.decode(train_tokens[:e.reference_chars])
     self.kind = e.kind
     self.known = emergence.word_set(text)

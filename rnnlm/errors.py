@@ -1,4 +1,4 @@
-"""The one exception type for mistakes a user can make and fix."""
+"""The exceptions an entry point turns into one line and a non-zero exit."""
 
 
 class UserError(Exception):
@@ -9,9 +9,24 @@ class UserError(Exception):
   """
 
 
+class Diverged(UserError):
+  """The loss or the gradients stopped being finite; nothing after the last good
+  checkpoint was saved."""
+
+
+class Interrupted(Exception):
+  """A run stopped by SIGTERM or SIGINT after saving a checkpoint; the exit
+  status is 128 + the signal number, as a shell reports a signalled process."""
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.signum = signum
+
+
 def report_user_errors(main):
   """Wraps an absl `main`: stray arguments are a usage error, Orbax's routine log
-  lines are hidden, and a UserError becomes one line on stderr and exit code 2."""
+  lines are hidden, a UserError becomes one line on stderr and exit code 2, and an
+  Interrupted run one line and 128 + its signal number."""
   import functools
   import sys
 
@@ -26,6 +41,9 @@ def report_user_errors(main):
     except UserError as e:
       sys.stderr.write(f'error: {e}\n')
       sys.exit(2)
+    except Interrupted as e:
+      sys.stderr.write(f'{e}\n')
+      sys.exit(128 + e.signum)
   return wrapped
 
 

@@ -48,7 +48,7 @@ def split_tokens(workdir: str, split: str) -> np.ndarray:
     raise UserError(f'the split must be train, val or test (got {split!r})')
   config = config_lib.load(workdir)
   corpus = corpora.get_corpus(config.data)
-  parts = dict(zip(('train', 'val', 'test'), data.split(corpus.tokens, tuple(config.data.split))))
+  parts = dict(zip(('train', 'val', 'test'), corpora.splits(corpus, config.data)))
   return np.asarray(parts[split])
 
 

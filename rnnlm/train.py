@@ -12,6 +12,8 @@ import functools
 import json
 import math
 import os
+import signal
+import threading
 import time
 from typing import Any
 
@@ -31,7 +33,7 @@ from rnnlm import data
 from rnnlm import model as model_lib
 from rnnlm import parallel
 from rnnlm import sample as sample_lib
-from rnnlm.errors import UserError
+from rnnlm.errors import Diverged, Interrupted, UserError
 from rnnlm.model import count_params
 
 LN2 = math.log(2.0)
@@ -168,11 +170,17 @@ def _device_batch(b: data.Batch, mesh) -> dict:
 
 
 def evaluate(eval_fn, params, stream: data.BatchStream, zero_carry, mesh) -> dict:
-  """Loss over every character of a split, state carried through each stream."""
-  total, count = 0.0, 0.0
-  carry = zero_carry
+  """Loss over every character of a split, state carried through each stream.
+
+  The batches are dispatched without waiting; the per-batch sums are read once at
+  the end and added in float64, in order.
+  """
+  sums, carry = [], zero_carry
   for b in stream.epoch_batches():
     t, c, carry = eval_fn(params, _device_batch(b, mesh), carry)
+    sums.append((t, c))
+  total, count = 0.0, 0.0
+  for t, c in jax.device_get(sums):
     total += float(t)
     count += float(c)
   loss = total / count
@@ -196,7 +204,7 @@ class Splits:
 def build_data(config: ml_collections.ConfigDict) -> Splits:
   """Reads (and once prepares) the corpus and splits it into batch streams."""
   corpus = corpora.get_corpus(config.data)
-  train_tokens, val_tokens, test_tokens = data.split(corpus.tokens, tuple(config.data.split))
+  train_tokens, val_tokens, test_tokens = corpora.splits(corpus, config.data)
   # A data-scale study trains on a prefix of the train split; val/test stay the same.
   train_tokens = train_tokens[:max(2, int(round(len(train_tokens) * config.data.train_fraction)))]
   t, e = config.train, config.eval
@@ -244,20 +252,23 @@ class RunFiles:
     if resumed_step is not None:
       self._truncate_metrics(resumed_step)
     os.makedirs(os.path.join(self.workdir, 'samples'), exist_ok=True)
-    with open(os.path.join(self.workdir, 'config.json'), 'w') as f:
-      f.write(config.to_json(indent=2))
+    data.atomic_write(os.path.join(self.workdir, 'config.json'), config.to_json(indent=2))
     vocab.save(os.path.join(self.workdir, 'vocab.json'))
 
   def _truncate_metrics(self, last_step: int) -> None:
-    """Drops metric lines written after the checkpoint a run resumes from."""
+    """Drops metric lines written after the checkpoint a run resumes from (and a
+    last line cut short by a killed process)."""
     if not os.path.exists(self.metrics_path):
       return
+    kept = []
     with open(self.metrics_path) as f:
-      lines = [l for l in f if l.strip() and json.loads(l)['step'] <= last_step]
-    tmp = self.metrics_path + '.tmp'
-    with open(tmp, 'w') as f:
-      f.writelines(lines)
-    os.replace(tmp, self.metrics_path)
+      for line in f:
+        try:
+          if json.loads(line)['step'] <= last_step:
+            kept.append(line if line.endswith('\n') else line + '\n')
+        except (ValueError, KeyError):
+          continue
+    data.atomic_write(self.metrics_path, ''.join(kept))
 
   def scalars(self, step: int, values: dict, prefix: str = '') -> None:
     if self.tb is not None:
@@ -273,43 +284,142 @@ class RunFiles:
 
   def sample(self, step: int, text: str) -> None:
     if self.is_chief:
-      with open(os.path.join(self.workdir, 'samples', f'step_{step:06d}.txt'), 'w') as f:
-        f.write(text)
+      data.atomic_write(os.path.join(self.workdir, 'samples', f'step_{step:06d}.txt'), text)
 
   def results(self, results: dict) -> None:
     if self.is_chief:
-      with open(os.path.join(self.workdir, 'results.json'), 'w') as f:
-        json.dump(results, f, indent=2)
+      data.atomic_write(os.path.join(self.workdir, 'results.json'), json.dumps(results, indent=2))
 
   def close(self) -> None:
     if self.tb is not None:
       self.tb.close()
 
 
+@jax.jit
+def _accumulate(sums: dict, metrics: dict, step) -> dict:
+  finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(metrics['grad_norm'])
+  return {'loss': sums['loss'] + metrics['loss'],
+          'grad_norm': sums['grad_norm'] + metrics['grad_norm'],
+          'first_bad_step': jnp.where(finite | (sums['first_bad_step'] > 0),
+                                      sums['first_bad_step'], step)}
+
+
 class _Interval:
-  """Training loss, gradient norm and throughput since the last evaluation. The
-  sums stay on the device: nothing waits for a step to finish."""
+  """Training loss, gradient norm and throughput since the last evaluation, and the
+  first step whose loss or gradient was not finite. The sums stay on the device:
+  nothing waits for a step to finish until a value is read."""
 
   def __init__(self, chars_per_step: int):
     self.chars_per_step = chars_per_step
     self.reset()
 
   def reset(self) -> None:
-    self.loss_sum, self.norm_sum, self.count = jnp.float32(0.0), jnp.float32(0.0), 0
-    self.start, self.chars = time.time(), 0
+    self.sums = {'loss': jnp.float32(0.0), 'grad_norm': jnp.float32(0.0),
+                 'first_bad_step': jnp.int32(0)}
+    self.count, self.start, self.chars = 0, time.time(), 0
 
-  def add(self, metrics: dict, first_step: bool) -> None:
+  def add(self, metrics: dict, step: int, first_step: bool) -> None:
     if first_step:  # Keep compilation out of the throughput figure.
       jax.block_until_ready(metrics['loss'])
       self.start, self.chars = time.time(), -self.chars_per_step
-    self.loss_sum, self.norm_sum = self.loss_sum + metrics['loss'], self.norm_sum + metrics['grad_norm']
+    self.sums = _accumulate(self.sums, metrics, step)
     self.count += 1
     self.chars += self.chars_per_step
 
+  def first_bad_step(self) -> int:
+    """The first step of the interval with a non-finite loss or gradient; 0 if none."""
+    return int(self.sums['first_bad_step'])
+
   def summary(self) -> dict:
-    return {'train_loss': float(self.loss_sum) / self.count,
-            'grad_norm': float(self.norm_sum) / self.count,
+    return {'train_loss': float(self.sums['loss']) / self.count,
+            'grad_norm': float(self.sums['grad_norm']) / self.count,
             'chars_per_sec': round(self.chars / (time.time() - self.start), 1)}
+
+
+class _Clock:
+  """Training time: wall-clock seconds inside the train loop, carried over resumes;
+  evaluation, sampling and checkpointing are not counted."""
+
+  def __init__(self, seconds_before: float = 0.0):
+    self.before, self.started = seconds_before, None
+
+  def resume(self) -> None:
+    self.started = time.time()
+
+  def pause(self) -> None:
+    if self.started is not None:
+      self.before += time.time() - self.started
+      self.started = None
+
+  def seconds(self) -> float:
+    return self.before + (time.time() - self.started if self.started is not None else 0.0)
+
+
+@dataclasses.dataclass
+class _Stopping:
+  """When a run ends: its step cap, early stopping on the validation loss, or its
+  training-time budget. Saved in every checkpoint, so that a resumed run stops
+  where an uninterrupted one would."""
+  num_steps: int
+  patience: int  # Evaluations without a new best; 0: off.
+  budget_s: float  # Seconds of training time; 0: none.
+  best_val_loss: float = math.inf
+  evals_since_best: int = 0
+
+  def record(self, val_loss: float) -> None:
+    if val_loss < self.best_val_loss:
+      self.best_val_loss, self.evals_since_best = val_loss, 0
+    else:
+      self.evals_since_best += 1
+
+  def time_up(self, train_s: float) -> bool:
+    return self.budget_s > 0 and train_s >= self.budget_s
+
+  def reason(self, step: int, train_s: float) -> str | None:
+    """Why the run is over at `step` ('num_steps', 'early_stopping',
+    'time_budget'), or None while it goes on."""
+    if step >= self.num_steps:
+      return 'num_steps'
+    if self.patience and self.evals_since_best >= self.patience:
+      return 'early_stopping'
+    if self.time_up(train_s):
+      return 'time_budget'
+    return None
+
+  def state_dict(self) -> dict:
+    best = self.best_val_loss
+    return {'best_val_loss': None if math.isinf(best) else best,
+            'evals_since_best': self.evals_since_best}
+
+  def load_state_dict(self, d: dict) -> None:
+    best = d.get('best_val_loss')
+    self.best_val_loss = math.inf if best is None else float(best)
+    self.evals_since_best = int(d.get('evals_since_best', 0))
+
+
+class _StopSignals:
+  """SIGTERM (what SLURM, Kubernetes and cloud TPUs send before preempting) and
+  SIGINT become a request that the train loop answers after the current step:
+  a checkpoint, then `Interrupted`. A second SIGINT interrupts at once."""
+
+  def __enter__(self):
+    self.received, self._previous = None, {}
+    if threading.current_thread() is threading.main_thread():
+      for signum in (signal.SIGTERM, signal.SIGINT):
+        self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def _handle(self, signum, frame):  # pylint: disable=unused-argument
+    if signum == signal.SIGINT and self.received == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.received = signum
+    logging.warning('%s received; saving a checkpoint after this step',
+                    signal.Signals(signum).name)
+
+  def __exit__(self, *exc):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+    return False
 
 
 # ----------------------------------------------------------------------------
@@ -330,12 +440,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     eval_callback: called on the chief after each evaluation as
       `eval_callback(step, model, vocab, record)` (e.g. to measure samples).
 
+  The run ends at `train.num_steps`, after `train.early_stopping_patience`
+  evaluations without a new best validation loss, or once `train.time_budget_minutes`
+  of training time are spent, whichever comes first; the best checkpoint is then
+  evaluated on the test split.
+
   Returns:
     The final results dict (also written to results.json), or the last metrics
-    if the run was stopped early.
+    if `stop_after_step` stopped the run.
 
   Raises:
     UserError: a bad config, bad data, or a workdir that holds another run.
+    Diverged: a non-finite loss or gradient (nothing after it is saved).
+    Interrupted: SIGTERM or SIGINT, after a checkpoint at the current step.
   """
   config = config_lib.validate(config)
   workdir = os.path.abspath(workdir)
@@ -360,59 +477,88 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   ckpt = checkpoint_lib.Checkpointer(workdir, keep_latest=config.checkpoint.keep_latest)
   files = RunFiles(workdir, is_chief)
-  step, elapsed_before, run_start, pbar = 0, 0.0, time.time(), None
+  stopping = _Stopping(num_steps, t.early_stopping_patience, t.time_budget_minutes * 60)
+  step, elapsed_before, run_start, pbar, clock = 0, 0.0, time.time(), None, _Clock()
   elapsed = lambda: elapsed_before + time.time() - run_start
-  save = lambda val_loss: ckpt.save(step, state, {
-      'step': step, 'data': splits.train.state_dict(), 'elapsed_s': elapsed(),
-      'val_loss': val_loss}, val_loss)
+
+  def save(val_loss):
+    bad = interval.first_bad_step()
+    if bad:  # Never save (or mark as best) parameters that a non-finite step touched.
+      raise Diverged(
+          f'the loss or gradient is not finite at step {bad}; the last good checkpoint is'
+          f' step {ckpt.latest_step() or "none"}. Rerun with a lower'
+          ' --config.train.learning_rate (it resumes from there), or start a new --workdir')
+    ckpt.save(step, state, {'step': step, 'data': splits.train.state_dict(),
+                            'elapsed_s': elapsed(), 'train_time_s': clock.seconds(),
+                            'stopping': stopping.state_dict(), 'val_loss': val_loss}, val_loss)
+
+  interval = _Interval(t.batch_size * t.seq_length)
   try:
     if ckpt.latest_step() is not None:
       state, meta = ckpt.restore(ckpt.latest_step(), state)
       splits.train.load_state_dict(meta['data'])
       step, elapsed_before = int(meta['step']), float(meta['elapsed_s'])
+      # Runs saved before training time and early stopping were recorded count all time.
+      clock = _Clock(float(meta.get('train_time_s', elapsed_before)))
+      stopping.load_state_dict(meta.get('stopping', {}))
       logging.info('Resumed %s from step %d', workdir, step)
     files.start(config, splits.vocab, resumed_step=step if step else None)
     run_start, start_step = time.time(), step
     pbar = tqdm(total=num_steps, initial=step, disable=None if is_chief else True,
                 unit='step', dynamic_ncols=True)
-    interval, record = _Interval(t.batch_size * t.seq_length), {}
-    eval_steps = set(e.eval_steps or ())
-    while step < num_steps:
-      state, metrics = train_fn(state, _device_batch(splits.train.next(), mesh))
-      step += 1
-      interval.add(metrics, first_step=step == start_step + 1)
-      pbar.update(1)
-      if step % config.log_every == 0:
-        scalars = {'loss': float(metrics['loss']), 'grad_norm': float(metrics['grad_norm']),
-                   'learning_rate': float(schedule(step - 1))}
-        files.scalars(step, scalars, prefix='train/')
-        pbar.set_postfix(loss=f"{scalars['loss']:.4f}", refresh=False)
-      if step % e.eval_every == 0 or step == num_steps or step in eval_steps:
-        record = dict(step=step, epoch=round(step / steps_per_epoch, 4), **interval.summary(),
-                      learning_rate=float(schedule(step - 1)))
-        record.update(_evaluate_and_sample(config, graphdef, state['params'], splits, eval_fn,
-                                           eval_carry, mesh, files, step))
-        record['elapsed_s'] = round(elapsed(), 2)
-        files.eval_record(record)
-        logging.info('step %d: train %.4f val %.4f nats (%.4f bpc), %.0f chars/s', step,
-                     record['train_loss'], record['val_loss'], record['val_bpc'],
-                     record['chars_per_sec'])
-        if eval_callback is not None and is_chief:
-          eval_callback(step, nnx.merge(graphdef, state['params']), splits.vocab, record)
-        save(record['val_loss'])
-        interval.reset()
-      if stop_after_step is not None and step >= stop_after_step:
-        return record
+    record, eval_steps = {}, set(e.eval_steps or ())
+    with _StopSignals() as signals:
+      clock.resume()
+      while stopping.reason(step, clock.seconds()) is None:
+        state, metrics = train_fn(state, _device_batch(splits.train.next(), mesh))
+        step += 1
+        interval.add(metrics, step, first_step=step == start_step + 1)
+        pbar.update(1)
+        if step % config.log_every == 0:
+          scalars = {'loss': float(metrics['loss']), 'grad_norm': float(metrics['grad_norm']),
+                     'learning_rate': float(schedule(step - 1))}
+          files.scalars(step, scalars, prefix='train/')
+          pbar.set_postfix(loss=f"{scalars['loss']:.4f}", refresh=False)
+        if (step % e.eval_every == 0 or step == num_steps or step in eval_steps
+            or stopping.time_up(clock.seconds())):
+          jax.block_until_ready(state['step'])
+          clock.pause()
+          if interval.first_bad_step():
+            save(None)  # Raises Diverged.
+          record = dict(step=step, epoch=round(step / steps_per_epoch, 4), **interval.summary(),
+                        learning_rate=float(schedule(step - 1)))
+          record.update(_evaluate_and_sample(config, graphdef, state['params'], splits, eval_fn,
+                                             eval_carry, mesh, files, step))
+          if not math.isfinite(record['val_loss']):
+            raise Diverged(f'the validation loss is not finite at step {step}; the last good'
+                           f' checkpoint is step {ckpt.latest_step() or "none"}. Rerun with a'
+                           ' lower --config.train.learning_rate, or start a new --workdir')
+          stopping.record(record['val_loss'])
+          record.update(elapsed_s=round(elapsed(), 2), train_time_s=round(clock.seconds(), 2))
+          files.eval_record(record)
+          logging.info('step %d: train %.4f val %.4f nats (%.4f bpc), %.0f chars/s', step,
+                       record['train_loss'], record['val_loss'], record['val_bpc'],
+                       record['chars_per_sec'])
+          if eval_callback is not None and is_chief:
+            eval_callback(step, nnx.merge(graphdef, state['params']), splits.vocab, record)
+          save(record['val_loss'])
+          interval.reset()
+          clock.resume()
+        if signals.received:
+          clock.pause()
+          if step > (ckpt.latest_step() or 0):
+            save(None)
+          ckpt.wait()
+          name = signal.Signals(signals.received).name
+          raise Interrupted(f'{name}: stopped at step {step} with a checkpoint saved; run the'
+                            ' same command to resume', signals.received)
+        if stop_after_step is not None and step >= stop_after_step:
+          return record
+      clock.pause()
     ckpt.wait()
     return finish(ckpt, state, eval_fn, splits, eval_carry, mesh, files,
-                  num_params=count_params(model), elapsed_s=elapsed())
-  except KeyboardInterrupt:
-    if step > (ckpt.latest_step() or 0):
-      save(None)
-    ckpt.wait()
-    logging.warning('Interrupted at step %d; checkpoint saved. Run the same command to'
-                    ' resume.', step)
-    raise
+                  num_params=count_params(model), elapsed_s=elapsed(), train_time_s=clock.seconds(),
+                  stopped=stopping.reason(step, clock.seconds()), config=config)
   finally:
     if pbar is not None:
       pbar.close()
@@ -432,14 +578,19 @@ def _evaluate_and_sample(config, graphdef, params, splits: Splits, eval_fn, eval
   return {'val_loss': val['loss'], 'val_bpc': val['bpc']}
 
 
-def finish(ckpt, state, eval_fn, splits: Splits, eval_carry, mesh, files: RunFiles,
-           num_params: int, elapsed_s: float) -> dict:
+def finish(ckpt, state, eval_fn, splits: Splits, eval_carry, mesh, files: RunFiles, *,
+           num_params: int, elapsed_s: float, train_time_s: float, stopped: str,
+           config: ml_collections.ConfigDict) -> dict:
   """Evaluates the best checkpoint on the test split; writes results.json."""
   best = ckpt.best_step()
   best_state, meta = ckpt.restore(best, state)
+  t = config.train
   results = {'best_step': best, 'best_val_loss': meta['val_loss'],
              'best_val_bpc': meta['val_loss'] / LN2, 'num_params': num_params,
-             'final_step': int(state['step']), 'elapsed_s': round(elapsed_s, 2),
+             'final_step': int(state['step']), 'stopped': stopped,
+             'early_stopping_patience': t.early_stopping_patience,
+             'time_budget_minutes': t.time_budget_minutes,
+             'elapsed_s': round(elapsed_s, 2), 'train_time_s': round(train_time_s, 2),
              'train_split_chars': splits.train_chars}
   if splits.test is not None:
     test = evaluate(eval_fn, best_state['params'], splits.test, eval_carry, mesh)

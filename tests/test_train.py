@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,7 @@ from flax import nnx
 
 from configs import tiny
 from rnnlm import checkpoint, config as config_lib, data, parallel, train
-from rnnlm.errors import UserError
+from rnnlm.errors import Diverged, Interrupted, UserError
 
 
 def tiny_config(**overrides):
@@ -119,7 +120,8 @@ def test_exact_resume_after_interruption(tmp_path):
   a, b = _read_params(straight), _read_params(resumed)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)  # Bit for bit.
-  strip = lambda r: {k: v for k, v in r.items() if k not in ('chars_per_sec', 'elapsed_s')}
+  strip = lambda r: {k: v for k, v in r.items()
+                     if k not in ('chars_per_sec', 'elapsed_s', 'train_time_s')}
   ma = [strip(json.loads(l)) for l in open(os.path.join(straight, 'metrics.jsonl'))]
   mb = [strip(json.loads(l)) for l in open(os.path.join(resumed, 'metrics.jsonl'))]
   assert ma == mb
@@ -201,14 +203,80 @@ def test_interrupt_saves_a_checkpoint_and_resume_finishes(tmp_path):
   config = tiny_config(**{'train.num_steps': 12, 'eval.eval_every': 4})
 
   def interrupt(step, model, vocab, record):
-    if step == 8:
-      raise KeyboardInterrupt
+    if step == 8:  # Ctrl-C during the evaluation at step 8: it stops there, saved.
+      signal.raise_signal(signal.SIGINT)
 
-  with pytest.raises(KeyboardInterrupt):
+  with pytest.raises(Interrupted, match='SIGINT: stopped at step 8') as info:
     train.train_and_evaluate(config, wd, eval_callback=interrupt)
+  assert info.value.signum == signal.SIGINT
   assert checkpoint.Checkpointer(wd).latest_step() == 8
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Restored.
   results = train.train_and_evaluate(config, wd)
-  assert results['final_step'] == 12
+  assert results['final_step'] == 12 and results['stopped'] == 'num_steps'
+
+
+def _drifting_corpus(tmp_path):
+  """Train text of a and b, validation text of c and d: the better the model
+  learns the train split, the worse its validation loss."""
+  path = tmp_path / 'drift.txt'
+  path.write_text('abba baab\n' * 1800 + 'cdcd dcdc\n' * 100 + 'abcd dcba\n' * 100)
+  return str(path)
+
+
+def test_early_stopping_stops_and_resumes_where_an_unbroken_run_stops(tmp_path):
+  config = tiny_config(**{'data.name': '', 'data.path': _drifting_corpus(tmp_path),
+                          'train.num_steps': 200, 'eval.eval_every': 3,
+                          'train.early_stopping_patience': 2, 'train.learning_rate': 1e-2})
+  straight = train.train_and_evaluate(config, str(tmp_path / 'straight'))
+  records = [json.loads(l) for l in open(tmp_path / 'straight' / 'metrics.jsonl')]
+  losses = [r['val_loss'] for r in records]
+  # It stops at the second evaluation in a row without a new best, and no later.
+  best = [i for i, l in enumerate(losses) if l == min(losses[:i + 1])]
+  assert len(losses) == best[-1] + 3 and losses[-2] >= min(losses) and losses[-1] >= min(losses)
+  assert straight['stopped'] == 'early_stopping' and straight['final_step'] == 3 * len(losses)
+  assert straight['best_step'] == 3 * (best[-1] + 1) and straight['early_stopping_patience'] == 2
+  # Preempted one step before it would stop, then resumed: the same stop, the same result.
+  wd = str(tmp_path / 'resumed')
+  train.train_and_evaluate(config, wd, stop_after_step=straight['final_step'] - 1)
+  resumed = train.train_and_evaluate(config, wd)
+  for key in ('final_step', 'best_step', 'best_val_loss', 'test_loss', 'stopped'):
+    assert resumed[key] == straight[key], key
+  # Running a finished run again trains no further.
+  again = train.train_and_evaluate(config, wd)
+  assert again['final_step'] == straight['final_step']
+
+
+def test_time_budget_stops_the_run_and_is_recorded(tmp_path):
+  wd = str(tmp_path / 'run')
+  # 6 ms of training: the first step (with its compilation) is over budget.
+  results = train.train_and_evaluate(
+      tiny_config(**{'train.time_budget_minutes': 1e-4, 'train.num_steps': 100}), wd)
+  assert results['stopped'] == 'time_budget' and results['final_step'] == 1
+  assert results['best_step'] == 1 and results['time_budget_minutes'] == 1e-4
+  assert results['train_time_s'] <= results['elapsed_s']
+  records = [json.loads(l) for l in open(os.path.join(wd, 'metrics.jsonl'))]
+  assert [r['step'] for r in records] == [1]  # Evaluated where it stopped.
+  # A larger budget on resume lets the run go on.
+  more = train.train_and_evaluate(
+      tiny_config(**{'train.time_budget_minutes': 0.0, 'train.num_steps': 10}), wd)
+  assert more['final_step'] == 10 and more['stopped'] == 'num_steps'
+
+
+def test_divergence_stops_with_the_last_good_checkpoint(tmp_path):
+  wd = str(tmp_path / 'run')
+  train.train_and_evaluate(tiny_config(**{'train.num_steps': 10, 'eval.eval_every': 5}), wd)
+  good = _read_params(wd, 10)
+  # Resumed with an infinite learning rate: step 11 writes NaN parameters, so
+  # step 12's loss is NaN; it is found at the next log step (15).
+  diverging = tiny_config(**{'train.num_steps': 30, 'eval.eval_every': 100,
+                             'train.learning_rate': float('inf')})
+  with pytest.raises(Diverged, match='not finite at step 12; the last good checkpoint is'
+                                     ' step 10'):
+    train.train_and_evaluate(diverging, wd)
+  ckpt = checkpoint.Checkpointer(wd)
+  assert ckpt.all_steps() == [5, 10] and ckpt.best_step() in (5, 10)
+  for a, b in zip(jax.tree.leaves(good), jax.tree.leaves(_read_params(wd, 10))):
+    np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize('fast,kernel,want', [(False, True, 'reference'), (True, False, 'scan'),

@@ -30,7 +30,6 @@ from absl import logging
 from rnnlm import checkpoint
 from rnnlm import config as config_lib
 from rnnlm import corpora
-from rnnlm import data
 from rnnlm import evaluation
 from rnnlm import model as model_lib
 from rnnlm import plots
@@ -140,7 +139,7 @@ def inspect(workdir: str, out_dir: str, *, text_file: str = '', split: str = 'te
   if corpus.vocab != vocab:
     raise UserError(f'the corpus of {workdir} has changed since training; inspect with a'
                     ' --text_file instead')
-  parts = dict(zip(('train', 'val', 'test'), data.split(corpus.tokens, tuple(config.data.split))))
+  parts = dict(zip(('train', 'val', 'test'), corpora.splits(corpus, config.data)))
   if text_file:
     tokens, source = evaluation.read_text(text_file, vocab, skip_unknown), text_file
   else:
