@@ -10,18 +10,19 @@ A sweep directory:
 
 Running the same sweep again skips finished trials (those with results.json),
 resumes interrupted ones from their checkpoints, and retries failed ones. Each
-trial runs in its own process, so a crash in one cannot take the others down.
+trial runs in a fresh process of its own: one that raises, diverges, is killed by
+a signal or crashes is recorded as failed with its cause, and the others go on.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import copy
 import csv
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
-import time
+import signal
 from typing import Sequence
 
 import ml_collections
@@ -31,9 +32,10 @@ from absl import logging
 from rnnlm import report
 from rnnlm.errors import UserError
 
-COLUMNS = ('name', 'cell', 'hidden_size', 'num_layers', 'train_fraction', 'num_params',
-           'train_split_chars', 'train_chars_seen', 'best_step', 'best_val_loss', 'best_val_bpc',
-           'final_train_loss', 'final_val_loss', 'test_loss', 'wall_s', 'status', 'error')
+COLUMNS = ('name', 'cell', 'hidden_size', 'num_layers', 'learning_rate', 'seed',
+           'train_fraction', 'num_params', 'train_split_chars', 'train_chars_seen', 'best_step',
+           'final_step', 'stopped', 'best_val_loss', 'best_val_bpc', 'final_train_loss',
+           'final_val_loss', 'test_loss', 'wall_s', 'train_time_s', 'status', 'error')
 
 
 def trial_name(overrides: dict) -> str:
@@ -56,22 +58,32 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict
   return config
 
 
-def _trial_worker(config_json: str, workdir: str) -> dict:
-  """Runs one trial in a worker process; returns its row."""
-  from absl import logging as absl_logging
-  from rnnlm import hostmem, train
-  absl_logging.set_verbosity(absl_logging.WARNING)
-  hostmem.retain_freed_memory()  # A process of its own, as experiments/train.py.
-  config = ml_collections.ConfigDict(json.loads(config_json))
-  start = time.time()
-  results = train.train_and_evaluate(config, workdir)
-  return {'wall_s': round(time.time() - start, 1), **results}
+def _trial_worker(config_json: str, workdir: str, conn) -> None:
+  """Runs one trial in a fresh process; sends ('done', '') or ('failed', cause)."""
+  try:
+    from absl import logging as absl_logging
+    from rnnlm import hostmem, train
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    hostmem.retain_freed_memory()  # A process of its own, as experiments/train.py.
+    config = ml_collections.ConfigDict(json.loads(config_json))
+    train.train_and_evaluate(config, workdir)
+    conn.send(('done', ''))
+  except BaseException as e:  # pylint: disable=broad-except
+    conn.send(('failed', f'{type(e).__name__}: {e}'))
+    raise SystemExit(1) from None
+
+
+def _exit_cause(exitcode: int | None) -> str:
+  if exitcode is not None and exitcode < 0:
+    return f'killed by {signal.Signals(-exitcode).name}'
+  return f'the trial process exited with status {exitcode} and no result'
 
 
 def _row(name: str, config, workdir: str, status: str, error: str = '') -> dict:
   row = {c: '' for c in COLUMNS}
   row.update(name=name, cell=config.model.cell, hidden_size=config.model.hidden_size,
-             num_layers=config.model.num_layers,
+             num_layers=config.model.num_layers, learning_rate=config.train.learning_rate,
+             seed=config.seed,
              train_fraction=config.data.get('train_fraction', 1.0), status=status,
              error=error.replace('\n', ' ')[:300])
   results_path = os.path.join(workdir, 'results.json')
@@ -83,6 +95,8 @@ def _row(name: str, config, workdir: str, status: str, error: str = '') -> dict:
     row.update(num_params=r['num_params'], best_step=r['best_step'],
                best_val_loss=r['best_val_loss'], best_val_bpc=r['best_val_bpc'],
                test_loss=r.get('test_loss', ''), wall_s=r['elapsed_s'],
+               final_step=r['final_step'], stopped=r.get('stopped', ''),
+               train_time_s=r.get('train_time_s', ''),
                train_chars_seen=r['final_step'] * config.train.batch_size * config.train.seq_length,
                train_split_chars=r.get('train_split_chars', ''),
                final_train_loss=last.get('train_loss', ''), final_val_loss=last.get('val_loss', ''))
@@ -132,21 +146,37 @@ def run_sweep(base: ml_collections.ConfigDict, grid: Sequence[dict], sweep_dir: 
     write_csv(csv_path, [rows[n] for n, _, _ in trials if n in rows])
 
   flush()
-  ctx = multiprocessing.get_context('spawn')  # A fresh JAX per trial process.
-  with futures.ProcessPoolExecutor(max_workers=trials_at_once, mp_context=ctx) as pool:
-    running = {pool.submit(_trial_worker, config.to_json(), workdir): (name, config, workdir)
-               for name, config, workdir in pending}
-    for fut in futures.as_completed(running):
-      name, config, workdir = running[fut]
-      try:
-        fut.result()
-        rows[name] = _row(name, config, workdir, 'done')
-        logging.info('Trial %s done: best val %.4f', name, float(rows[name]['best_val_loss']))
-      except Exception as e:  # pylint: disable=broad-except
-        # One trial's failure is recorded; the others go on.
-        rows[name] = _row(name, config, workdir, 'failed', f'{type(e).__name__}: {e}')
-        logging.warning('Trial %s failed: %s', name, e)
-      flush()
+  ctx = multiprocessing.get_context('spawn')  # A fresh JAX per trial.
+  running = {}  # sentinel -> (process, connection, name, config, workdir)
+  try:
+    while pending or running:
+      while pending and len(running) < trials_at_once:
+        name, config, workdir = pending.pop(0)
+        parent, child = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_trial_worker, args=(config.to_json(), workdir, child),
+                           name=f'trial {name}')
+        proc.start()
+        child.close()
+        running[proc.sentinel] = (proc, parent, name, config, workdir)
+      for sentinel in multiprocessing.connection.wait(list(running)):
+        proc, conn, name, config, workdir = running.pop(sentinel)
+        proc.join()
+        try:
+          status, cause = conn.recv() if conn.poll() else ('failed', _exit_cause(proc.exitcode))
+        except EOFError:  # Died without a word: a signal or a crash.
+          status, cause = 'failed', _exit_cause(proc.exitcode)
+        conn.close()
+        rows[name] = _row(name, config, workdir, status, cause)
+        if status == 'done':
+          logging.info('Trial %s done: best val %.4f', name, float(rows[name]['best_val_loss']))
+        else:
+          logging.warning('Trial %s failed: %s', name, cause)
+        flush()
+  finally:
+    for proc, *_ in running.values():  # Interrupted: each trial saves and stops.
+      proc.terminate()
+    for proc, *_ in running.values():
+      proc.join()
   return [rows[n] for n, _, _ in trials]
 
 

@@ -45,3 +45,31 @@ def test_sweep_resumes_and_isolates_failures(tmp_path):
   text = open(report).read()
   assert 'hidden_size-12' in text and 'Failed trials' in text
   assert os.path.exists(os.path.join(d, 'plots', 'loss_vs_num_params.png'))
+
+
+def test_a_trial_killed_by_a_signal_is_recorded_and_the_others_go_on(tmp_path):
+  import multiprocessing
+  import signal
+  import threading
+  import time
+  base = tiny.get_config()
+  base.eval.sample_length = 0
+  base.eval.eval_every = 50
+  grid = [{'train.num_steps': 3000}, {'train.num_steps': 6}]
+  d = str(tmp_path / 'sweep')
+  out = {}
+  thread = threading.Thread(target=lambda: out.update(rows=sweep.run_sweep(base, grid, d, 2)))
+  thread.start()
+  metrics = os.path.join(d, 'trials', 'num_steps-3000', 'metrics.jsonl')
+  deadline = time.time() + 120
+  while not os.path.exists(metrics) and time.time() < deadline:
+    time.sleep(0.1)
+  [victim] = [p for p in multiprocessing.active_children() if p.name == 'trial num_steps-3000']
+  os.kill(victim.pid, signal.SIGKILL)
+  thread.join(timeout=300)
+  rows = out['rows']
+  assert [r['status'] for r in rows] == ['failed', 'done']
+  assert rows[0]['error'] == 'killed by SIGKILL'
+  # Run again: the killed trial resumes from its checkpoint and finishes.
+  rows = sweep.run_sweep(base, [grid[0]], d)
+  assert rows[0]['status'] == 'done' and int(rows[0]['final_step']) == 3000
