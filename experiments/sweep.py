@@ -1,12 +1,14 @@
 """Runs a sweep (many training runs over a grid) and writes <sweep_dir>/report.md.
 
-The config says which field is swept and over which values; run the same
-command again to resume (finished trials are skipped, failed ones retried).
+The config says what is swept: one field over a list of values, the cell x depth x
+budget comparison of the 2015 paper (`sweep.kind='paper_table'`) or a joint grid
+over model size and data (`sweep.kind='joint'`). Run the same command again to
+resume (finished trials are skipped, interrupted ones resumed, failed ones retried).
 
   python experiments/sweep.py --config=configs/sweeps/shakespeare_hidden.py:cpu --sweep_dir=runs/sweep_hidden
-  python experiments/sweep.py --config=configs/sweeps/shakespeare_data.py:cpu --sweep_dir=runs/sweep_data
+  python experiments/sweep.py --config=configs/sweeps/paper_table.py:cpu --sweep_dir=runs/paper_table
 
-Logic: rnnlm/sweep.py.
+Logic: rnnlm/sweep.py and rnnlm/scale_runs.py.
 """
 
 import sys
@@ -14,7 +16,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from rnnlm import sweep
+from rnnlm import scale_runs, sweep
 from rnnlm.errors import report_user_errors
 
 _SWEEP_DIR = flags.DEFINE_string('sweep_dir', None, 'Directory of the sweep (resumed if it holds one).')
@@ -25,8 +27,11 @@ flags.mark_flags_as_required(['sweep_dir', 'config'])
 @report_user_errors
 def main(argv):
   del argv
-  path = sweep.run_from_config(flags.FLAGS.config, _SWEEP_DIR.value,
-                               command='python ' + ' '.join(sys.argv))
+  config, command = flags.FLAGS.config, 'python ' + ' '.join(sys.argv)
+  if config.sweep.get('kind', 'field') == 'field':
+    path = sweep.run_from_config(config, _SWEEP_DIR.value, command)
+  else:
+    path = scale_runs.run_from_config(config, _SWEEP_DIR.value, command)
   print(f'report: {path}')
 
 

@@ -124,3 +124,20 @@ def bracket_figure(rows: Sequence[dict], out_path: str) -> str:
   ax.set_xscale('log')
   _axes_done(ax, 'distance to the opening bracket (characters)', 'mean P(model) - P(n-gram)')
   return _save(plt, fig, out_path)
+
+
+def paper_figure(rows: Sequence[dict], out_path: str) -> str:
+  """Test loss against parameters: a colour per cell, a line per depth."""
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6.5, 4.2))
+  colours = {'rnn': 'tab:red', 'lstm': 'tab:blue', 'gru': 'tab:green'}
+  styles = {1: ':', 2: '-', 3: '--'}
+  groups = sorted({(r['cell'], int(r['num_layers'])) for r in rows})
+  for cell, layers in groups:
+    pts = sorted((int(r['num_params']), float(r['test_loss'])) for r in rows
+                 if r['cell'] == cell and int(r['num_layers']) == layers)
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], 'o', ls=styles.get(layers, '-.'),
+            color=colours.get(cell), label=f'{cell.upper()} x{layers}')
+  ax.set_xscale('log')
+  _axes_done(ax, 'parameters', 'test loss (nats/char)')
+  return _save(plt, fig, out_path)

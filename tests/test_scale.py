@@ -1,0 +1,91 @@
+import json
+import os
+
+import pytest
+
+from configs import tiny
+from configs.sweeps import paper_table
+from rnnlm import scale_runs, scaling, sweep
+
+
+@pytest.mark.parametrize('cell,gates', [('rnn', 1), ('lstm', 4), ('gru', 3)])
+def test_num_params_matches_a_hand_count(cell, gates):
+  v, h = 11, 7
+  # Per layer: W_x [in, G h], W_h [h, G h], b [G h] (GRU: and b_hn [h]); head [h, v] + [v].
+  per_layer = lambda i: gates * h * (i + h + 1) + (h if cell == 'gru' else 0)
+  want = per_layer(v) + per_layer(h) + per_layer(h) + h * v + v
+  assert scaling.num_params(cell, 3, h, v) == want
+  # With an embedding of width 5: its table [v, 5], and the first layer reads 5 wide.
+  assert scaling.num_params(cell, 1, h, v, embed_dim=5) == v * 5 + per_layer(5) + h * v + v
+
+
+def test_hidden_for_budget_is_the_closest_count():
+  for cell in ('rnn', 'lstm', 'gru'):
+    for layers in (1, 2, 3):
+      for budget in (5_000, 50_000, 200_000):
+        h = scaling.hidden_for_budget(cell, layers, 65, budget)
+        gap = abs(scaling.num_params(cell, layers, h, 65) - budget)
+        for other in (h - 1, h + 1):
+          assert gap <= abs(scaling.num_params(cell, layers, other, 65) - budget)
+        h16 = scaling.hidden_for_budget(cell, layers, 65, budget, multiple_of=16)
+        assert h16 % 16 == 0 and abs(h16 - h) <= 16
+
+
+def _tiny_paper_config():
+  config = paper_table.get_config('cpu')
+  config.base = tiny.get_config()
+  config.base.train.num_steps = 4
+  config.base.eval.eval_every = 2
+  config.base.eval.sample_length = 0
+  s = config.sweep
+  s.cells, s.layers, s.budgets = ('rnn', 'lstm'), (1,), (3_000, 6_000)
+  s.learning_rates, s.seed_budget, s.extra_seeds = (3e-3, 1e-2), 3_000, (1,)
+  s.trials_at_once = 2
+  return config
+
+
+def test_paper_table_runs_chooses_rates_and_reports(tmp_path):
+  d = str(tmp_path / 'pt')
+  path = scale_runs.run_paper_table(_tiny_paper_config(), d, command='test')
+  rows = sweep.read_csv(os.path.join(d, 'results.csv'))
+  assert len(rows) == 2 * 1 * 2 * 2 + 2 and all(r['status'] == 'done' for r in rows)
+  budgets = json.load(open(os.path.join(d, 'budgets.json')))
+  # Each (cell, depth, budget) is trained at both rates; the table shows the one
+  # with the lower validation loss, and the extra seed reuses that rate.
+  for cell in ('rnn', 'lstm'):
+    for layers in (1,):
+      mine = [r for r in rows if r['cell'] == cell and int(r['num_layers']) == layers
+              and budgets[r['name']] == 3_000]
+      first = [r for r in mine if r['seed'] == '0']
+      best = min(first, key=lambda r: float(r['best_val_loss']))
+      [again] = [r for r in mine if r['seed'] == '1']
+      assert again['learning_rate'] == best['learning_rate']
+      assert again['hidden_size'] == best['hidden_size']
+      text = open(path).read()
+      name = {'rnn': 'RNN', 'lstm': 'LSTM'}[cell]
+      line = next(l for l in text.splitlines()
+                  if l.startswith(f'| {name}, {layers} layer'))
+      assert f'{float(best["test_loss"]):.4g}' in line
+  assert '## The findings of the paper, checked' in text and 'Spread over seeds' in text
+  assert os.path.exists(os.path.join(d, 'plots', 'loss_vs_params_by_cell.png'))
+
+
+def test_findings_on_a_hand_made_table():
+  t = {}
+  for b, scale in ((1, 1.0), (2, 0.9)):
+    for l, depth in ((1, 0.0), (2, -0.1), (3, -0.1)):
+      t[('rnn', l, b)] = 2.0 * scale + depth
+      t[('lstm', l, b)] = 1.5 * scale + depth
+      t[('gru', l, b)] = 1.52 * scale + depth
+  t[('lstm', 3, 2)] -= 0.05  # One third layer helps; the others tie.
+  f = {claim: (verdict, evidence) for claim, verdict, evidence in
+       scale_runs.findings(t, ('rnn', 'lstm', 'gru'), (1, 2, 3), (1, 2), noise=0.01)}
+  assert f['LSTM and GRU are far better than the vanilla RNN'][0] == 'held'
+  assert f['2 layers are better than 1'][0] == 'held'
+  assert f['a third layer gives mixed results'][0] == 'held (mixed)'
+  assert 'better in 1 of 6' in f['a third layer gives mixed results'][1]
+  assert f['LSTM and GRU are close to each other'][0] == 'held'
+  t[('gru', 1, 1)] = 2.5  # GRU worse than the RNN once.
+  f = {c: v for c, v, _ in scale_runs.findings(t, ('rnn', 'lstm', 'gru'), (1, 2, 3), (1, 2),
+                                                noise=0.01)}
+  assert f['LSTM and GRU are far better than the vanilla RNN'] == 'not held'
