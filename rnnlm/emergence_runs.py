@@ -23,7 +23,7 @@ from rnnlm import train
 from rnnlm.errors import UserError
 
 
-class _Reference:
+class Reference:
   """What the measures compare a sample with: the training text's words and its
   n-gram model, and the corpus's own value of each measure on held-out text of
   the samples' length (the baseline row of a report)."""
@@ -73,7 +73,7 @@ def run_emergence(config: ml_collections.ConfigDict, workdir: str, command: str 
   """
   e = config.emergence
   _check_kind(e)
-  ref = _Reference(config.data, e)
+  ref = Reference(config.data, e)
   os.makedirs(os.path.join(workdir, 'emergence'), exist_ok=True)
   records_path = os.path.join(workdir, 'emergence.jsonl')
   sample_path = lambda step: os.path.join(workdir, 'emergence', f'step_{step:06d}.txt')
@@ -127,7 +127,7 @@ def measure_sweep(sweep_dir: str, emergence_config, data_config, command: str = 
   trials_dir = os.path.join(sweep_dir, 'trials')
   if not os.path.isdir(trials_dir):
     raise UserError(f'{sweep_dir} holds no sweep (no trials/); run experiments/sweep.py first')
-  ref = _Reference(data_config, e)
+  ref = Reference(data_config, e)
   rows = []
   for name in sorted(os.listdir(trials_dir)):
     workdir = os.path.join(trials_dir, name)

@@ -141,3 +141,78 @@ def paper_figure(rows: Sequence[dict], out_path: str) -> str:
   ax.set_xscale('log')
   _axes_done(ax, 'parameters', 'test loss (nats/char)')
   return _save(plt, fig, out_path)
+
+
+def joint_loss_figure(loss: dict, fit: dict | None, out_path: str) -> str:
+  """Two panels: loss against N, a line per data size D, and against D, a line per
+  N; the fitted law dashed in the same colour. `loss` is {(N, D): loss}."""
+  from rnnlm import scaling
+  plt = _plt()
+  ns = sorted({n for n, _ in loss})
+  ds = sorted({d for _, d in loss})
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+  cmap = plt.get_cmap('viridis')
+  for ax, (outer, inner, xlabel, key) in zip(axes, (
+      (ds, ns, 'parameters N', lambda o, i: (i, o)),
+      (ns, ds, 'training characters D', lambda o, i: (o, i)))):
+    for j, o in enumerate(outer):
+      colour = cmap(j / max(len(outer) - 1, 1))
+      xs = [i for i in inner if key(o, i) in loss]
+      ax.plot(xs, [loss[key(o, i)] for i in xs], 'o-', color=colour,
+              label=f'{"D" if xlabel.startswith("param") else "N"} = {o:,}')
+      if fit is not None and xs:
+        grid = np.geomspace(min(inner), max(inner), 60)
+        nn, dd = (grid, np.full_like(grid, o)) if xlabel.startswith('param') else (
+            np.full_like(grid, o), grid)
+        ax.plot(grid, scaling.predict(fit, nn, dd), '--', color=colour, alpha=0.7)
+    ax.set_xscale('log')
+    _axes_done(ax, xlabel, 'best validation loss (nats/char)')
+  if fit is not None:
+    fig.suptitle(f'dashed: the {fit["law"]} law fitted to all points', fontsize=10)
+  return _save(plt, fig, out_path)
+
+
+def heat_map(values: dict, ns: Sequence[int], ds: Sequence[int], title: str,
+             out_path: str) -> str:
+  """A map over (N rows, D columns) of {(N, D): (mean, low, high)}, each cell
+  annotated with its mean (and range where there is one)."""
+  plt = _plt()
+  grid = np.full((len(ns), len(ds)), np.nan)
+  for i, n in enumerate(ns):
+    for j, d in enumerate(ds):
+      if (n, d) in values:
+        grid[i, j] = values[(n, d)][0]
+  fig, ax = plt.subplots(figsize=(1.3 * len(ds) + 2, 0.8 * len(ns) + 1.6))
+  im = ax.imshow(grid, origin='lower', aspect='auto', cmap='viridis')
+  for (n, d), (mean, low, high) in values.items():
+    i, j = ns.index(n), ds.index(d)
+    text = f'{mean:.3g}' if low is None or high == low else f'{mean:.3g}\n[{low:.3g},{high:.3g}]'
+    ax.text(j, i, text, ha='center', va='center', fontsize=7, color='w')
+  ax.set_xticks(range(len(ds)), [f'{d:.2g}' for d in ds])
+  ax.set_yticks(range(len(ns)), [f'{n:.2g}' for n in ns])
+  ax.set_xlabel('training characters D')
+  ax.set_ylabel('parameters N')
+  ax.set_title(title, fontsize=10)
+  fig.colorbar(im, ax=ax)
+  return _save(plt, fig, out_path)
+
+
+def frontier_figure(curves: Sequence[dict], front: Sequence[tuple], out_path: str) -> str:
+  """Validation loss against training FLOPs for every trial (coloured by N), and the
+  compute frontier."""
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6.5, 4.2))
+  ns = sorted({c['num_params'] for c in curves})
+  cmap = plt.get_cmap('viridis')
+  labelled = set()
+  for c in curves:
+    colour = cmap(ns.index(c['num_params']) / max(len(ns) - 1, 1))
+    label = None if c['num_params'] in labelled else f"N = {c['num_params']:,}"
+    labelled.add(c['num_params'])
+    ax.plot([p[0] for p in c['points']], [p[1] for p in c['points']], '-', color=colour,
+            alpha=0.6, lw=1, label=label)
+  if front:
+    ax.plot([p[0] for p in front], [p[1] for p in front], 'k-', lw=2, label='frontier')
+  ax.set_xscale('log')
+  _axes_done(ax, 'training FLOPs (6 N x characters)', 'validation loss (nats/char)')
+  return _save(plt, fig, out_path)

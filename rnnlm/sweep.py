@@ -40,7 +40,8 @@ COLUMNS = ('name', 'cell', 'hidden_size', 'num_layers', 'learning_rate', 'seed',
 
 def trial_name(overrides: dict) -> str:
   """'hidden_size=256,train_fraction=0.1' -> 'hidden_size-256_train_fraction-0.1'."""
-  return '_'.join(f'{k.split(".")[-1]}-{v}' for k, v in overrides.items()) or 'base'
+  fmt = lambda v: f'{v:.4g}' if isinstance(v, float) else str(v)
+  return '_'.join(f'{k.split(".")[-1]}-{fmt(v)}' for k, v in overrides.items()) or 'base'
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict

@@ -1,6 +1,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from configs import tiny
@@ -89,3 +90,74 @@ def test_findings_on_a_hand_made_table():
   f = {c: v for c, v, _ in scale_runs.findings(t, ('rnn', 'lstm', 'gru'), (1, 2, 3), (1, 2),
                                                 noise=0.01)}
   assert f['LSTM and GRU are far better than the vanilla RNN'] == 'not held'
+
+
+def test_joint_law_fits_recover_known_constants():
+  n = np.repeat(np.geomspace(3e4, 3e6, 5), 5)
+  d = np.tile(np.geomspace(1e5, 1e7, 5), 5)
+  truth = {'chinchilla': ([1.2, np.log(30.0), np.log(200.0), 0.35, 0.4],
+                          {'E': 1.2, 'A': 30.0, 'B': 200.0, 'a': 0.35, 'b': 0.4}),
+           'kaplan': ([np.log(2e4), np.log(5e3), 0.3, 0.25],
+                      {'N_c': 2e4, 'D_c': 5e3, 'a_N': 0.3, 'a_D': 0.25})}
+  for law, (x, named) in truth.items():
+    loss = scaling.LAWS[law][0](x, n, d)
+    fit = scaling.fit_law(law, n, d, loss)
+    for k, v in named.items():
+      assert fit['params'][k] == pytest.approx(v, rel=1e-3), (law, k)
+    # With noise, the 95% bootstrap intervals hold the truth in most of 6 draws.
+    covered = 0
+    for seed in range(6):
+      noisy = loss + np.random.default_rng(seed).normal(0, 0.003, len(loss))
+      fit = scaling.fit_law(law, n, d, noisy)
+      intervals = scaling.bootstrap(law, n, d, noisy, fit, resamples=40, seed=seed)
+      keys = ('a', 'b', 'E') if law == 'chinchilla' else ('a_N', 'a_D')
+      covered += all(intervals[k][0] <= named[k] <= intervals[k][1] for k in keys)
+    assert covered >= 4, (law, covered)
+  # Each law fits its own data better than the other's, out of sample.
+  loss = scaling.chinchilla(truth['chinchilla'][0], n, d)
+  both = scaling.fit_joint(n, d, loss, resamples=10)
+  assert both['better'] == 'chinchilla' and both['chinchilla']['loo_rmse'] < 1e-6
+
+
+def test_frontier_is_the_lower_envelope():
+  pts = [(1, 3.0), (2, 2.5), (3, 2.7), (4, 2.0), (5, 2.1), (6, 1.9)]
+  assert scaling.frontier(pts) == [(1, 3.0), (2, 2.5), (4, 2.0), (6, 1.9)]
+  assert scaling.training_flops(1000, 50) == 6 * 1000 * 50
+
+
+def test_joint_grid_runs_and_reports_with_emergence_maps(tmp_path):
+  from configs.sweeps import shakespeare_joint
+  config = shakespeare_joint.get_config('cpu')
+  config.base = tiny.get_config()
+  config.base.train.num_steps = 6
+  config.base.eval.eval_every = 2
+  config.base.eval.sample_length = 0
+  config.base.train.early_stopping_patience = 1
+  config.sweep.hidden_sizes = (8, 16, 24)
+  config.sweep.train_fractions = (0.25, 0.5, 1.0)
+  config.sweep.trials_at_once = 2
+  config.sweep.bootstrap = 5
+  config.emergence.sample_length = 200
+  config.emergence.reference_chars = 5000
+  config.emergence.seeds = (0, 1)
+  d = str(tmp_path / 'joint')
+  path = scale_runs.run_joint(config, d, command='test')
+  text = open(path).read()
+  rows = sweep.read_csv(os.path.join(d, 'results.csv'))
+  assert len(rows) == 9 and all(r['status'] == 'done' for r in rows)
+  for law in ('kaplan', 'chinchilla'):
+    assert law in json.load(open(os.path.join(d, 'fits.json')))
+  assert '## Joint laws' in text and 'leave-one-out' in text and '## What emerges where' in text
+  samples = sweep.read_csv(os.path.join(d, 'emergence_grid.csv'))
+  assert len(samples) == 9 * 2
+  # The map's cell is the mean over the two samples of that trial, with their range.
+  one = [float(r['word_validity']) for r in samples if r['name'] == rows[0]['name']]
+  summ = scale_runs.emergence_summary(samples, 'word_validity')
+  key = (int(rows[0]['num_params']), int(rows[0]['train_split_chars']))
+  assert summ[key] == pytest.approx((np.mean(one), min(one), max(one)))
+  for name in ('loss_vs_N_and_D', 'overfitting', 'compute_frontier', 'emergence_word_validity'):
+    assert os.path.exists(os.path.join(d, 'plots', name + '.png')), name
+  # Run again: nothing retrained, nothing resampled.
+  mtime = os.path.getmtime(os.path.join(d, 'emergence_grid.csv'))
+  scale_runs.measure_grid(d, config.emergence, config.base.data)
+  assert os.path.getmtime(os.path.join(d, 'emergence_grid.csv')) == mtime
