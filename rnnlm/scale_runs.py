@@ -197,6 +197,12 @@ def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = ''
                    r['best_val_loss'], r['test_loss']])
   lines += report.table(['budget', 'cell', 'layers', 'hidden', 'parameters', 'lr', 'best step',
                          'last step', 'stopped by', 'val loss', 'test loss'], detail, 4)
+  rates = sorted(s.learning_rates)
+  for edge, word in ((rates[-1], 'largest'), (rates[0], 'smallest')):
+    at_edge = sum(float(r['learning_rate']) == edge for r in chosen.values())
+    if len(rates) > 1 and at_edge:
+      lines += ['', f'The chosen rate is the {word} of the grid ({edge:g}) for {at_edge} of'
+                f' {len(chosen)} models: a rate beyond it might do better.']
   lines += ['', '## The findings of the paper, checked', '',
             f'Differences under {noise:.3f} nats (the mean difference between two seeds,'
             ' below) are counted as ties.', '']
