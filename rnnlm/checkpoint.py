@@ -73,6 +73,10 @@ class Checkpointer:
                       ' use the config the run was trained with') from e
     return restored['state'], restored['meta']
 
+  def restore_meta(self, step: int) -> dict:
+    """The JSON metadata of `step` alone."""
+    return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
+
   def restore_params(self, step: int, target: Any) -> Any:
     """Restores only `state['params']` of `step` (no optimizer state is read)."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)

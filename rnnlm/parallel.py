@@ -1,17 +1,18 @@
 """Devices and hosts: one `data` mesh axis over every device of every process.
 
 Parameters and optimizer state are replicated; batches and the recurrent carry
-are split along their batch axis. The same code runs on one CPU, several GPUs,
-a TPU slice, or several hosts after `jax.distributed.initialize()`.
+are split along their batch axis. A batch that the devices cannot split evenly is
+padded with rows whose targets are masked out, so any batch size runs on any
+number of devices with the same loss and gradients. The same code runs on one
+CPU, several GPUs, a TPU slice, or several hosts after `jax.distributed.initialize()`.
 """
 
 from __future__ import annotations
 
 import jax
 import numpy as np
+from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-
-from rnnlm.errors import UserError
 
 DATA_AXIS = 'data'
 
@@ -29,11 +30,30 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def check_batch_size(batch_size: int, mesh: Mesh, what: str = 'train.batch_size') -> None:
+def padded_rows(batch_size: int, mesh: Mesh) -> int:
+  """`batch_size` rounded up to a multiple of the device count."""
   n = mesh.devices.size
-  if batch_size % n:
-    raise UserError(f'{what}={batch_size} does not divide over {n} devices;'
-                    f' use a multiple of {n}')
+  return -(-batch_size // n) * n
+
+
+def note_padding(batch_size: int, mesh: Mesh, what: str = 'train.batch_size') -> None:
+  """Logs the cost of a batch that the devices cannot split evenly."""
+  rows = padded_rows(batch_size, mesh)
+  if rows != batch_size:
+    n = mesh.devices.size
+    logging.warning(
+        '%s=%d does not divide over %d devices: each batch is padded to %d rows, %d of them'
+        ' masked out (the loss and gradients are those of the %d real rows; %.0f%% of the'
+        ' compute is padding: a multiple of %d such as %d or %d avoids it)', what, batch_size,
+        n, rows, rows - batch_size, batch_size, 100 * (rows - batch_size) / rows, n,
+        max(n, rows - n), rows)
+
+
+def pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
+  """x [batch, ...] with zero rows appended up to `rows`."""
+  if x.shape[0] == rows:
+    return x
+  return np.concatenate([x, np.zeros((rows - x.shape[0],) + x.shape[1:], x.dtype)])
 
 
 def shard_batch(x: np.ndarray, mesh: Mesh) -> jax.Array:

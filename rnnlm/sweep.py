@@ -23,6 +23,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import threading
 from typing import Sequence
 
 import ml_collections
@@ -30,7 +31,7 @@ import numpy as np
 from absl import logging
 
 from rnnlm import report
-from rnnlm.errors import UserError
+from rnnlm.errors import Interrupted, UserError
 
 COLUMNS = ('name', 'cell', 'hidden_size', 'num_layers', 'learning_rate', 'seed',
            'train_fraction', 'num_params', 'train_split_chars', 'train_chars_seen', 'best_step',
@@ -72,6 +73,11 @@ def _trial_worker(config_json: str, workdir: str, conn) -> None:
   except BaseException as e:  # pylint: disable=broad-except
     conn.send(('failed', f'{type(e).__name__}: {e}'))
     raise SystemExit(1) from None
+
+
+def _terminate(signum, frame):  # pylint: disable=unused-argument
+  raise Interrupted('SIGTERM: the sweep stopped; its running trials saved checkpoints.'
+                    ' Run the same command to resume', signum)
 
 
 def _exit_cause(exitcode: int | None) -> str:
@@ -149,6 +155,11 @@ def run_sweep(base: ml_collections.ConfigDict, grid: Sequence[dict], sweep_dir: 
   flush()
   ctx = multiprocessing.get_context('spawn')  # A fresh JAX per trial.
   running = {}  # sentinel -> (process, connection, name, config, workdir)
+  previous = None
+  if threading.current_thread() is threading.main_thread():
+    # SIGTERM to the sweep (a cluster's preemption) stops it as Ctrl-C does: each
+    # running trial is sent SIGTERM, saves a checkpoint and exits; none is orphaned.
+    previous = signal.signal(signal.SIGTERM, _terminate)
   try:
     while pending or running:
       while pending and len(running) < trials_at_once:
@@ -178,6 +189,8 @@ def run_sweep(base: ml_collections.ConfigDict, grid: Sequence[dict], sweep_dir: 
       proc.terminate()
     for proc, *_ in running.values():
       proc.join()
+    if previous is not None:
+      signal.signal(signal.SIGTERM, previous)
   return [rows[n] for n, _, _ in trials]
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from absl import logging
 from flax import nnx
@@ -103,7 +104,8 @@ def create_train_state(config: ml_collections.ConfigDict, vocab_size: int,
       'rng': jax.random.key_data(jax.random.key(config.seed + 1)),
   }
   state = parallel.replicate(state, mesh)
-  state['carry'] = parallel.shard_carry(model.initial_carry(t.batch_size), mesh)
+  rows = parallel.padded_rows(t.batch_size, mesh)
+  state['carry'] = parallel.shard_carry(model.initial_carry(rows), mesh)
   return model, graphdef, optimizer, state
 
 
@@ -163,10 +165,29 @@ def compile_steps(graphdef, optimizer):
 
 
 def _device_batch(b: data.Batch, mesh) -> dict:
-  return {'inputs': parallel.shard_batch(b.inputs, mesh),
-          'targets': parallel.shard_batch(b.targets, mesh),
-          'mask': parallel.shard_batch(b.mask, mesh),
+  """A host batch split over the mesh, padded with masked rows to divide evenly."""
+  rows = parallel.padded_rows(b.inputs.shape[0], mesh)
+  put = lambda x: parallel.shard_batch(parallel.pad_rows(x, rows), mesh)
+  return {'inputs': put(b.inputs), 'targets': put(b.targets), 'mask': put(b.mask),
           'reset': jnp.float32(b.reset)}
+
+
+def _restore(ckpt, step: int, state: dict, batch_size: int, mesh) -> tuple[dict, dict]:
+  """Restores the train state of `step` into `state`'s shapes and shardings. A run
+  saved on another number of devices may have another count of padding rows in its
+  carry: the real rows are kept and the padding made again."""
+  rows = jax.tree.leaves(state['carry'])[0].shape[0]
+  saved_rows = int(ckpt.restore_meta(step).get('carry_rows', batch_size))
+  if saved_rows == rows:
+    return ckpt.restore(step, state)
+  as_saved = jax.tree.map(lambda c: jnp.zeros((saved_rows,) + c.shape[1:], c.dtype),
+                          state['carry'])
+  restored, meta = ckpt.restore(step, dict(state, carry=parallel.replicate(as_saved, mesh)))
+  # Replicated: every process holds the whole carry on each of its devices.
+  carry = jax.tree.map(
+      lambda c: parallel.pad_rows(np.asarray(c.addressable_data(0))[:batch_size], rows),
+      restored['carry'])
+  return dict(restored, carry=parallel.shard_carry(carry, mesh)), meta
 
 
 def evaluate(eval_fn, params, stream: data.BatchStream, zero_carry, mesh) -> dict:
@@ -461,8 +482,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   check_vocab_compatible(workdir, splits.vocab)
   mesh = parallel.make_mesh(devices)
   t, e = config.train, config.eval
-  parallel.check_batch_size(t.batch_size, mesh)
-  parallel.check_batch_size(e.batch_size, mesh, 'eval.batch_size')
+  parallel.note_padding(t.batch_size, mesh)
+  parallel.note_padding(e.batch_size, mesh, 'eval.batch_size')
   is_chief = jax.process_index() == 0
   steps_per_epoch = len(splits.train)
   num_steps = t.num_steps or int(t.num_epochs * steps_per_epoch)
@@ -470,7 +491,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   model, graphdef, optimizer, state = create_train_state(config, len(splits.vocab),
                                                          steps_per_epoch, num_steps, mesh)
   train_fn, eval_fn = compile_steps(graphdef, optimizer)
-  eval_carry = parallel.shard_carry(model.initial_carry(e.batch_size), mesh)
+  eval_carry = parallel.shard_carry(
+      model.initial_carry(parallel.padded_rows(e.batch_size, mesh)), mesh)
   logging.info('Model %s: %d parameters; %d steps (%.2f epochs of %d windows), %d devices',
                config.model.cell, count_params(model), num_steps, num_steps / steps_per_epoch,
                steps_per_epoch, mesh.devices.size)
@@ -490,12 +512,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           ' --config.train.learning_rate (it resumes from there), or start a new --workdir')
     ckpt.save(step, state, {'step': step, 'data': splits.train.state_dict(),
                             'elapsed_s': elapsed(), 'train_time_s': clock.seconds(),
-                            'stopping': stopping.state_dict(), 'val_loss': val_loss}, val_loss)
+                            'stopping': stopping.state_dict(), 'val_loss': val_loss,
+                            'carry_rows': parallel.padded_rows(t.batch_size, mesh)}, val_loss)
 
   interval = _Interval(t.batch_size * t.seq_length)
   try:
     if ckpt.latest_step() is not None:
-      state, meta = ckpt.restore(ckpt.latest_step(), state)
+      state, meta = _restore(ckpt, ckpt.latest_step(), state, t.batch_size, mesh)
       splits.train.load_state_dict(meta['data'])
       step, elapsed_before = int(meta['step']), float(meta['elapsed_s'])
       # Runs saved before training time and early stopping were recorded count all time.

@@ -73,3 +73,49 @@ def test_a_trial_killed_by_a_signal_is_recorded_and_the_others_go_on(tmp_path):
   # Run again: the killed trial resumes from its checkpoint and finishes.
   rows = sweep.run_sweep(base, [grid[0]], d)
   assert rows[0]['status'] == 'done' and int(rows[0]['final_step']) == 3000
+
+
+SWEEP_SCRIPT = r'''
+import sys
+from absl import logging
+from configs import tiny
+from rnnlm import sweep
+from rnnlm.errors import Interrupted
+base = tiny.get_config()
+base.eval.sample_length, base.eval.eval_every, base.train.num_steps = 0, 50, 100000
+try:
+  sweep.run_sweep(base, [{'model.hidden_size': 8}], sys.argv[1])
+except Interrupted as e:
+  print(e, file=sys.stderr)
+  sys.exit(128 + e.signum)
+'''
+
+
+def test_sigterm_to_a_sweep_stops_its_trials_with_checkpoints(tmp_path):
+  import signal
+  import subprocess
+  import sys
+  import time
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  d = str(tmp_path / 'sweep')
+  proc = subprocess.Popen([sys.executable, '-c', SWEEP_SCRIPT, d], cwd=root,
+                          env=dict(os.environ, XLA_FLAGS='', PYTHONPATH=root),
+                          stderr=subprocess.PIPE, text=True)
+  metrics = os.path.join(d, 'trials', 'hidden_size-8', 'metrics.jsonl')
+  deadline = time.time() + 120
+  while not os.path.exists(metrics) and time.time() < deadline:
+    time.sleep(0.1)
+  children = subprocess.run(['ps', '-o', 'pid=', '--ppid', str(proc.pid)], capture_output=True,
+                            text=True).stdout.split()
+  trial = [int(p) for p in children
+           if 'spawn_main' in open(f'/proc/{p}/cmdline').read() and
+           'resource_tracker' not in open(f'/proc/{p}/cmdline').read()]
+  assert len(trial) == 1, children
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+  assert 'SIGTERM: the sweep stopped' in err
+  assert not os.path.exists(f'/proc/{trial[0]}'), 'the trial process outlived the sweep'
+  from rnnlm import checkpoint
+  step = checkpoint.Checkpointer(os.path.join(d, 'trials', 'hidden_size-8')).latest_step()
+  assert step and step >= 50  # Saved where it stopped (evaluations alone save every 50).

@@ -152,9 +152,21 @@ def test_four_devices_give_the_same_losses_as_one(tmp_path):
   assert one['test_loss'] == pytest.approx(four['test_loss'], rel=1e-5)
 
 
-def test_batch_must_divide_over_devices(tmp_path):
-  with pytest.raises(UserError, match='multiple of 4'):
-    train.train_and_evaluate(tiny_config(**{'train.batch_size': 6}), str(tmp_path / 'x'))
+def test_a_batch_that_does_not_divide_is_padded_with_the_same_losses(tmp_path):
+  # Batch 6 over 4 devices: 8 rows, 2 of them masked. Trained 10 steps on one device,
+  # then resumed on 4 (the carry's padding rows change), it matches 20 steps on one.
+  config = lambda steps: tiny_config(**{'train.batch_size': 6, 'eval.batch_size': 5,
+                                        'train.num_steps': steps, 'eval.eval_every': 5})
+  one = train.train_and_evaluate(config(20), str(tmp_path / 'one'), devices=jax.devices()[:1])
+  wd = str(tmp_path / 'mixed')
+  train.train_and_evaluate(config(10), wd, devices=jax.devices()[:1])
+  mixed = train.train_and_evaluate(config(20), wd, devices=jax.devices())
+  read = lambda d: [json.loads(l) for l in open(os.path.join(tmp_path, d, 'metrics.jsonl'))]
+  assert [r['step'] for r in read('mixed')] == [5, 10, 15, 20]
+  for a, b in zip(read('one'), read('mixed')):
+    np.testing.assert_allclose([a['train_loss'], a['val_loss']],
+                               [b['train_loss'], b['val_loss']], rtol=1e-5)
+  assert one['test_loss'] == pytest.approx(mixed['test_loss'], rel=1e-5)
 
 
 def test_resume_with_other_shape_is_refused_and_changes_nothing(tmp_path):
