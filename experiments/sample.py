@@ -2,13 +2,14 @@
 
   python experiments/sample.py --workdir=runs/shakespeare --prime="ROMEO." \
       --temperature=0.8 --length=1000 --num_samples=2
+  python experiments/sample.py --workdir=runs/linux --prime_file=kernel/fork.c --length=2000
 """
 
 import sys
 
 from absl import app, flags
 
-from rnnlm import checkpoint, sample
+from rnnlm import checkpoint, evaluation, sample
 from rnnlm.errors import report_user_errors
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
@@ -16,6 +17,8 @@ _CHECKPOINT = flags.DEFINE_enum('checkpoint', 'best', ['best', 'latest'],
                                 'Which checkpoint: lowest val loss, or the latest.')
 _STEP = flags.DEFINE_integer('step', None, 'A specific checkpointed step (overrides --checkpoint).')
 _PRIME = flags.DEFINE_string('prime', '\n', 'Text to start from (run through the model first).')
+_PRIME_FILE = flags.DEFINE_string('prime_file', '', 'Start from the text of this file'
+                                  ' (UTF-8) instead of --prime.')
 _LENGTH = flags.DEFINE_integer('length', 1000, 'Characters to generate per sample.')
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 1, 'Samples generated as one batch.')
 _TEMPERATURE = flags.DEFINE_float('temperature', 1.0, 'Softmax temperature (> 0).')
@@ -31,8 +34,12 @@ def main(argv):
   sample.check_sampling_args(_TEMPERATURE.value, _TOP_K.value, _TOP_P.value, _LENGTH.value,
                              _NUM_SAMPLES.value)
   model, vocab, step = checkpoint.load_model(_WORKDIR.value, _CHECKPOINT.value, _STEP.value)
+  prime = _PRIME.value
+  if _PRIME_FILE.value:  # Checked as evaluate.py checks a text: readable, in the vocabulary.
+    prime = vocab.decode(evaluation.read_text(_PRIME_FILE.value, vocab, skip_unknown=False,
+                                              fix='remove them from the file'))
   texts = sample.generate_text(
-      model, vocab, _PRIME.value, length=_LENGTH.value, num_samples=_NUM_SAMPLES.value,
+      model, vocab, prime, length=_LENGTH.value, num_samples=_NUM_SAMPLES.value,
       seed=_SEED.value, temperature=_TEMPERATURE.value, top_k=_TOP_K.value,
       top_p=_TOP_P.value, argmax=_ARGMAX.value)
   for i, text in enumerate(texts):

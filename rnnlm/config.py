@@ -46,6 +46,8 @@ def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     for field, default in (('early_stopping_patience', 0), ('time_budget_minutes', 0.0)):
       if field not in config.train:
         config.train[field] = default
+  if 'init_from' not in config:
+    config.init_from = ''
   if 'data' in config and 'max_chars' not in config.data:
     config.data.max_chars = 0
   return config

@@ -15,8 +15,9 @@ from rnnlm.errors import UserError
 from rnnlm.inside import activations
 
 
-def read_text(path: str, vocab: data.Vocab, skip_unknown: bool) -> np.ndarray:
-  """A text file as token ids of `vocab`.
+def read_text(path: str, vocab: data.Vocab, skip_unknown: bool,
+              fix: str = 'pass --skip_unknown to drop them') -> np.ndarray:
+  """A text file as token ids of `vocab`; `fix` ends the message on unknown characters.
 
   Raises:
     UserError: a missing, unreadable or empty file, or characters outside the
@@ -35,7 +36,7 @@ def read_text(path: str, vocab: data.Vocab, skip_unknown: bool) -> np.ndarray:
   if unknown and not skip_unknown:
     shown = ', '.join(map(repr, unknown[:10])) + (' ...' if len(unknown) > 10 else '')
     raise UserError(f'{path} has {len(unknown)} characters not in the model\'s vocabulary'
-                    f' ({shown}); pass --skip_unknown to drop them')
+                    f' ({shown}); {fix}')
   if unknown:
     dropped = set(unknown)
     text = ''.join(ch for ch in text if ch not in dropped)

@@ -31,6 +31,7 @@ from rnnlm import checkpoint as checkpoint_lib
 from rnnlm import config as config_lib
 from rnnlm import corpora
 from rnnlm import data
+from rnnlm import finetune
 from rnnlm import model as model_lib
 from rnnlm import parallel
 from rnnlm import sample as sample_lib
@@ -86,8 +87,12 @@ def masked_loss(logits: jax.Array, targets: jax.Array, mask: jax.Array
 
 
 def create_train_state(config: ml_collections.ConfigDict, vocab_size: int,
-                       steps_per_epoch: int, num_steps: int, mesh):
+                       steps_per_epoch: int, num_steps: int, mesh, init_params=None):
   """A fresh model and its train state, placed on the mesh.
+
+  Args:
+    init_params: if given, maps the fresh parameters (an nnx.State) to the ones to
+      start from (e.g. `finetune.transplant`), before the optimizer state is made.
 
   Returns:
     (model, graphdef, optimizer, state) where state is
@@ -96,6 +101,9 @@ def create_train_state(config: ml_collections.ConfigDict, vocab_size: int,
   t = config.train
   model = model_lib.from_config(config, vocab_size)
   graphdef, params = nnx.split(model)
+  if init_params is not None:
+    params = init_params(params)
+    nnx.update(model, params)
   optimizer = make_optimizer(t, make_schedule(t, steps_per_epoch, num_steps))
   state = {
       'params': params,
@@ -478,6 +486,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   config = config_lib.validate(config)
   workdir = os.path.abspath(workdir)
   config_lib.check_resume_compatible(workdir, config)
+  if config.init_from:
+    finetune.check_source(config)
   splits = build_data(config)
   check_vocab_compatible(workdir, splits.vocab)
   mesh = parallel.make_mesh(devices)
@@ -488,8 +498,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   steps_per_epoch = len(splits.train)
   num_steps = t.num_steps or int(t.num_epochs * steps_per_epoch)
   schedule = make_schedule(t, steps_per_epoch, num_steps)
-  model, graphdef, optimizer, state = create_train_state(config, len(splits.vocab),
-                                                         steps_per_epoch, num_steps, mesh)
+  ckpt = checkpoint_lib.Checkpointer(workdir, keep_latest=config.checkpoint.keep_latest)
+  init_params, init_record = None, {}
+  if config.init_from and ckpt.latest_step() is None:  # A resumed run has its own.
+    def init_params(params):
+      params, record = finetune.transplant(params, splits.vocab, config.init_from)
+      init_record.update(record)
+      return params
+  model, graphdef, optimizer, state = create_train_state(
+      config, len(splits.vocab), steps_per_epoch, num_steps, mesh, init_params)
   train_fn, eval_fn = compile_steps(graphdef, optimizer)
   eval_carry = parallel.shard_carry(
       model.initial_carry(parallel.padded_rows(e.batch_size, mesh)), mesh)
@@ -497,7 +514,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                config.model.cell, count_params(model), num_steps, num_steps / steps_per_epoch,
                steps_per_epoch, mesh.devices.size)
 
-  ckpt = checkpoint_lib.Checkpointer(workdir, keep_latest=config.checkpoint.keep_latest)
   files = RunFiles(workdir, is_chief)
   stopping = _Stopping(num_steps, t.early_stopping_patience, t.time_budget_minutes * 60)
   step, elapsed_before, run_start, pbar, clock = 0, 0.0, time.time(), None, _Clock()
@@ -526,6 +542,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       stopping.load_state_dict(meta.get('stopping', {}))
       logging.info('Resumed %s from step %d', workdir, step)
     files.start(config, splits.vocab, resumed_step=step if step else None)
+    if init_record and is_chief:
+      finetune.write_record(workdir, init_record)
+      logging.info('Started from %s (step %d); characters new to it: %r', config.init_from,
+                   init_record['source_step'], ''.join(init_record['new_chars']))
     run_start, start_step = time.time(), step
     pbar = tqdm(total=num_steps, initial=step, disable=None if is_chief else True,
                 unit='step', dynamic_ncols=True)

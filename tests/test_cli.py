@@ -190,3 +190,16 @@ def test_evaluate_text_file_with_per_char_losses(trained, tmp_path):
   assert proc.returncode == 0 and json.loads(proc.stdout)['text'] == 'val split'
   assert_user_error(run('evaluate.py', f'--workdir={trained}', '--text_file=/no/file'),
                     'no such text file')
+
+
+def test_sampler_prime_file(trained, tmp_path):
+  prime = tmp_path / 'prime.txt'
+  prime.write_text('KING.\nWhat say')
+  proc = run('sample.py', f'--workdir={trained}', f'--prime_file={prime}', '--length=15')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.startswith('KING.\nWhat say') and len(proc.stdout) == 14 + 15 + 1
+  assert_user_error(run('sample.py', f'--workdir={trained}', '--prime_file=/no/file'),
+                    'no such text file')
+  prime.write_text('\u20ac')
+  assert_user_error(run('sample.py', f'--workdir={trained}', f'--prime_file={prime}'),
+                    "not in the model's vocabulary", 'remove them from the file')

@@ -333,3 +333,46 @@ def test_inference_restore_reads_no_optimizer_state(tmp_path, monkeypatch):
   assert step == 4 and len(vocab) > 10
   logits, _ = model(jnp.zeros((1, 3), jnp.int32), model.initial_carry(1))
   assert logits.shape == (1, 3, len(vocab))
+
+
+def test_init_from_maps_parameters_by_character(tmp_path):
+  from rnnlm import finetune, model as model_lib
+  source = str(tmp_path / 'source')
+  train.train_and_evaluate(tiny_config(**{'train.num_steps': 4, 'eval.eval_every': 2}), source)
+  trained, old_vocab, _ = checkpoint.load_model(source, 'best')
+  old = nnx.to_pure_dict(nnx.state(trained, nnx.Param))
+  # A new corpus: some of the old characters, and two it never saw.
+  text = ''.join(old_vocab.chars[5:40]).replace('\n', '') + '\u20ac~'
+  path = tmp_path / 'new.txt'
+  path.write_text((text + '\n') * 400)
+  vocab = data.Vocab.from_text(path.read_text())
+  config = tiny_config(**{'data.name': '', 'data.path': str(path), 'init_from': source,
+                          'seed': 7})
+  fresh = nnx.state(model_lib.from_config(config, len(vocab)), nnx.Param)
+  fresh_dict = jax.tree.map(np.asarray, nnx.to_pure_dict(fresh))
+  params, record = finetune.transplant(fresh, vocab, source)
+  new = nnx.to_pure_dict(params)
+  assert record['new_chars'] == sorted({'\u20ac', '~'} - set(old_vocab.chars))
+  for i, c in enumerate(vocab.chars):
+    if c in old_vocab.chars:
+      j = old_vocab.chars.index(c)
+      np.testing.assert_array_equal(new['layers'][0]['W_x'][i], old['layers'][0]['W_x'][j])
+      np.testing.assert_array_equal(new['head']['kernel'][:, i], old['head']['kernel'][:, j])
+      assert new['head']['bias'][i] == old['head']['bias'][j]
+    else:  # A fresh row, as a new run would have it.
+      np.testing.assert_array_equal(new['layers'][0]['W_x'][i], fresh_dict['layers'][0]['W_x'][i])
+      np.testing.assert_array_equal(new['head']['kernel'][:, i], fresh_dict['head']['kernel'][:, i])
+  for name in ('W_h', 'b'):
+    np.testing.assert_array_equal(new['layers'][1][name], old['layers'][1][name])
+  # Through the train loop: it runs and records the mapping.
+  wd = tmp_path / 'tuned'
+  train.train_and_evaluate(tiny_config(**{'data.name': '', 'data.path': str(path),
+                                          'init_from': source, 'train.num_steps': 2,
+                                          'eval.eval_every': 2}), str(wd))
+  saved = json.loads((wd / 'init_from.json').read_text())
+  assert saved['source'] == source and saved['new_chars'] == record['new_chars']
+  # A model of another shape is refused before anything is written.
+  with pytest.raises(UserError, match='model.hidden_size=32'):
+    train.train_and_evaluate(tiny_config(**{'init_from': source, 'model.hidden_size': 48}),
+                             str(tmp_path / 'bad'))
+  assert not (tmp_path / 'bad').exists()
