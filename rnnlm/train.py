@@ -499,14 +499,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   num_steps = t.num_steps or int(t.num_epochs * steps_per_epoch)
   schedule = make_schedule(t, steps_per_epoch, num_steps)
   ckpt = checkpoint_lib.Checkpointer(workdir, keep_latest=config.checkpoint.keep_latest)
-  init_params, init_record = None, {}
-  if config.init_from and ckpt.latest_step() is None:  # A resumed run has its own.
-    def init_params(params):
-      params, record = finetune.transplant(params, splits.vocab, config.init_from)
-      init_record.update(record)
-      return params
+  init_record = {}
+
+  def transplant(params):
+    params, record = finetune.transplant(params, splits.vocab, config.init_from)
+    init_record.update(record)
+    return params
+
+  fine_tune = config.init_from and ckpt.latest_step() is None  # A resumed run has its own.
   model, graphdef, optimizer, state = create_train_state(
-      config, len(splits.vocab), steps_per_epoch, num_steps, mesh, init_params)
+      config, len(splits.vocab), steps_per_epoch, num_steps, mesh,
+      transplant if fine_tune else None)
   train_fn, eval_fn = compile_steps(graphdef, optimizer)
   eval_carry = parallel.shard_carry(
       model.initial_carry(parallel.padded_rows(e.batch_size, mesh)), mesh)
