@@ -22,6 +22,11 @@ _COORDINATOR = flags.DEFINE_string('coordinator_address', '',
                                    'host:port of process 0, for a multi-process (multi-host) run.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', 1, 'Processes in a multi-process run.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', 0, "This process's index in a multi-process run.")
+_DISTRIBUTED = flags.DEFINE_enum(
+    'distributed', 'auto', ['auto', 'on', 'off'],
+    'Without --coordinator_address: auto joins a multi-process job when a launcher'
+    ' (srun, mpirun, a multi-host TPU slice) started this process, on always lets JAX'
+    ' detect one (e.g. Kubernetes), off never does.')
 _RETAIN_MEMORY = flags.DEFINE_bool(
     'retain_host_memory', True,
     'Keep freed host memory for reuse instead of returning it to the OS after every step'
@@ -33,7 +38,8 @@ flags.mark_flags_as_required(['workdir'])
 def main(argv):
   if _RETAIN_MEMORY.value:
     hostmem.retain_freed_memory()
-  parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                                  mode=_DISTRIBUTED.value)
   logging.info('JAX process %d / %d, devices: %s', jax.process_index(), jax.process_count(),
                jax.devices())
   train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)

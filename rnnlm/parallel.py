@@ -9,10 +9,14 @@ CPU, several GPUs, a TPU slice, or several hosts after `jax.distributed.initiali
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from rnnlm.errors import UserError
 
 DATA_AXIS = 'data'
 
@@ -78,19 +82,54 @@ def shard_carry(carry, mesh: Mesh):
   return jax.tree.map(lambda a: jax.device_put(a, sharding), carry)
 
 
-def initialize_distributed(coordinator_address: str = '', num_processes: int = 0,
-                           process_id: int = -1, cpu_collectives: str = 'gloo') -> None:
-  """Joins a multi-process (multi-host) JAX job; a no-op for one process.
+# The environment variables by which a launcher says it started several processes of
+# one job (the ones JAX's own cluster detection reads to find the coordinator).
+_SLURM = ('SLURM_JOB_ID', 'SLURM_STEP_NODELIST', 'SLURM_NTASKS', 'SLURM_PROCID', 'SLURM_LOCALID')
 
-  With no arguments on a cluster JAX can detect (SLURM, TPU pods, ...) it
-  initializes from the environment. On CPU, collectives go through gloo.
+
+def detect_cluster(environ=None) -> str | None:
+  """The multi-process launcher this process runs under, if it started more than one
+  process: 'SLURM' (srun), 'Open MPI' (mpirun) or 'Cloud TPU' (a multi-host slice
+  that names its workers); None on a laptop or a one-process job."""
+  env = os.environ if environ is None else environ
+  if all(v in env for v in _SLURM) and int(env['SLURM_NTASKS']) > 1:
+    return 'SLURM'
+  if 'OMPI_MCA_orte_hnp_uri' in env and int(env.get('OMPI_COMM_WORLD_SIZE', '1')) > 1:
+    return 'Open MPI'
+  if len([h for h in env.get('TPU_WORKER_HOSTNAMES', '').split(',') if h]) > 1:
+    return 'Cloud TPU'
+  return None
+
+
+def initialize_distributed(coordinator_address: str = '', num_processes: int = 0,
+                           process_id: int = -1, cpu_collectives: str = 'gloo',
+                           mode: str = 'auto') -> None:
+  """Joins a multi-process (multi-host) JAX job, or does nothing for one process.
+
+  With a coordinator address, joins that job. Otherwise `mode` says: 'auto' joins
+  when `detect_cluster` finds a launcher (JAX then reads the process count, index
+  and coordinator from it), 'on' always asks JAX to detect them (Kubernetes, GCE
+  TPU pods), 'off' never joins. On CPU, collectives go through gloo.
   """
-  if not coordinator_address and num_processes <= 1:
-    return
-  # Only the CPU backend reads this; it must be set before any backend starts.
-  jax.config.update('jax_cpu_collectives_implementation', cpu_collectives)
+  if mode not in ('auto', 'on', 'off'):
+    raise UserError(f'unknown --distributed={mode}; use auto, on or off')
   kwargs = {}
-  if coordinator_address:
+  if coordinator_address or num_processes > 1:
     kwargs.update(coordinator_address=coordinator_address, num_processes=num_processes,
                   process_id=process_id)
-  jax.distributed.initialize(**kwargs)
+  elif mode == 'off':
+    return
+  elif mode == 'auto':
+    cluster = detect_cluster()
+    if cluster is None:
+      return
+    logging.info('Found a %s job of several processes: joining it with jax.distributed',
+                 cluster)
+  # Only the CPU backend reads this; it must be set before any backend starts.
+  jax.config.update('jax_cpu_collectives_implementation', cpu_collectives)
+  try:
+    jax.distributed.initialize(**kwargs)
+  except (ValueError, RuntimeError) as e:
+    raise UserError(f'jax.distributed could not start ({str(e)[:200]}); give'
+                    ' --coordinator_address, --num_processes and --process_id, or'
+                    ' --distributed=off for one process') from e

@@ -58,3 +58,43 @@ def test_two_processes_match_one(tmp_path):
   # Only process 0 writes the run's files.
   records = [json.loads(l) for l in open(os.path.join(wd, 'metrics.jsonl'))]
   assert [r['step'] for r in records] == [5, 10]
+
+
+def test_cluster_detection_reads_the_launcher():
+  from rnnlm import parallel
+  slurm = {'SLURM_JOB_ID': '7', 'SLURM_STEP_NODELIST': 'node[1-2]', 'SLURM_NTASKS': '2',
+           'SLURM_PROCID': '0', 'SLURM_LOCALID': '0'}
+  assert parallel.detect_cluster(slurm) == 'SLURM'
+  assert parallel.detect_cluster(dict(slurm, SLURM_NTASKS='1')) is None  # One task: alone.
+  assert parallel.detect_cluster({'SLURM_JOB_ID': '7'}) is None  # salloc shell, no srun.
+  assert parallel.detect_cluster({'OMPI_MCA_orte_hnp_uri': 'x', 'OMPI_COMM_WORLD_SIZE': '4'}) == (
+      'Open MPI')
+  assert parallel.detect_cluster({'TPU_WORKER_HOSTNAMES': 'a,b'}) == 'Cloud TPU'
+  assert parallel.detect_cluster({'TPU_WORKER_HOSTNAMES': 'a'}) is None
+  assert parallel.detect_cluster({'HOME': '/root'}) is None
+
+
+def test_train_joins_an_srun_job_without_flags(tmp_path):
+  """Two processes started as srun would start them (its environment, faked on
+  loopback): experiments/train.py, given no distributed flags, forms one job."""
+  # JAX's coordinator port for a SLURM job: 61440 + job id mod 4096. Find a free one.
+  for job_id in range(os.getpid() % 4096, os.getpid() % 4096 + 50):
+    with socket.socket() as s:
+      if s.connect_ex(('127.0.0.1', 61440 + job_id % 4096)) != 0:
+        break
+  wd = str(tmp_path / 'srun')
+  procs = []
+  for i in range(2):
+    env = dict(os.environ, XLA_FLAGS='', JAX_PLATFORMS='cpu', SLURM_JOB_ID=str(job_id),
+               SLURM_STEP_NODELIST='localhost', SLURM_NTASKS='2', SLURM_PROCID=str(i),
+               SLURM_LOCALID=str(i), SLURM_STEP_NUM_NODES='1')
+    procs.append(subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, 'experiments', 'train.py'), '--config=configs/tiny.py',
+         f'--workdir={wd}', '--config.train.num_steps=4', '--config.eval.eval_every=2'],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  outs = [p.communicate(timeout=240) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+    assert 'Found a SLURM job of several processes' in err
+  assert 'JAX process 0 / 2' in outs[0][1] and 'JAX process 1 / 2' in outs[1][1]
+  assert json.load(open(os.path.join(wd, 'results.json')))['final_step'] == 4
