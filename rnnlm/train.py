@@ -8,6 +8,7 @@ window starts from. Everything a step needs comes in as arguments.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import json
 import math
@@ -535,6 +536,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                             'carry_rows': parallel.padded_rows(t.batch_size, mesh)}, val_loss)
 
   interval = _Interval(t.batch_size * t.seq_length)
+  failed = None
   try:
     if ckpt.latest_step() is not None:
       state, meta = _restore(ckpt, ckpt.latest_step(), state, t.batch_size, mesh)
@@ -605,11 +607,48 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     return finish(ckpt, state, eval_fn, splits, eval_carry, mesh, files,
                   num_params=count_params(model), elapsed_s=elapsed(), train_time_s=clock.seconds(),
                   stopped=stopping.reason(step, clock.seconds()), config=config)
+  except Exception as e:  # pylint: disable=broad-except
+    reason = None if isinstance(e, UserError) else _storage_error(e)
+    if reason is None:
+      raise
+    failed = e
+    raise UserError(f'cannot write to {workdir}: {reason}. The last complete checkpoint'
+                    f' (step {_last_complete_step(workdir)}) is intact: free space or fix the'
+                    ' permissions, then run the same command to resume') from e
   finally:
     if pbar is not None:
       pbar.close()
-    files.close()
-    ckpt.close()  # Waits for a save in flight.
+    for close in (files.close, ckpt.close):  # ckpt.close waits for a save in flight.
+      try:
+        close()
+      except Exception as e:  # pylint: disable=broad-except
+        if _storage_error(e) is None or not failed:
+          raise
+
+
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+_STORAGE_MESSAGES = ('No space left on device', 'Disk quota exceeded', 'Read-only file system',
+                     'Permission denied')
+
+
+def _storage_error(e: BaseException) -> str | None:
+  """What is wrong with the disk, if `e` (ours, or Orbax's from its writer thread)
+  says the workdir could not be written; else None."""
+  if isinstance(e, OSError) and e.errno in _STORAGE_ERRNOS:
+    return os.strerror(e.errno)
+  text = str(e)
+  return next((m for m in _STORAGE_MESSAGES if m in text), None)
+
+
+def _last_complete_step(workdir: str):
+  try:
+    ckpt = checkpoint_lib.Checkpointer(workdir, read_only=True)
+  except UserError:
+    return 'none'
+  try:
+    return ckpt.latest_step() or 'none'
+  finally:
+    ckpt.close()
 
 
 def _evaluate_and_sample(config, graphdef, params, splits: Splits, eval_fn, eval_carry, mesh,

@@ -12,6 +12,7 @@ import time
 
 import jax
 import numpy as np
+import pytest
 from flax import nnx
 
 from rnnlm import checkpoint
@@ -116,3 +117,42 @@ def test_sigkill_at_random_moments_never_breaks_resume(tmp_path):
   code, err = _finish(_start(straight, *args))
   assert code == 0, err[-3000:]
   _assert_same_run(straight, killed)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 3 MB tmpfs (root only; skipped elsewhere)."""
+  mount = tmp_path / 'disk'
+  mount.mkdir()
+  if subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', str(mount)],
+                    capture_output=True).returncode != 0:
+    pytest.skip('cannot mount a tmpfs here (needs root)')
+  yield mount
+  subprocess.run(['umount', '-l', str(mount)], capture_output=True)
+
+
+def test_a_full_disk_is_a_clear_error_and_the_last_checkpoint_survives(small_disk):
+  from configs import tiny
+  from rnnlm import train
+  from rnnlm.errors import UserError
+  wd = str(small_disk / 'run')
+  config = tiny.get_config()
+  config.train.num_steps, config.eval.eval_every = 5, 5
+  train.train_and_evaluate(config, wd)
+  step, before = _params(wd)
+  assert step == 5
+  # Fill the disk to within 20 kB, then ask for more steps.
+  st = os.statvfs(small_disk)
+  filler = small_disk / 'filler'
+  filler.write_bytes(b'\0' * (st.f_bavail * st.f_frsize - 20_000))
+  config.train.num_steps = 20
+  with pytest.raises(UserError, match=r'No space left on device\. The last complete checkpoint'
+                                      r' \(step 5\) is intact'):
+    train.train_and_evaluate(config, wd)
+  step, after = _params(wd)
+  assert step == 5
+  for x, y in zip(before, after):
+    np.testing.assert_array_equal(x, y)
+  # Space again: the same command resumes and finishes.
+  filler.unlink()
+  assert train.train_and_evaluate(config, wd)['final_step'] == 20
