@@ -18,6 +18,9 @@ A layer's input is either dense activations [T, B, D], projected here by the
 layer's W_x, or `Tokens`: ids and a table of already projected rows, which is
 how the first layer reads characters (one-hot W_x, or the embedding folded into
 W_x) without a gathered [T, B, G*H] copy.
+
+Under a batch-sharded mesh the kernels run per device (`jax.shard_map`), each on
+its own rows.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
 from rnnlm import cells
 from rnnlm import kernels
+from rnnlm.parallel import DATA_AXIS
 from rnnlm.errors import UserError
 
 CHOICES = ('auto', 'kernel', 'scan', 'reference')
@@ -79,10 +84,28 @@ def resolve(name: str, cell: str, hidden: int, dtype=jnp.float32) -> str:
   return name
 
 
+# Time-major activations [T, B, ...] and carries [B, H] are split over the batch.
+_TIME_MAJOR, _BATCH = P(None, DATA_AXIS), P(DATA_AXIS)
+
+
+def _per_device(fn, in_specs, out_specs):
+  """`fn` run on each device's rows of the batch, when a mesh with a 'data' axis is
+  in context (`train.compile_steps` sets it). XLA cannot split a custom call by
+  itself: without this it gathers the whole batch onto every device around each
+  kernel. Parameters (spec P()) are replicated; shard_map sums their gradients."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if (mesh.empty or DATA_AXIS not in mesh.axis_names or mesh.shape[DATA_AXIS] == 1
+      or DATA_AXIS in mesh.manual_axes):
+    return fn
+  # The kernels' outputs carry no varying-axis types, so the check is off; the
+  # gradients of the replicated inputs are still summed over the devices.
+  return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+
+
 def dense(impl: str, x: jax.Array, w: jax.Array) -> jax.Array:
-  """x [..., D] @ w [D, N]; under 'kernel' the weight gradient is the kernel's."""
+  """x [T, B, D] @ w [D, N]; under 'kernel' the weight gradient is the kernel's."""
   if impl == 'kernel' and kernels.dense_supported(w.shape[0], w.shape[1], x.dtype):
-    return kernels.dense(x, w)
+    return _per_device(kernels.dense, (_TIME_MAJOR, P()), _TIME_MAJOR)(x, w)
   return cells.matmul(x, w)
 
 
@@ -105,8 +128,12 @@ def layer(impl: str, cell: str, params: cells.Params, x: jax.Array | Tokens,
   # Single steps (sampling) stay on XLA, whose matrix-vector product uses every
   # core; the kernels pay off over sequences.
   if impl == 'kernel' and steps > 1:
-    kx = tuple(x) if isinstance(x, Tokens) else dense(impl, x, params['W_x'])
-    return kernels.recurrence(cell, params, kx, tuple(carry))
+    def run(params, x, carry):
+      kx = tuple(x) if isinstance(x, Tokens) else dense(impl, x, params['W_x'])
+      return kernels.recurrence(cell, params, kx, tuple(carry))
+    x_spec = Tokens(P(), _TIME_MAJOR) if isinstance(x, Tokens) else _TIME_MAJOR
+    return _per_device(run, (P(), x_spec, _BATCH), (_TIME_MAJOR, _BATCH))(
+        params, x, tuple(carry))
   if isinstance(x, Tokens):
     xp = cells.project_tokens({'W_x': x.table}, x.ids)
   else:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import functools
 import json
 import math
 import os
@@ -162,15 +161,24 @@ def eval_step(params, batch: dict, carry, *, graphdef) -> tuple[jax.Array, jax.A
   return total, count, carry
 
 
-def compile_steps(graphdef, optimizer):
-  """The jitted (train_step, eval_step) of a run; the train state is donated."""
+def compile_steps(graphdef, optimizer, mesh):
+  """The jitted (train_step, eval_step) of a run; the train state is donated.
+
+  Both are traced with the mesh in context, so that layers that XLA cannot split
+  by itself (the CPU kernels) run per device on their rows of the batch.
+  """
   def train_fn(state, batch):
-    # The key is stored as raw uint32 data so that checkpoints hold a plain array.
-    s = dict(state, rng=jax.random.wrap_key_data(state['rng']))
-    new, metrics = train_step(s, batch, graphdef=graphdef, optimizer=optimizer)
-    return dict(new, rng=state['rng']), metrics
-  return (jax.jit(train_fn, donate_argnums=0),
-          jax.jit(functools.partial(eval_step, graphdef=graphdef)))
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+      # The key is stored as raw uint32 data so that checkpoints hold a plain array.
+      s = dict(state, rng=jax.random.wrap_key_data(state['rng']))
+      new, metrics = train_step(s, batch, graphdef=graphdef, optimizer=optimizer)
+      return dict(new, rng=state['rng']), metrics
+
+  def eval_fn(params, batch, carry):
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+      return eval_step(params, batch, carry, graphdef=graphdef)
+
+  return jax.jit(train_fn, donate_argnums=0), jax.jit(eval_fn)
 
 
 def _device_batch(b: data.Batch, mesh) -> dict:
@@ -511,7 +519,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   model, graphdef, optimizer, state = create_train_state(
       config, len(splits.vocab), steps_per_epoch, num_steps, mesh,
       transplant if fine_tune else None)
-  train_fn, eval_fn = compile_steps(graphdef, optimizer)
+  train_fn, eval_fn = compile_steps(graphdef, optimizer, mesh)
   eval_carry = parallel.shard_carry(
       model.initial_carry(parallel.padded_rows(e.batch_size, mesh)), mesh)
   logging.info('Model %s: %d parameters; %d steps (%.2f epochs of %d windows), %d devices',

@@ -10,19 +10,20 @@ import jax
 import pytest
 
 from configs import tiny
-from rnnlm import train
+from rnnlm import parallel, recurrence, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 WORKER = r'''
 import json, os, sys
-pid, port, wd = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+pid, port, wd, impl = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 from rnnlm import parallel
 parallel.initialize_distributed(f'127.0.0.1:{port}', num_processes=2, process_id=pid)
 import jax
 from configs import tiny
-from rnnlm import train
+from rnnlm import parallel, recurrence, train
 c = tiny.get_config(); c.train.num_steps = 10; c.eval.eval_every = 5
+c.model.recurrence = impl
 r = train.train_and_evaluate(c, wd)
 print('RESULT ' + json.dumps({'process': jax.process_index(), 'devices': jax.device_count(), **r}))
 '''
@@ -39,7 +40,9 @@ def test_two_processes_match_one(tmp_path):
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2',
              JAX_PLATFORMS='cpu')
   wd = str(tmp_path / 'multi')
-  procs = [subprocess.Popen([sys.executable, '-c', WORKER, str(i), str(port), wd], cwd=ROOT,
+  # The compiled kernels where they run (sharded per device), else the scan.
+  impl = 'kernel' if recurrence.kernel_unavailable_reason('lstm', 32) is None else 'scan'
+  procs = [subprocess.Popen([sys.executable, '-c', WORKER, str(i), str(port), wd, impl], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for i in range(2)]
   outs = [p.communicate(timeout=240) for p in procs]
@@ -98,3 +101,29 @@ def test_train_joins_an_srun_job_without_flags(tmp_path):
     assert 'Found a SLURM job of several processes' in err
   assert 'JAX process 0 / 2' in outs[0][1] and 'JAX process 1 / 2' in outs[1][1]
   assert json.load(open(os.path.join(wd, 'results.json')))['final_step'] == 4
+
+
+def test_kernels_run_per_device_without_gathering_the_batch():
+  """On a batch-sharded mesh of 4 devices, each kernel call gets its device's rows
+  (2 of 8): the compiled step has no all-gather, only the all-reduce of gradients
+  and loss."""
+  import re
+  import jax.numpy as jnp
+  import numpy as np
+  if recurrence.kernel_unavailable_reason('lstm', 32):
+    pytest.skip(recurrence.kernel_unavailable_reason('lstm', 32))
+  config = tiny.get_config()
+  config.model.recurrence, config.train.batch_size = 'kernel', 8
+  mesh = parallel.make_mesh(jax.devices()[:4])
+  _, graphdef, optimizer, state = train.create_train_state(config, 40, 10, 100, mesh)
+  train_fn, _ = train.compile_steps(graphdef, optimizer, mesh)
+  put = lambda x: parallel.shard_batch(x, mesh)
+  batch = {'inputs': put(np.zeros((8, 16), np.int32)), 'targets': put(np.zeros((8, 16), np.int32)),
+           'mask': put(np.ones((8, 16), np.float32)), 'reset': jnp.float32(0)}
+  hlo = train_fn.lower(state, batch).compile().as_text()
+  calls = [l for l in hlo.splitlines() if 'custom-call(' in l and 'rnnlm' in l]
+  assert calls and 'all-gather' not in hlo
+  assert re.search(r'all-reduce', hlo)
+  for line in calls:  # Every [T, B, ...] operand and result has 2 rows, not 8.
+    assert not re.search(r'f32\[16,8,', line), line
+  assert any(re.search(r'f32\[16,2,', l) for l in calls)
