@@ -60,6 +60,9 @@ def get_config() -> ml_collections.ConfigDict:
   # three cells; an error where they cannot run), 'scan' (lax.scan with a
   # hand-written VJP) or 'reference' (autodiff of the plain lax.scan).
   config.model.recurrence = 'auto'
+  # Dtype of matmuls and activations: 'float32' or 'bfloat16' (for accelerators;
+  # parameters, optimizer state, the carried state and the loss stay float32).
+  config.model.compute_dtype = 'float32'
 
   config.train = ml_collections.ConfigDict()
   # Global batch size: parallel character streams (split over all devices).
@@ -115,4 +118,15 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Update the progress bar's loss every this many steps.
   config.log_every = 50
+  return config
+
+
+def for_accelerator(config: ml_collections.ConfigDict, batch_size: int = 128
+                    ) -> ml_collections.ConfigDict:
+  """What the :full presets (written for a GPU or TPU) change: bfloat16 compute and
+  batches of `batch_size` streams (a multiple of 8 devices). Not yet measured on an
+  accelerator."""
+  config.model.compute_dtype = 'bfloat16'
+  config.train.batch_size = batch_size
+  config.eval.batch_size = batch_size
   return config

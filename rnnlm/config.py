@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 
+import jax.numpy as jnp
 import ml_collections
 from absl import logging
 
@@ -42,6 +43,9 @@ def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                     ' model.recurrence=%r', config.model.recurrence)
   elif 'model' in config and 'recurrence' not in config.model:
     config.model.recurrence = 'auto'  # What a run of an earlier version did by default.
+  if 'model' in config and 'compute_dtype' not in config.model:
+    config.model.compute_dtype = 'float32'
+
   if 'train' in config:  # Fields added later; their defaults are what earlier runs did.
     for field, default in (('early_stopping_patience', 0), ('time_budget_minutes', 0.0)):
       if field not in config.train:
@@ -64,6 +68,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if m.cell not in cells.CELLS:
     raise UserError(f'unknown model.cell {m.cell!r}; use one of {", ".join(sorted(cells.CELLS))}')
   recurrence.check_choice(m.recurrence)
+  if m.compute_dtype not in ('float32', 'bfloat16'):
+    raise UserError(f'unknown model.compute_dtype {m.compute_dtype!r}; use float32 or bfloat16')
   for name, value in (('model.hidden_size', m.hidden_size), ('model.num_layers', m.num_layers),
                       ('train.batch_size', t.batch_size), ('train.seq_length', t.seq_length),
                       ('eval.eval_every', e.eval_every), ('eval.batch_size', e.batch_size),
@@ -96,8 +102,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise UserError(f'data.train_fraction must be in (0, 1] (got {config.data.train_fraction})')
   if e.sample_temperature <= 0:
     raise UserError(f'eval.sample_temperature must be > 0 (got {e.sample_temperature})')
-  if m.recurrence == 'kernel':
-    recurrence.resolve('kernel', m.cell, m.hidden_size)  # Says why, if it cannot run.
+  if m.recurrence == 'kernel':  # Says why, if it cannot run.
+    recurrence.resolve('kernel', m.cell, m.hidden_size, jnp.dtype(m.compute_dtype))
   return config
 
 

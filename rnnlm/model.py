@@ -36,20 +36,24 @@ class CharLM(nnx.Module):
   `dropout`) is applied to each layer's output, i.e. between layers and before the
   output projection, never on the recurrent connection. `recurrence` picks how
   the layers run ('auto', 'kernel', 'scan' or 'reference', see
-  `rnnlm.recurrence`); all give the same values.
+  `rnnlm.recurrence`); all give the same values. `compute_dtype` ('float32' or
+  'bfloat16') is the dtype of the matmuls and activations; parameters, the carried
+  state, the logits' softmax and the loss stay float32.
   """
 
   def __init__(self, vocab_size: int, *, cell: str = 'lstm', hidden_size: int = 256,
                num_layers: int = 2, embed_dim: int = 0, dropout: float = 0.0,
-               unroll: int = 1, recurrence: str = 'auto', rngs: nnx.Rngs):
+               unroll: int = 1, recurrence: str = 'auto', compute_dtype: str = 'float32',
+               rngs: nnx.Rngs):
     cells.get_spec(cell)  # Validates the name.
+    self.compute_dtype = jnp.dtype(compute_dtype)
     self.vocab_size = vocab_size
     self.cell = cell
     self.hidden_size = hidden_size
     self.num_layers = num_layers
     self.embed_dim = embed_dim
     self.unroll = unroll
-    self.recurrence = recurrence_lib.resolve(recurrence, cell, hidden_size)
+    self.recurrence = recurrence_lib.resolve(recurrence, cell, hidden_size, self.compute_dtype)
     self.embed = nnx.Embed(vocab_size, embed_dim, rngs=rngs) if embed_dim > 0 else None
     in_dims = [embed_dim if embed_dim > 0 else vocab_size] + [hidden_size] * (num_layers - 1)
     self.layers = nnx.List([
@@ -63,15 +67,17 @@ class CharLM(nnx.Module):
                  for _ in range(self.num_layers))
 
   def _input(self, tokens: jax.Array) -> jax.Array | recurrence_lib.Tokens:
-    """The first layer's input for tokens [T, B]."""
-    w_x = self.layers[0].W_x[...]
+    """The first layer's input for tokens [T, B], in the compute dtype."""
+    dtype = self.compute_dtype
+    w_x = self.layers[0].W_x[...].astype(dtype)
     if self.embed is None:  # One-hot: the projection is a row of W_x.
       return recurrence_lib.Tokens(w_x, tokens)
+    table = self.embed.embedding[...].astype(dtype)
     if self.vocab_size <= tokens.size:
       # An embedding followed by a linear map is a lookup in their product:
       # one [V, E] x [E, G*H] matmul instead of a [T*B, E] x [E, G*H] one.
-      return recurrence_lib.Tokens(self.embed.embedding[...] @ w_x, tokens)
-    return self.embed(tokens)
+      return recurrence_lib.Tokens(table @ w_x, tokens)
+    return table[tokens]
 
   def __call__(self, tokens: jax.Array, carry: ModelCarry,
                dropout_key: jax.Array | None = None) -> tuple[jax.Array, ModelCarry]:
@@ -88,14 +94,19 @@ class CharLM(nnx.Module):
     deterministic = dropout_key is None
     keys = ([None] * self.num_layers if deterministic
             else jax.random.split(dropout_key, self.num_layers))
+    dtype = self.compute_dtype
+    cast = lambda tree, d: jax.tree.map(lambda a: a.astype(d), tree)
     x = self._input(tokens.T)  # Time-major inside: [T, B].
     new_carry = []
     for layer, layer_carry, key in zip(self.layers, carry, keys):
-      x, layer_carry = recurrence_lib.layer(self.recurrence, self.cell, layer.weights(), x,
-                                            layer_carry, unroll=self.unroll)
+      x, layer_carry = recurrence_lib.layer(self.recurrence, self.cell,
+                                            cast(layer.weights(), dtype), x,
+                                            cast(layer_carry, dtype), unroll=self.unroll)
       x = self.dropout(x, deterministic=deterministic, rngs=key)
-      new_carry.append(layer_carry)
-    logits = recurrence_lib.dense(self.recurrence, x, self.head.kernel[...]) + self.head.bias[...]
+      # The state carried between windows stays float32, as the parameters do.
+      new_carry.append(cast(layer_carry, jnp.float32))
+    logits = recurrence_lib.dense(self.recurrence, x, self.head.kernel[...].astype(dtype))
+    logits = logits.astype(jnp.float32) + self.head.bias[...]  # Softmax and loss in float32.
     return jnp.swapaxes(logits, 0, 1), tuple(new_carry)
 
   def step(self, token: jax.Array, carry: ModelCarry) -> tuple[jax.Array, ModelCarry]:
@@ -109,7 +120,8 @@ def from_config(config, vocab_size: int) -> CharLM:
   m = config.model
   return CharLM(vocab_size, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
                 embed_dim=m.embed_dim, dropout=m.dropout, unroll=m.unroll,
-                recurrence=m.recurrence, rngs=nnx.Rngs(config.seed))
+                recurrence=m.recurrence, compute_dtype=m.get('compute_dtype', 'float32'),
+                rngs=nnx.Rngs(config.seed))
 
 
 def count_params(model: nnx.Module) -> int:

@@ -376,3 +376,23 @@ def test_init_from_maps_parameters_by_character(tmp_path):
     train.train_and_evaluate(tiny_config(**{'init_from': source, 'model.hidden_size': 48}),
                              str(tmp_path / 'bad'))
   assert not (tmp_path / 'bad').exists()
+
+
+@pytest.mark.parametrize('cell', ['lstm', 'gru'])
+def test_bfloat16_compute_tracks_float32(tmp_path, cell):
+  """bf16 matmuls and activations, float32 parameters, optimizer state and loss:
+  after 60 steps the losses agree to 0.03 nats, while training moved them by far more."""
+  curves = {}
+  for dtype in ('float32', 'bfloat16'):
+    wd = str(tmp_path / dtype)
+    config = tiny_config(**{'model.compute_dtype': dtype, 'model.cell': cell,
+                            'train.num_steps': 60, 'eval.eval_every': 20,
+                            'train.learning_rate': 1e-2})
+    train.train_and_evaluate(config, wd)
+    curves[dtype] = [json.loads(l)['val_loss'] for l in open(os.path.join(wd, 'metrics.jsonl'))]
+    state = nnx.state(checkpoint.load_model(wd, 'latest')[0], nnx.Param)
+    assert {x.dtype for x in jax.tree.leaves(state)} == {np.dtype('float32')}
+  f32, bf16 = np.array(curves['float32']), np.array(curves['bfloat16'])
+  assert f32[0] - f32[-1] > 0.3  # It learned something...
+  np.testing.assert_allclose(bf16, f32, atol=0.03)  # ...and bf16 learned the same.
+  assert not np.array_equal(bf16, f32)  # The bf16 path really ran in bf16.

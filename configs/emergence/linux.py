@@ -45,6 +45,7 @@ def get_config(preset: str = 'cpu'):
     config.train.num_steps = 2000
     config.eval.eval_every = 500
   elif preset == 'full':  # For an accelerator: the char-rnn scale.
+    default.for_accelerator(config)
     config.data.max_bytes = 474_000_000
     config.model.hidden_size = 512
     config.model.num_layers = 3

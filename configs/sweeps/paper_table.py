@@ -15,6 +15,7 @@ not been run.
 
 import ml_collections
 
+from configs import default
 from configs import shakespeare
 
 
@@ -49,6 +50,7 @@ def get_config(preset: str = 'cpu'):
     base.train.num_steps = 3000
     base.eval.eval_every = 250
   elif preset in ('full', 'full_linux'):  # For an accelerator; not yet run.
+    default.for_accelerator(base)
     config.sweep.budgets = (50_000, 200_000, 800_000, 3_200_000)
     config.sweep.learning_rates = (1e-3, 2e-3, 4e-3)
     config.sweep.seed_budget = 800_000

@@ -11,6 +11,7 @@ accelerator and has not been run.
 
 import ml_collections
 
+from configs import default
 from configs import shakespeare
 
 
@@ -35,6 +36,7 @@ def get_config(preset: str = 'cpu'):
     config.base.train.num_steps = 800
     config.base.eval.eval_every = 200
   elif preset == 'full':  # For an accelerator: to convergence, with dropout.
+    default.for_accelerator(config.base)
     config.sweep.grid = (64, 128, 256, 512, 1024, 2048)
     config.base.model.num_layers = 3
     config.base.model.dropout = 0.25

@@ -13,6 +13,7 @@ steps, batch 128) is for an accelerator and has not been run.
 
 import ml_collections
 
+from configs import default
 from configs import shakespeare
 from configs.emergence import linux as emergence_defaults
 
@@ -48,8 +49,7 @@ def get_config(preset: str = 'cpu'):
   elif preset == 'full':  # For an accelerator; not yet run.
     config.sweep.hidden_sizes = (64, 128, 256, 512, 768, 1024)
     config.sweep.train_fractions = (1 / 243, 1 / 81, 1 / 27, 1 / 9, 1 / 3, 1.0)
-    base.train.batch_size = 128
-    base.eval.batch_size = 128
+    default.for_accelerator(base)
     base.train.num_steps = 30_000
     base.eval.eval_every = 500
   else:
