@@ -57,8 +57,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.unroll = 1
   # How the recurrent layers run (all give the same values; rnnlm/recurrence.py):
   # 'auto' (the fastest that runs here), 'kernel' (compiled CPU kernels for all
-  # three cells; an error where they cannot run), 'scan' (lax.scan with a
-  # hand-written VJP) or 'reference' (autodiff of the plain lax.scan).
+  # three cells; an error where they cannot run), 'cudnn' (LSTM on a GPU; not yet
+  # run on one), 'scan' (lax.scan with a hand-written VJP) or 'reference'
+  # (autodiff of the plain lax.scan).
   config.model.recurrence = 'auto'
   # Dtype of matmuls and activations: 'float32' or 'bfloat16' (for accelerators;
   # parameters, optimizer state, the carried state and the loss stay float32).

@@ -10,9 +10,15 @@ the same gradients (tests compare them against NumPy float64):
   * 'kernel': the compiled CPU kernels (`rnnlm.kernels`): forward and backward
     loops in C++, and the weight gradients of the projections and the head;
     an error where they cannot run;
+  * 'cudnn': LSTM layers through cuDNN on a GPU (`jax.experimental.rnn.lstm`,
+    as Keras's JAX backend does: XLA's loop is slow there); the weights are put
+    in cuDNN's layout at each call (`cudnn_weights`), checkpoints are unchanged;
   * 'auto': 'kernel' where the kernels run and are faster than 'scan' (a CPU
-    backend, float32, H a multiple of 16, a library built with AVX-512), else
-    'scan'.
+    backend, float32, H a multiple of 16, a library built with AVX-512); 'cudnn'
+    for LSTMs on a GPU; else 'scan'.
+
+The cuDNN path has been checked on CPU against `jax.experimental.rnn.lstm_ref`
+(the weight layout and the glue) but not yet run on a GPU.
 
 A layer's input is either dense activations [T, B, D], projected here by the
 layer's W_x, or `Tokens`: ids and a table of already projected rows, which is
@@ -36,7 +42,7 @@ from rnnlm import kernels
 from rnnlm.parallel import DATA_AXIS
 from rnnlm.errors import UserError
 
-CHOICES = ('auto', 'kernel', 'scan', 'reference')
+CHOICES = ('auto', 'kernel', 'cudnn', 'scan', 'reference')
 
 
 class Tokens(NamedTuple):
@@ -73,9 +79,16 @@ def resolve(name: str, cell: str, hidden: int, dtype=jnp.float32) -> str:
   """
   check_choice(name)
   if name == 'auto':
+    if cudnn_unavailable_reason(cell) is None:
+      return 'cudnn'
     fast = (kernel_unavailable_reason(cell, hidden, dtype) is None
             and kernels.instruction_set() == 'avx512')
     return 'kernel' if fast else 'scan'
+  if name == 'cudnn':
+    reason = cudnn_unavailable_reason(cell)
+    if reason:
+      raise UserError(f'model.recurrence=cudnn cannot run here: {reason};'
+                      ' use model.recurrence=auto or scan')
   if name == 'kernel':
     reason = kernel_unavailable_reason(cell, hidden, dtype)
     if reason:
@@ -100,6 +113,41 @@ def _per_device(fn, in_specs, out_specs):
   # The kernels' outputs carry no varying-axis types, so the check is off; the
   # gradients of the replicated inputs are still summed over the devices.
   return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+
+
+def cudnn_unavailable_reason(cell: str) -> str | None:
+  """None when cuDNN can run this layer here, else why not."""
+  if cell != 'lstm':
+    return f'cuDNN runs LSTM layers only (this is {cell})'
+  if jax.default_backend() != 'gpu':
+    return f'cuDNN needs a GPU backend (this is {jax.default_backend()})'
+  return None
+
+
+def cudnn_weights(params: cells.Params) -> jax.Array:
+  """One LSTM layer's weights as cuDNN's flat vector: W_ih [4H, D], W_hh [4H, H],
+  b_ih [4H], b_hh [4H], gates in the same order (i, f, g, o) as ours."""
+  return jnp.concatenate([params['W_x'].T.ravel(), params['W_h'].T.ravel(), params['b'],
+                          jnp.zeros_like(params['b'])])
+
+
+def _cudnn_layer(params: cells.Params, x: jax.Array | Tokens, carry: cells.Carry,
+                 lstm=None) -> tuple[jax.Array, cells.Carry]:
+  """An LSTM layer through `jax.experimental.rnn.lstm` (or `lstm`, a function of
+  the same signature, as the tests pass). One-hot input is given to cuDNN as
+  one-hot rows, which its input matmul turns into the rows of W_x."""
+  from jax.experimental import rnn
+  lstm = lstm or rnn.lstm
+  if isinstance(x, Tokens):  # one_hot(ids) @ table: the table is the input weight.
+    params = dict(params, W_x=x.table)
+    x = jax.nn.one_hot(x.ids, x.table.shape[0], dtype=x.table.dtype)
+  h, c = carry
+  steps, batch, in_dim = x.shape
+  hidden = h.shape[-1]
+  ys, h_n, c_n = lstm(jnp.swapaxes(x, 0, 1), h[None], c[None], cudnn_weights(params),
+                      jnp.full((batch,), steps, jnp.int32), input_size=in_dim,
+                      hidden_size=hidden, num_layers=1, dropout=0.0, bidirectional=False)
+  return jnp.swapaxes(ys, 0, 1), (h_n[0], c_n[0])
 
 
 def dense(impl: str, x: jax.Array, w: jax.Array) -> jax.Array:
@@ -134,6 +182,8 @@ def layer(impl: str, cell: str, params: cells.Params, x: jax.Array | Tokens,
     x_spec = Tokens(P(), _TIME_MAJOR) if isinstance(x, Tokens) else _TIME_MAJOR
     return _per_device(run, (P(), x_spec, _BATCH), (_TIME_MAJOR, _BATCH))(
         params, x, tuple(carry))
+  if impl == 'cudnn' and steps > 1:
+    return _cudnn_layer(params, x, carry)
   if isinstance(x, Tokens):
     xp = cells.project_tokens({'W_x': x.table}, x.ids)
   else:
