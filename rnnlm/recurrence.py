@@ -14,11 +14,12 @@ the same gradients (tests compare them against NumPy float64):
     as Keras's JAX backend does: XLA's loop is slow there); the weights are put
     in cuDNN's layout at each call (`cudnn_weights`), checkpoints are unchanged;
   * 'auto': 'kernel' where the kernels run and are faster than 'scan' (a CPU
-    backend, float32, H a multiple of 16, a library built with AVX-512); 'cudnn'
-    for LSTMs on a GPU; else 'scan'.
+    backend, float32, H a multiple of 16, a library built with AVX-512), else
+    'scan'.
 
 The cuDNN path has been checked on CPU against `jax.experimental.rnn.lstm_ref`
-(the weight layout and the glue) but not yet run on a GPU.
+(the weight layout and the glue) but not yet run on a GPU, so `auto` does not
+pick it yet: ask for it by name.
 
 A layer's input is either dense activations [T, B, D], projected here by the
 layer's W_x, or `Tokens`: ids and a table of already projected rows, which is
@@ -78,9 +79,7 @@ def resolve(name: str, cell: str, hidden: int, dtype=jnp.float32) -> str:
     UserError: an unknown name, or 'kernel' where the kernels cannot run.
   """
   check_choice(name)
-  if name == 'auto':
-    if cudnn_unavailable_reason(cell) is None:
-      return 'cudnn'
+  if name == 'auto':  # 'cudnn' joins auto once it has been timed on a GPU.
     fast = (kernel_unavailable_reason(cell, hidden, dtype) is None
             and kernels.instruction_set() == 'avx512')
     return 'kernel' if fast else 'scan'
