@@ -27,7 +27,9 @@ setup(
         'tree-sitter-c>=0.23,<0.25',
     ],
     extras_require={
-        'test': ['pytest>=8'],
+        'test': ['pytest>=8', 'submitit>=1.5.4,<2'],
+        # Sweeps on a SLURM cluster (--config.sweep.executor=slurm).
+        'slurm': ['submitit>=1.5.4,<2'],
         # PyPI's Linux torch wheel is a CUDA build; for the CPU one, first run
         # pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
         'bench': ['torch==2.13.0'],

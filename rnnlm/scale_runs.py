@@ -71,7 +71,7 @@ def run_paper_table(config: ml_collections.ConfigDict, sweep_dir: str, command: 
   vocab_size = _vocab_size(base)
   grid = paper_grid(s, vocab_size, base.model.embed_dim)
   budgets = {sweep.trial_name(o): b for b, o in grid}
-  sweep.run_sweep(base, [o for _, o in grid], sweep_dir, s.trials_at_once)
+  sweep.run_sweep(base, [o for _, o in grid], sweep_dir, s.trials_at_once, s.get('executor'))
   # The seeds: each (cell, depth) at the seed budget, at its chosen learning rate.
   rows = _with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets)
   chosen = _chosen(rows)
@@ -84,7 +84,8 @@ def run_paper_table(config: ml_collections.ConfigDict, sweep_dir: str, command: 
              'train.learning_rate': float(r['learning_rate']), 'seed': seed}
         seed_grid.append(o)
         budgets[sweep.trial_name(o)] = budget
-  sweep.run_sweep(base, [o for _, o in grid] + seed_grid, sweep_dir, s.trials_at_once)
+  sweep.run_sweep(base, [o for _, o in grid] + seed_grid, sweep_dir, s.trials_at_once,
+                  s.get('executor'))
   with open(os.path.join(sweep_dir, 'budgets.json'), 'w') as f:
     json.dump(budgets, f, indent=2)
   return paper_report(sweep_dir, s, command)
@@ -240,7 +241,7 @@ def joint_grid(s: ml_collections.ConfigDict) -> list[dict]:
 def run_joint(config: ml_collections.ConfigDict, sweep_dir: str, command: str = '') -> str:
   """Runs the grid, measures samples of every finished trial, writes the report."""
   s = config.sweep
-  sweep.run_sweep(config.base, joint_grid(s), sweep_dir, s.trials_at_once)
+  sweep.run_sweep(config.base, joint_grid(s), sweep_dir, s.trials_at_once, s.get('executor'))
   measure_grid(sweep_dir, config.emergence, config.base.data)
   return joint_report(sweep_dir, config, command)
 

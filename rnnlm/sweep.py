@@ -8,6 +8,8 @@ A sweep directory:
   sweepdir/plots/*.png      figures
   sweepdir/report.md        the table, the fits and the figures
 
+Trials run as local processes, or as a SLURM job array through submitit
+(`executor_config`); either way their results land in the same sweep directory.
 Running the same sweep again skips finished trials (those with results.json),
 resumes interrupted ones from their checkpoints, and retries failed ones. Each
 trial runs in a fresh process of its own: one that raises, diverges, is killed by
@@ -22,6 +24,7 @@ import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import re
 import signal
 import threading
 from typing import Sequence
@@ -80,6 +83,69 @@ def _terminate(signum, frame):  # pylint: disable=unused-argument
                     ' Run the same command to resume', signum)
 
 
+def executor_config() -> ml_collections.ConfigDict:
+  """Where a sweep's trials run, as `sweep.executor` in a sweep config.
+
+  kind: 'local' (a fresh process per trial on this machine), 'slurm' (a SLURM job
+  array through submitit, one trial per job) or 'submitit_local' (submitit's
+  local executor: the SLURM code path on this machine, for trying it out).
+  """
+  e = ml_collections.ConfigDict()
+  e.kind = 'local'
+  e.slurm_partition = ''
+  e.timeout_minutes = 240  # Per trial; a trial cut off resumes when the sweep reruns.
+  e.gpus_per_trial = 0
+  e.cpus_per_trial = 2
+  e.mem_gb = 16
+  # Any other submitit/SLURM parameters, e.g. {'slurm_account': 'lab'}.
+  e.extra = {}
+  return e
+
+
+def _trial_job(config_json: str, workdir: str) -> dict:
+  """One trial as a submitit job (in the job's own process)."""
+  from rnnlm import hostmem, train
+  hostmem.retain_freed_memory()
+  return train.train_and_evaluate(ml_collections.ConfigDict(json.loads(config_json)), workdir)
+
+
+def _run_submitit(pending, rows, flush, trials_at_once, e, sweep_dir) -> None:
+  """Submits the pending trials as one job array and records each as it ends."""
+  try:
+    import submitit
+  except ImportError:
+    raise UserError("sweep.executor.kind=slurm needs submitit: pip install -e '.[slurm]'"
+                    ) from None
+  cluster = 'local' if e.kind == 'submitit_local' else 'slurm'
+  ex = submitit.AutoExecutor(folder=os.path.join(sweep_dir, 'jobs', '%j'), cluster=cluster)
+  params = dict(timeout_min=e.timeout_minutes, gpus_per_node=e.gpus_per_trial,
+                cpus_per_task=e.cpus_per_trial, mem_gb=e.mem_gb, name='rnnlm-trial',
+                slurm_array_parallelism=trials_at_once)
+  if cluster == 'slurm' and e.slurm_partition:
+    params['slurm_partition'] = e.slurm_partition
+  params.update(dict(e.extra))
+  ex.update_parameters(**params)
+  if not pending:
+    return
+  jobs = ex.map_array(_trial_job, [c.to_json() for _, c, _ in pending],
+                      [w for _, _, w in pending])
+  logging.info('Submitted %d trials as %s jobs %s', len(jobs), cluster,
+               ', '.join(j.job_id for j in jobs[:3]) + (' ...' if len(jobs) > 3 else ''))
+  for job, (name, config, workdir) in zip(jobs, pending):
+    try:
+      job.result()
+      rows[name] = _row(name, config, workdir, 'done')
+    except Exception as err:  # pylint: disable=broad-except
+      # submitit's FailedJobError holds the trial's traceback: keep its exception line.
+      lines = [l.strip() for l in str(err).splitlines()]
+      raised = [l for l in lines if re.match(r'^[\w.]+(Error|Exception|Interrupted): ', l)]
+      cause = raised[-1] if raised else (lines[0] if lines else repr(err))
+      rows[name] = _row(name, config, workdir, 'failed',
+                        f'{cause} (job {job.job_id}, {type(err).__name__})')
+      logging.warning('Trial %s failed: %s', name, rows[name]['error'])
+    flush()
+
+
 def _exit_cause(exitcode: int | None) -> str:
   if exitcode is not None and exitcode < 0:
     return f'killed by {signal.Signals(-exitcode).name}'
@@ -125,14 +191,22 @@ def read_csv(path: str) -> list[dict]:
 
 
 def run_sweep(base: ml_collections.ConfigDict, grid: Sequence[dict], sweep_dir: str,
-              trials_at_once: int = 1) -> list[dict]:
+              trials_at_once: int = 1, executor: ml_collections.ConfigDict | None = None
+              ) -> list[dict]:
   """Runs every trial of `grid` (a list of {dotted.field: value}) not yet finished.
+
+  Args:
+    executor: where trials run (see `executor_config`); None: local processes.
 
   Returns:
     The rows of results.csv, in grid order.
   """
   if trials_at_once < 1:
     raise UserError('trials_at_once must be >= 1')
+  executor = executor or executor_config()
+  if executor.kind not in ('local', 'slurm', 'submitit_local'):
+    raise UserError(f'unknown sweep.executor.kind {executor.kind!r}; use local, slurm or'
+                    ' submitit_local')
   os.makedirs(os.path.join(sweep_dir, 'trials'), exist_ok=True)
   trials = []
   for overrides in grid:
@@ -153,6 +227,9 @@ def run_sweep(base: ml_collections.ConfigDict, grid: Sequence[dict], sweep_dir: 
     write_csv(csv_path, [rows[n] for n, _, _ in trials if n in rows])
 
   flush()
+  if executor.kind != 'local':
+    _run_submitit(pending, rows, flush, trials_at_once, executor, sweep_dir)
+    return [rows[n] for n, _, _ in trials]
   ctx = multiprocessing.get_context('spawn')  # A fresh JAX per trial.
   running = {}  # sentinel -> (process, connection, name, config, workdir)
   previous = None
@@ -269,6 +346,7 @@ def run_from_config(config: ml_collections.ConfigDict, sweep_dir: str, command: 
   `trials_at_once`, and the x axis (`x_key`, `x_label`) and `title` of the report.
   """
   grid = [{config.sweep.field: v} for v in config.sweep.grid]
-  run_sweep(config.base, grid, sweep_dir, config.sweep.trials_at_once)
+  run_sweep(config.base, grid, sweep_dir, config.sweep.trials_at_once,
+            config.sweep.get('executor'))
   return write_report(sweep_dir, config.sweep.title, config.sweep.x_key, config.sweep.x_label,
                       command)

@@ -119,3 +119,26 @@ def test_sigterm_to_a_sweep_stops_its_trials_with_checkpoints(tmp_path):
   from rnnlm import checkpoint
   step = checkpoint.Checkpointer(os.path.join(d, 'trials', 'hidden_size-8')).latest_step()
   assert step and step >= 50  # Saved where it stopped (evaluations alone save every 50).
+
+
+def test_submitit_executor_runs_trials_as_jobs(tmp_path):
+  """The SLURM code path (a job array through submitit), run by submitit's local
+  executor: the same results.csv, failures recorded with the job's error, reruns
+  skip finished trials."""
+  pytest.importorskip('submitit')
+  base = tiny.get_config()
+  base.train.num_steps, base.eval.eval_every, base.eval.sample_length = 4, 2, 0
+  grid = [{'model.hidden_size': 8}, {'model.hidden_size': 16, 'train.learning_rate': -1.0}]
+  executor = sweep.executor_config()
+  executor.kind = 'submitit_local'
+  executor.timeout_minutes = 10
+  d = str(tmp_path / 'sweep')
+  rows = sweep.run_sweep(base, grid, d, trials_at_once=2, executor=executor)
+  assert [r['status'] for r in rows] == ['done', 'failed']
+  assert 'learning_rate must be > 0' in rows[1]['error'] and '(job ' in rows[1]['error']
+  assert float(rows[0]['best_val_loss']) > 0
+  assert os.listdir(os.path.join(d, 'jobs'))  # submitit's per-job logs.
+  mtime = os.path.getmtime(os.path.join(d, 'trials', 'hidden_size-8', 'results.json'))
+  rows = sweep.run_sweep(base, grid[:1], d, executor=executor)
+  assert rows[0]['status'] == 'done'
+  assert os.path.getmtime(os.path.join(d, 'trials', 'hidden_size-8', 'results.json')) == mtime

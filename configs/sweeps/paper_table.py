@@ -17,6 +17,7 @@ import ml_collections
 
 from configs import default
 from configs import shakespeare
+from rnnlm import sweep
 
 
 def get_config(preset: str = 'cpu'):
@@ -46,6 +47,9 @@ def get_config(preset: str = 'cpu'):
   config.sweep.seed_budget = 50_000
   config.sweep.extra_seeds = (1,)
   config.sweep.trials_at_once = 1
+  # Where trials run: local processes, or a SLURM job array (rnnlm.sweep.executor_config),
+  # e.g. --config.sweep.executor.kind=slurm --config.sweep.executor.gpus_per_trial=1
+  config.sweep.executor = sweep.executor_config()
   if preset in ('cpu', 'cpu_linux'):
     base.train.num_steps = 3000
     base.eval.eval_every = 250

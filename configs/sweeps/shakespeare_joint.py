@@ -16,6 +16,7 @@ import ml_collections
 from configs import default
 from configs import shakespeare
 from configs.emergence import linux as emergence_defaults
+from rnnlm import sweep
 
 
 def get_config(preset: str = 'cpu'):
@@ -35,6 +36,9 @@ def get_config(preset: str = 'cpu'):
   # Leading fractions of the train split (the validation and test splits are fixed).
   config.sweep.train_fractions = (1 / 81, 1 / 27, 1 / 9, 1 / 3, 1.0)
   config.sweep.trials_at_once = 1
+  # Where trials run: local processes, or a SLURM job array (rnnlm.sweep.executor_config),
+  # e.g. --config.sweep.executor.kind=slurm --config.sweep.executor.gpus_per_trial=1
+  config.sweep.executor = sweep.executor_config()
   # Bootstrap resamples for the intervals of the fitted constants.
   config.sweep.bootstrap = 200
   # Samples from each trial's best checkpoint, measured as the emergence runs do;
