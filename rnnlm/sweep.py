@@ -63,8 +63,9 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict
   return config
 
 
-def _trial_worker(config_json: str, workdir: str, conn) -> None:
+def _trial_worker(config_json: str, workdir: str, conn, env: dict) -> None:
   """Runs one trial in a fresh process; sends ('done', '') or ('failed', cause)."""
+  os.environ.update(env)  # Before JAX starts: which accelerator this trial sees.
   try:
     from absl import logging as absl_logging
     from rnnlm import hostmem, train
@@ -95,11 +96,25 @@ def executor_config() -> ml_collections.ConfigDict:
   e.slurm_partition = ''
   e.timeout_minutes = 240  # Per trial; a trial cut off resumes when the sweep reruns.
   e.gpus_per_trial = 0
+  # Local trials on a machine with several accelerators: their ids, e.g. '0,1,2,3';
+  # one trial runs per device at a time and sees only that device. '': all devices.
+  e.devices = ''
   e.cpus_per_trial = 2
   e.mem_gb = 16
   # Any other submitit/SLURM parameters, e.g. {'slurm_account': 'lab'}.
   e.extra = {}
   return e
+
+
+def trial_env(executor: ml_collections.ConfigDict, slot: int) -> dict:
+  """The environment variables that show local trial slot `slot` only its device."""
+  if not executor.get('devices'):
+    return {}
+  device = executor.devices.split(',')[slot].strip()
+  # CUDA (NVIDIA), ROCm (AMD) and TPU runtimes each read their own variable.
+  return {'CUDA_VISIBLE_DEVICES': device, 'HIP_VISIBLE_DEVICES': device,
+          'TPU_VISIBLE_CHIPS': device, 'TPU_PROCESS_BOUNDS': '1,1,1',
+          'TPU_CHIPS_PER_PROCESS_BOUNDS': '1,1,1'}
 
 
 def _trial_job(config_json: str, workdir: str) -> dict:
@@ -231,7 +246,10 @@ def run_sweep(base: ml_collections.ConfigDict, grid: Sequence[dict], sweep_dir: 
     _run_submitit(pending, rows, flush, trials_at_once, executor, sweep_dir)
     return [rows[n] for n, _, _ in trials]
   ctx = multiprocessing.get_context('spawn')  # A fresh JAX per trial.
-  running = {}  # sentinel -> (process, connection, name, config, workdir)
+  if executor.get('devices'):  # One trial per listed accelerator at a time.
+    trials_at_once = len(executor.devices.split(','))
+  free_slots = list(range(trials_at_once))
+  running = {}  # sentinel -> (process, connection, name, config, workdir, slot)
   previous = None
   if threading.current_thread() is threading.main_thread():
     # SIGTERM to the sweep (a cluster's preemption) stops it as Ctrl-C does: each
@@ -241,14 +259,16 @@ def run_sweep(base: ml_collections.ConfigDict, grid: Sequence[dict], sweep_dir: 
     while pending or running:
       while pending and len(running) < trials_at_once:
         name, config, workdir = pending.pop(0)
+        slot = free_slots.pop(0)
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_trial_worker, args=(config.to_json(), workdir, child),
-                           name=f'trial {name}')
+        proc = ctx.Process(target=_trial_worker, name=f'trial {name}',
+                           args=(config.to_json(), workdir, child, trial_env(executor, slot)))
         proc.start()
         child.close()
-        running[proc.sentinel] = (proc, parent, name, config, workdir)
+        running[proc.sentinel] = (proc, parent, name, config, workdir, slot)
       for sentinel in multiprocessing.connection.wait(list(running)):
-        proc, conn, name, config, workdir = running.pop(sentinel)
+        proc, conn, name, config, workdir, slot = running.pop(sentinel)
+        free_slots.append(slot)
         proc.join()
         try:
           status, cause = conn.recv() if conn.poll() else ('failed', _exit_cause(proc.exitcode))

@@ -142,3 +142,17 @@ def test_submitit_executor_runs_trials_as_jobs(tmp_path):
   rows = sweep.run_sweep(base, grid[:1], d, executor=executor)
   assert rows[0]['status'] == 'done'
   assert os.path.getmtime(os.path.join(d, 'trials', 'hidden_size-8', 'results.json')) == mtime
+
+
+def test_one_local_trial_per_listed_device(tmp_path):
+  executor = sweep.executor_config()
+  executor.devices = '2,5'
+  assert sweep.trial_env(executor, 1)['CUDA_VISIBLE_DEVICES'] == '5'
+  assert sweep.trial_env(executor, 0)['TPU_VISIBLE_CHIPS'] == '2'
+  assert sweep.trial_env(sweep.executor_config(), 0) == {}
+  # Two slots, three trials: each runs in a slot's environment (no GPU here: a no-op).
+  base = tiny.get_config()
+  base.train.num_steps, base.eval.eval_every, base.eval.sample_length = 2, 2, 0
+  rows = sweep.run_sweep(base, [{'seed': s} for s in range(3)], str(tmp_path / 's'),
+                         executor=executor)
+  assert [r['status'] for r in rows] == ['done'] * 3
