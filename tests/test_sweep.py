@@ -47,7 +47,7 @@ def test_sweep_resumes_and_isolates_failures(tmp_path):
   assert os.path.exists(os.path.join(d, 'plots', 'loss_vs_num_params.png'))
 
 
-def test_a_trial_killed_by_a_signal_is_recorded_and_the_others_go_on(tmp_path):
+def test_a_segfaulting_trial_is_recorded_and_the_others_go_on(tmp_path):
   import multiprocessing
   import signal
   import threading
@@ -65,11 +65,11 @@ def test_a_trial_killed_by_a_signal_is_recorded_and_the_others_go_on(tmp_path):
   while not os.path.exists(metrics) and time.time() < deadline:
     time.sleep(0.1)
   [victim] = [p for p in multiprocessing.active_children() if p.name == 'trial num_steps-3000']
-  os.kill(victim.pid, signal.SIGKILL)
+  os.kill(victim.pid, signal.SIGSEGV)  # What a crash in native code delivers.
   thread.join(timeout=300)
   rows = out['rows']
   assert [r['status'] for r in rows] == ['failed', 'done']
-  assert rows[0]['error'] == 'killed by SIGKILL'
+  assert rows[0]['error'] == 'killed by SIGSEGV'
   # Run again: the killed trial resumes from its checkpoint and finishes.
   rows = sweep.run_sweep(base, [grid[0]], d)
   assert rows[0]['status'] == 'done' and int(rows[0]['final_step']) == 3000

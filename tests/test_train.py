@@ -225,6 +225,10 @@ def test_interrupt_saves_a_checkpoint_and_resume_finishes(tmp_path):
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Restored.
   results = train.train_and_evaluate(config, wd)
   assert results['final_step'] == 12 and results['stopped'] == 'num_steps'
+  straight = str(tmp_path / 'straight')
+  train.train_and_evaluate(config, straight)
+  for x, y in zip(jax.tree.leaves(_read_params(straight)), jax.tree.leaves(_read_params(wd))):
+    np.testing.assert_array_equal(x, y)  # Resumed bit for bit.
 
 
 def _drifting_corpus(tmp_path):
