@@ -43,7 +43,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.cache_dir = ''
 
   config.model = ml_collections.ConfigDict()
-  # Recurrent cell: 'rnn' (tanh), 'lstm' or 'gru'.
+  # Recurrent cell: 'rnn' (tanh), 'lstm', 'gru', or the minimal cells of Feng et al.
+  # (2024), 'mingru' and 'minlstm' (gates from the input only; parallel over time).
   config.model.cell = 'lstm'
   # Units per recurrent layer.
   config.model.hidden_size = 256

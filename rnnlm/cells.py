@@ -26,6 +26,14 @@ Parameters of one layer (dict):
         r, z = sigmoid(x W_x + h W_h + b) on their slices,
         n = tanh(x W_xn + b_n + r * (h W_hn + b_hn)),  h_t = (1 - z) n + z h_{t-1}
         (the PyTorch / cuDNN form, with the reset gate applied after W_hn).
+  mingru:  W_x [D, 2H], b [2H], blocks z, h~ (Feng et al. 2024, "Were RNNs all we
+        needed?"): gates see only the input, so h_t = a_t h_{t-1} + b_t is linear in
+        h_{t-1}; z = sigmoid(.), h_t = (1 - z) h_{t-1} + z g(h~),
+        g(x) = x + 1/2 for x >= 0, sigmoid(x) below (`positive`; keeps h positive).
+  minlstm: W_x [D, 3H], b [3H], blocks f, i, h~:
+        f' = f / (f + i), i' = i / (f + i), h_t = f' h_{t-1} + i' g(h~).
+  The two minimal cells have no W_h: over a window they run as a parallel scan
+  (`parallel_recurrence`, log space), and step by step when sampling.
 """
 
 from __future__ import annotations
@@ -67,7 +75,12 @@ CELLS = {
                      params=('W_x', 'W_h', 'b')),
     'gru': CellSpec('gru', gates=('r', 'z', 'n'), carry=('h',),
                     params=('W_x', 'W_h', 'b', 'b_hn')),
+    'mingru': CellSpec('mingru', gates=('z', 'h~'), carry=('h',), params=('W_x', 'b')),
+    'minlstm': CellSpec('minlstm', gates=('f', 'i', 'h~'), carry=('h',), params=('W_x', 'b')),
 }
+
+# Cells whose gates read only the input: linear in the carry, parallel over time.
+MINIMAL = ('mingru', 'minlstm')
 
 
 def get_spec(cell: str) -> CellSpec:
@@ -98,6 +111,8 @@ def init_params(key: jax.Array, cell: str, in_dim: int, hidden: int,
   if cell == 'lstm':
     b = b.at[hidden:2 * hidden].set(1.0)
   params = {'W_x': w_x, 'W_h': w_h, 'b': b}
+  if cell in MINIMAL:
+    del params['W_h']
   if cell == 'gru':
     params['b_hn'] = jnp.zeros((hidden,), dtype)
   return params
@@ -138,7 +153,34 @@ def _gru_step(params, carry, xp):
   return (h,), h
 
 
-_STEPS: dict[str, Callable] = {'rnn': _rnn_step, 'lstm': _lstm_step, 'gru': _gru_step}
+def positive(x: jax.Array) -> jax.Array:
+  """The minimal cells' candidate map: x + 1/2 for x >= 0, sigmoid(x) below (> 0)."""
+  return jnp.where(x >= 0, x + 0.5, jax.nn.sigmoid(x))
+
+
+def log_positive(x: jax.Array) -> jax.Array:
+  """log(positive(x)), computed without forming positive(x)."""
+  return jnp.where(x >= 0, jnp.log(jax.nn.relu(x) + 0.5), -jax.nn.softplus(-x))
+
+
+def _mingru_step(params, carry, xp):
+  (h,) = carry
+  k, cand = jnp.split(xp, 2, axis=-1)
+  z = jax.nn.sigmoid(k)
+  h = (1.0 - z) * h + z * positive(cand)
+  return (h,), h
+
+
+def _minlstm_step(params, carry, xp):
+  (h,) = carry
+  kf, ki, cand = jnp.split(xp, 3, axis=-1)
+  f, i = jax.nn.sigmoid(kf), jax.nn.sigmoid(ki)
+  h = (f * h + i * positive(cand)) / (f + i)
+  return (h,), h
+
+
+_STEPS: dict[str, Callable] = {'rnn': _rnn_step, 'lstm': _lstm_step, 'gru': _gru_step,
+                               'mingru': _mingru_step, 'minlstm': _minlstm_step}
 
 
 def step(cell: str, params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
@@ -163,6 +205,17 @@ def step_activations(cell: str, params: Params, carry: Carry, xp: jax.Array
     c = f * c + i * g
     h = o * jnp.tanh(c)
     return (h, c), {'i': i, 'f': f, 'g': g, 'o': o, 'h': h, 'c': c}
+  if cell == 'mingru':
+    (h,) = carry
+    z, cand = jax.nn.sigmoid(block(z, 0)), positive(block(z, 1))
+    h = (1.0 - z) * h + z * cand
+    return (h,), {'z': z, 'h~': cand, 'h': h}
+  if cell == 'minlstm':
+    (h,) = carry
+    f, i, cand = (jax.nn.sigmoid(block(z, 0)), jax.nn.sigmoid(block(z, 1)),
+                  positive(block(z, 2)))
+    h = (f * h + i * cand) / (f + i)
+    return (h,), {'f': f / (f + i), 'i': i / (f + i), 'h~': cand, 'h': h}
   if cell == 'gru':
     (h,) = carry
     hh = h @ params['W_h']
@@ -371,6 +424,47 @@ _recurrence_fast.defvjp(_recurrence_fast_fwd, _recurrence_fast_bwd)
 
 def recurrence_fast(cell: str, params: Params, xp: jax.Array, carry: Carry,
                     unroll: int = 1) -> tuple[jax.Array, Carry]:
-  """`recurrence` with the custom VJP above: same values, same gradients, faster."""
+  """`recurrence` with the custom VJP above: same values, same gradients, faster.
+  The minimal cells run as a parallel scan instead."""
+  if cell in MINIMAL:
+    return parallel_recurrence(cell, params, xp, carry)
   return _recurrence_fast(cell, params['W_h'], params['b'], params.get('b_hn'), xp,
                           tuple(carry), unroll)
+
+
+# ----------------------------------------------------------------------------
+# The minimal cells in parallel over time.
+#
+# h_t = a_t h_{t-1} + b_t with a_t in (0, 1) and b_t > 0: from a zero state every
+# partial sum is positive and can be kept as its logarithm. (log a, log b) pairs
+# compose associatively as (a1, b1) then (a2, b2) = (a1 + a2, logaddexp(b1 + a2, b2)),
+# which `lax.associative_scan` evaluates in O(log T) depth, without forming a
+# product of many gates outside log space. The carried state enters linearly.
+
+
+def _log_coefficients(cell: str, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(log a_t, log b_t) of a minimal cell from its pre-activations z = x W_x + b."""
+  if cell == 'mingru':
+    k, cand = jnp.split(z, 2, axis=-1)
+    return -jax.nn.softplus(k), -jax.nn.softplus(-k) + log_positive(cand)
+  kf, ki, cand = jnp.split(z, 3, axis=-1)
+  log_f, log_i = -jax.nn.softplus(-kf), -jax.nn.softplus(-ki)
+  log_s = jnp.logaddexp(log_f, log_i)
+  return log_f - log_s, log_i - log_s + log_positive(cand)
+
+
+def _compose(first, second):
+  (a1, b1), (a2, b2) = first, second
+  return a1 + a2, jnp.logaddexp(b1 + a2, b2)
+
+
+def parallel_recurrence(cell: str, params: Params, xp: jax.Array, carry: Carry
+                        ) -> tuple[jax.Array, Carry]:
+  """A minimal cell over xp = x W_x [T, B, G*H] (no bias), in parallel over time:
+  h_t = A_t h_0 + S_t, with A_t the product of the gates a_1..a_t and S_t the
+  recurrence from zero, both from one scan in log space."""
+  log_a, log_b = _log_coefficients(cell, xp + params['b'])
+  log_prod, log_sum = jax.lax.associative_scan(_compose, (log_a, log_b), axis=0)
+  (h0,) = carry
+  hs = jnp.exp(log_prod) * h0[None] + jnp.exp(log_sum)
+  return hs, (hs[-1],)

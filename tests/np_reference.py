@@ -31,7 +31,26 @@ def np_gru(p, x, h):
   return ((1 - z) * n + z * h,)
 
 
-NP_STEPS = {'rnn': np_rnn, 'lstm': np_lstm, 'gru': np_gru}
+def np_g(x):
+  return np.where(x >= 0, x + 0.5, sigmoid(x))
+
+
+def np_mingru(p, x, h):
+  H = h.shape[-1]
+  a = x @ p['W_x'] + p['b']
+  z, cand = sigmoid(a[:, :H]), np_g(a[:, H:])
+  return ((1 - z) * h + z * cand,)
+
+
+def np_minlstm(p, x, h):
+  H = h.shape[-1]
+  a = x @ p['W_x'] + p['b']
+  f, i, cand = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]), np_g(a[:, 2 * H:])
+  return (f / (f + i) * h + i / (f + i) * cand,)
+
+
+NP_STEPS = {'rnn': np_rnn, 'lstm': np_lstm, 'gru': np_gru, 'mingru': np_mingru,
+            'minlstm': np_minlstm}
 
 
 def np_char_lm(layer_params, head_w, head_b, tokens, carry, cell, vocab_size):

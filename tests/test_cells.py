@@ -28,7 +28,7 @@ def random_params(cell, d, h, seed=0, dtype=np.float64):
        'b': rng.normal(size=(g * h,)) * 0.5}
   if cell == 'gru':
     p['b_hn'] = rng.normal(size=(h,)) * 0.5
-  return {k: v.astype(dtype) for k, v in p.items()}
+  return {k: v.astype(dtype) for k, v in p.items() if k in cells.get_spec(cell).params}
 
 
 def random_carry(cell, b, h, seed=1, dtype=np.float64):
@@ -37,7 +37,10 @@ def random_carry(cell, b, h, seed=1, dtype=np.float64):
                for _ in range(cells.get_spec(cell).num_carry))
 
 
-@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
+ALL = ['rnn', 'lstm', 'gru', 'mingru', 'minlstm']
+
+
+@pytest.mark.parametrize('cell', ALL)
 def test_step_matches_numpy_float64(cell):
   d, h, b = 5, 7, 3
   p = random_params(cell, d, h)
@@ -58,7 +61,7 @@ def test_rnn_is_exactly_the_char_rnn_equation():
   assert float(h[0, 0]) == pytest.approx(np.tanh(0.5 - 0.3 + 2.0 * 0.25 + 0.1), abs=1e-7)
 
 
-@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
+@pytest.mark.parametrize('cell', ALL)
 @pytest.mark.parametrize('zero_carry', [True, False])
 def test_layer_equals_python_loop_and_reference(cell, zero_carry):
   t, b, d, h = 6, 3, 4, 5
@@ -74,15 +77,17 @@ def test_layer_equals_python_loop_and_reference(cell, zero_carry):
   want = np.stack(want)
   jp = {k: jnp.asarray(v) for k, v in p.items()}
   jc = tuple(map(jnp.asarray, carry))
-  for fn in (cells.layer, cells.layer_reference):
+  parallel = lambda cell, p, xs, c: cells.recurrence_fast(cell, p, cells.project_inputs(p, xs), c)
+  for fn in (cells.layer, cells.layer_reference, parallel):  # parallel: the minimal cells' scan.
     hs, final = jax.jit(fn, static_argnums=0)(cell, jp, jnp.asarray(xs), jc)
     np.testing.assert_allclose(np.asarray(hs), want, rtol=1e-10, atol=1e-12)
     for g, w in zip(final, c):
       np.testing.assert_allclose(np.asarray(g), w, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
-def test_gradients_match_finite_differences(cell):
+@pytest.mark.parametrize('cell', ALL)
+@pytest.mark.parametrize('path', ['layer', 'fast'])
+def test_gradients_match_finite_differences(cell, path):
   t, b, d, h = 4, 2, 3, 4
   p = {k: jnp.asarray(v) for k, v in random_params(cell, d, h, seed=5).items()}
   carry = tuple(map(jnp.asarray, random_carry(cell, b, h, seed=6)))
@@ -90,7 +95,10 @@ def test_gradients_match_finite_differences(cell):
   proj = jnp.asarray(np.random.default_rng(8).normal(size=(t, b, h)))
 
   def loss(p, xs, carry):
-    hs, final = cells.layer(cell, p, xs, carry)
+    if path == 'layer':
+      hs, final = cells.layer(cell, p, xs, carry)
+    else:  # The custom VJP, or for the minimal cells the parallel scan.
+      hs, final = cells.recurrence_fast(cell, p, cells.project_inputs(p, xs), carry)
     return jnp.sum(hs * proj) + sum(jnp.sum(c ** 2) for c in final)
 
   grads = jax.grad(loss, argnums=(0, 1, 2))(p, xs, carry)
@@ -110,7 +118,7 @@ def test_gradients_match_finite_differences(cell):
     np.testing.assert_allclose(float(analytic), float(fd), rtol=1e-6)
 
 
-@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
+@pytest.mark.parametrize('cell', ALL)
 @pytest.mark.parametrize('t,b,h', [(1, 1, 3), (7, 4, 16), (20, 2, 33)])
 @pytest.mark.parametrize('zero_carry', [True, False])
 def test_fast_path_matches_reference_float32(cell, t, b, h, zero_carry):

@@ -14,7 +14,7 @@ def _np_params(model):
   return layers, np.asarray(model.head.kernel[...], np.float64), np.asarray(model.head.bias[...], np.float64)
 
 
-@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
+@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru', 'mingru', 'minlstm'])
 def test_forward_matches_numpy_model(cell):
   v, h, b, t = 11, 8, 3, 5
   model = CharLM(v, cell=cell, hidden_size=h, num_layers=2, rngs=nnx.Rngs(0))
@@ -29,8 +29,9 @@ def test_forward_matches_numpy_model(cell):
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
 
 
-def test_carry_continues_across_windows():
-  model = CharLM(13, cell='lstm', hidden_size=16, num_layers=2, embed_dim=6, rngs=nnx.Rngs(1))
+@pytest.mark.parametrize('cell', ['lstm', 'mingru', 'minlstm'])
+def test_carry_continues_across_windows(cell):
+  model = CharLM(13, cell=cell, hidden_size=16, num_layers=2, embed_dim=6, rngs=nnx.Rngs(1))
   tokens = jnp.asarray(np.random.default_rng(1).integers(0, 13, (2, 12)))
   whole, c_whole = model(tokens, model.initial_carry(2))
   first, c1 = model(tokens[:, :5], model.initial_carry(2))
@@ -38,6 +39,12 @@ def test_carry_continues_across_windows():
   np.testing.assert_allclose(np.concatenate([first, second], 1), whole, rtol=1e-5, atol=1e-6)
   for a, b in zip(jax.tree.leaves(c2), jax.tree.leaves(c_whole)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  # One character at a time (the sampler's path: the sequential step) agrees too.
+  carry, steps = model.initial_carry(2), []
+  for t in range(12):
+    logits, carry = model.step(tokens[:, t], carry)
+    steps.append(logits)
+  np.testing.assert_allclose(np.stack(steps, 1), whole, rtol=1e-4, atol=1e-5)
 
 
 def test_dropout_only_with_key():

@@ -400,3 +400,16 @@ def test_bfloat16_compute_tracks_float32(tmp_path, cell):
   assert f32[0] - f32[-1] > 0.3  # It learned something...
   np.testing.assert_allclose(bf16, f32, atol=0.03)  # ...and bf16 learned the same.
   assert not np.array_equal(bf16, f32)  # The bf16 path really ran in bf16.
+
+
+@pytest.mark.parametrize('cell', ['mingru', 'minlstm'])
+def test_minimal_cells_train_and_sample(tmp_path, cell):
+  wd = str(tmp_path / cell)
+  results = train.train_and_evaluate(tiny_config(**{'model.cell': cell, 'train.num_steps': 40,
+                                                    'eval.eval_every': 20,
+                                                    'train.learning_rate': 1e-2}), wd)
+  records = [json.loads(l) for l in open(os.path.join(wd, 'metrics.jsonl'))]
+  vocab = data.Vocab.load(os.path.join(wd, 'vocab.json'))
+  assert records[-1]['val_loss'] < np.log(len(vocab)) - 0.5  # Well below uniform.
+  assert results['test_loss'] > 0
+  assert os.path.getsize(os.path.join(wd, 'samples', 'step_000040.txt')) > 0
