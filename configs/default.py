@@ -43,6 +43,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.cache_dir = ''
 
   config.model = ml_collections.ConfigDict()
+  # 'rnn' (the recurrent model, `cell` below) or 'transformer' (a causal transformer:
+  # hidden_size wide, num_layers blocks, num_heads, context_length; rnnlm/transformer.py).
+  config.model.arch = 'rnn'
+  # Transformer only: attention heads, characters of context, and 'rotary' or
+  # 'learned' positions. Each window is read after the stream's last context_length
+  # characters, as a recurrent model reads it after its carried state; rotary
+  # positions are relative, so sampling one character at a time reads as training did.
+  config.model.num_heads = 4
+  config.model.context_length = 128
+  config.model.positions = 'rotary'
   # Recurrent cell: 'rnn' (tanh), 'lstm', 'gru', or the minimal cells of Feng et al.
   # (2024), 'mingru' and 'minlstm' (gates from the input only; parallel over time).
   config.model.cell = 'lstm'

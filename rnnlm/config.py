@@ -18,7 +18,8 @@ from rnnlm.errors import UserError
 
 # Fields that fix the shape of the saved state or the meaning of the data position:
 # resuming a workdir with any of them changed is refused.
-RESUME_FIELDS = ('model.cell', 'model.hidden_size', 'model.num_layers', 'model.embed_dim',
+RESUME_FIELDS = ('model.arch', 'model.cell', 'model.hidden_size', 'model.num_layers',
+                 'model.embed_dim', 'model.num_heads', 'model.context_length', 'model.positions',
                  'data.name', 'data.path', 'data.glob', 'data.split', 'data.train_fraction',
                  'data.max_bytes', 'data.max_chars',
                  'train.batch_size', 'train.seq_length')
@@ -43,8 +44,11 @@ def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                     ' model.recurrence=%r', config.model.recurrence)
   elif 'model' in config and 'recurrence' not in config.model:
     config.model.recurrence = 'auto'  # What a run of an earlier version did by default.
-  if 'model' in config and 'compute_dtype' not in config.model:
-    config.model.compute_dtype = 'float32'
+  if 'model' in config:
+    for field, default in (('compute_dtype', 'float32'), ('arch', 'rnn'), ('num_heads', 4),
+                           ('context_length', 128), ('positions', 'rotary')):
+      if field not in config.model:
+        config.model[field] = default
 
   if 'train' in config:  # Fields added later; their defaults are what earlier runs did.
     for field, default in (('early_stopping_patience', 0), ('time_budget_minutes', 0.0)):
@@ -65,7 +69,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """
   config = upgrade(config)
   m, t, e = config.model, config.train, config.eval
-  if m.cell not in cells.CELLS:
+  if m.arch not in ('rnn', 'transformer'):
+    raise UserError(f'unknown model.arch {m.arch!r}; use rnn or transformer')
+  if m.arch == 'transformer':
+    _check_transformer(m, t)
+  elif m.cell not in cells.CELLS:
     raise UserError(f'unknown model.cell {m.cell!r}; use one of {", ".join(sorted(cells.CELLS))}')
   recurrence.check_choice(m.recurrence)
   if m.compute_dtype not in ('float32', 'bfloat16'):
@@ -102,9 +110,23 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise UserError(f'data.train_fraction must be in (0, 1] (got {config.data.train_fraction})')
   if e.sample_temperature <= 0:
     raise UserError(f'eval.sample_temperature must be > 0 (got {e.sample_temperature})')
-  if m.recurrence in ('kernel', 'cudnn'):  # Says why, if it cannot run.
+  if m.arch == 'rnn' and m.recurrence in ('kernel', 'cudnn'):  # Says why, if it cannot run.
     recurrence.resolve(m.recurrence, m.cell, m.hidden_size, jnp.dtype(m.compute_dtype))
   return config
+
+
+def _check_transformer(m, t) -> None:
+  for name, value in (('model.num_heads', m.num_heads), ('model.context_length', m.context_length)):
+    if not isinstance(value, int) or value < 1:
+      raise UserError(f'{name} must be a positive integer (got {value!r})')
+  if m.hidden_size % m.num_heads:
+    raise UserError(f'model.hidden_size={m.hidden_size} must be a multiple of'
+                    f' model.num_heads={m.num_heads}')
+  if m.positions not in ('learned', 'rotary'):
+    raise UserError(f'unknown model.positions {m.positions!r}; use learned or rotary')
+  if m.positions == 'learned' and t.seq_length > m.context_length:
+    raise UserError(f'train.seq_length={t.seq_length} is longer than model.context_length='
+                    f'{m.context_length}; shorten it or use model.positions=rotary')
 
 
 def _get(config, dotted: str):

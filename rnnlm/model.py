@@ -115,9 +115,17 @@ class CharLM(nnx.Module):
     return logits[:, 0], carry
 
 
-def from_config(config, vocab_size: int) -> CharLM:
-  """The CharLM that `config.model` describes, initialised from `config.seed`."""
+def from_config(config, vocab_size: int) -> nnx.Module:
+  """The model that `config.model` describes (a CharLM, or a CharTransformer for
+  `arch='transformer'`), initialised from `config.seed`."""
   m = config.model
+  if m.get('arch', 'rnn') == 'transformer':
+    from rnnlm.transformer import CharTransformer
+    return CharTransformer(vocab_size, hidden_size=m.hidden_size, num_layers=m.num_layers,
+                           num_heads=m.num_heads, context_length=m.context_length,
+                           positions=m.positions, dropout=m.dropout,
+                           compute_dtype=m.get('compute_dtype', 'float32'),
+                           rngs=nnx.Rngs(config.seed))
   return CharLM(vocab_size, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
                 embed_dim=m.embed_dim, dropout=m.dropout, unroll=m.unroll,
                 recurrence=m.recurrence, compute_dtype=m.get('compute_dtype', 'float32'),

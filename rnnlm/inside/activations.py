@@ -21,6 +21,7 @@ from flax import nnx
 
 from rnnlm import cells
 from rnnlm import recurrence
+from rnnlm.errors import UserError
 from rnnlm.model import CharLM
 
 
@@ -97,6 +98,9 @@ def run_over_text(model: CharLM, tokens: np.ndarray, *, keep_states: bool = True
   Returns:
     `Activations`.
   """
+  if not hasattr(model, 'cell'):
+    raise UserError('looking inside reads the cells of a recurrent model; this run is a'
+                    ' transformer (model.arch=transformer)')
   tokens = np.asarray(tokens, np.int32)
   n = len(tokens)
   if n < 2:

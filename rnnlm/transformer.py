@@ -1,0 +1,143 @@
+"""A small causal transformer over characters, with the CharLM interface.
+
+`model.arch='transformer'` puts it where the recurrent model would be, so that the
+train loop, sampling, sweeps and emergence runs compare RNNs and transformers on the
+same data, splits and clock. Pre-norm blocks (LayerNorm, causal multi-head
+attention, residual; LayerNorm, 4x GELU MLP, residual) as in GPT-2 and nanoGPT.
+
+Windows are read the way the recurrent models read them, as streams: the carry holds
+the stream's last `context_length` characters (and which of them are real), each
+window attends to them, and every character sees at most `context_length`
+characters: itself and those before it. There is no cache of hidden states: the
+context's states are recomputed from the buffer, as in sliding-window inference, so
+with more than one layer the deepest states of a character depend slightly on where
+the window boundaries fall. Positions are learned (an embedding of the index in the
+buffer of context + window: sampling, one character at a time, reads each at the
+first index of a window) or rotary (relative by construction).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+# The carry: the last C characters of each stream (as float32, so that a reset can
+# scale it like a recurrent state) and a mask of which are real.
+Carry = dict
+
+
+def _rotary(x: jax.Array, positions: jax.Array) -> jax.Array:
+  """Rotary position embedding of x [B, S, heads, d] at integer positions [S]."""
+  d = x.shape[-1]
+  freqs = 1.0 / (10000.0 ** (jnp.arange(0, d, 2, dtype=jnp.float32) / d))
+  angles = positions[:, None].astype(jnp.float32) * freqs[None]  # [S, d/2]
+  cos, sin = jnp.cos(angles)[None, :, None], jnp.sin(angles)[None, :, None]
+  x1, x2 = x[..., 0::2].astype(jnp.float32), x[..., 1::2].astype(jnp.float32)
+  out = jnp.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+  return out.reshape(x.shape).astype(x.dtype)
+
+
+class Block(nnx.Module):
+  def __init__(self, d: int, heads: int, dropout: float, num_layers: int, *, rngs: nnx.Rngs):
+    init = nnx.initializers.normal(0.02)
+    out_init = nnx.initializers.normal(0.02 / math.sqrt(2 * num_layers))
+    self.heads = heads
+    self.ln1 = nnx.LayerNorm(d, rngs=rngs)
+    self.qkv = nnx.Linear(d, 3 * d, kernel_init=init, rngs=rngs)
+    self.proj = nnx.Linear(d, d, kernel_init=out_init, rngs=rngs)
+    self.ln2 = nnx.LayerNorm(d, rngs=rngs)
+    self.fc = nnx.Linear(d, 4 * d, kernel_init=init, rngs=rngs)
+    self.out = nnx.Linear(4 * d, d, kernel_init=out_init, rngs=rngs)
+    self.dropout = nnx.Dropout(dropout)
+
+  def __call__(self, x, mask, positions, rotary: bool, dtype, deterministic, keys):
+    b, s, d = x.shape
+    dense = lambda layer, v: (v.astype(dtype) @ layer.kernel[...].astype(dtype)
+                              + layer.bias[...].astype(dtype))
+    q, k, v = jnp.split(dense(self.qkv, self.ln1(x)), 3, axis=-1)
+    split = lambda t: t.reshape(b, s, self.heads, d // self.heads)
+    q, k, v = split(q), split(k), split(v)
+    if rotary:
+      q, k = _rotary(q, positions), _rotary(k, positions)
+    logits = jnp.einsum('bqhd,bkhd->bhqk', q, k).astype(jnp.float32) / math.sqrt(d // self.heads)
+    logits = jnp.where(mask[:, None], logits, -1e30)
+    attn = jax.nn.softmax(logits, axis=-1).astype(dtype)
+    y = jnp.einsum('bhqk,bkhd->bqhd', attn, v).reshape(b, s, d)
+    x = x + self.dropout(dense(self.proj, y).astype(jnp.float32), deterministic=deterministic,
+                         rngs=keys[0])
+    h = jax.nn.gelu(dense(self.fc, self.ln2(x)))
+    return x + self.dropout(dense(self.out, h).astype(jnp.float32), deterministic=deterministic,
+                            rngs=keys[1])
+
+
+class CharTransformer(nnx.Module):
+  """Token (+ learned position) embedding -> blocks -> LayerNorm -> logits."""
+
+  def __init__(self, vocab_size: int, *, hidden_size: int = 256, num_layers: int = 4,
+               num_heads: int = 4, context_length: int = 128, positions: str = 'learned',
+               dropout: float = 0.0, compute_dtype: str = 'float32', rngs: nnx.Rngs):
+    if hidden_size % num_heads:
+      raise ValueError(f'hidden_size {hidden_size} is not a multiple of num_heads {num_heads}')
+    self.vocab_size = vocab_size
+    self.hidden_size = hidden_size
+    self.num_layers = num_layers
+    self.context_length = context_length
+    self.rotary = positions == 'rotary'
+    self.compute_dtype = jnp.dtype(compute_dtype)
+    self.embed = nnx.Embed(vocab_size, hidden_size, embedding_init=nnx.initializers.normal(0.02),
+                           rngs=rngs)
+    # Learned positions index the buffer of context + window; the window is at most
+    # `context_length` long in training, so 2x covers every index.
+    self.pos = (None if self.rotary else
+                nnx.Param(0.01 * jax.random.normal(rngs.params(), (2 * context_length,
+                                                                   hidden_size))))
+    self.blocks = nnx.List([Block(hidden_size, num_heads, dropout, num_layers, rngs=rngs)
+                            for _ in range(num_layers)])
+    self.ln_f = nnx.LayerNorm(hidden_size, rngs=rngs)
+    self.head = nnx.Linear(hidden_size, vocab_size, kernel_init=nnx.initializers.normal(0.02),
+                           rngs=rngs)
+    self.drop = nnx.Dropout(dropout)
+
+  def initial_carry(self, batch_size: int) -> Carry:
+    c = self.context_length
+    return {'tokens': jnp.zeros((batch_size, c), jnp.float32),
+            'valid': jnp.zeros((batch_size, c), jnp.float32)}
+
+  def __call__(self, tokens: jax.Array, carry: Carry,
+               dropout_key: jax.Array | None = None) -> tuple[jax.Array, Carry]:
+    """tokens [B, T] after the context in `carry` -> (logits [B, T, V], carry)."""
+    b, t = tokens.shape
+    c = self.context_length
+    if not self.rotary and c + t > self.pos.shape[0]:
+      raise ValueError(f'a window of {t} characters is longer than context_length {c}')
+    deterministic = dropout_key is None
+    keys = ([None] * (2 * self.num_layers + 1) if deterministic
+            else list(jax.random.split(dropout_key, 2 * self.num_layers + 1)))
+    seq = jnp.concatenate([carry['tokens'].astype(jnp.int32), tokens.astype(jnp.int32)], 1)
+    valid = jnp.concatenate([carry['valid'], jnp.ones((b, t), jnp.float32)], 1) > 0
+    s = c + t
+    q_idx, k_idx = jnp.arange(s)[:, None], jnp.arange(s)[None, :]
+    # Causal, at most `context_length` back, and only real characters.
+    mask = (k_idx <= q_idx) & (k_idx > q_idx - c) & valid[:, None, :]
+    x = self.embed(seq).astype(jnp.float32)
+    if not self.rotary:
+      x = x + self.pos[...][:s][None]
+    x = self.drop(x, deterministic=deterministic, rngs=keys[-1])
+    positions = jnp.arange(s)
+    for i, block in enumerate(self.blocks):
+      x = block(x, mask, positions, self.rotary, self.compute_dtype, deterministic,
+                keys[2 * i:2 * i + 2])
+    x = self.ln_f(x[:, c:])
+    logits = (x.astype(self.compute_dtype) @ self.head.kernel[...].astype(self.compute_dtype)
+              ).astype(jnp.float32) + self.head.bias[...]
+    new_carry = {'tokens': seq[:, -c:].astype(jnp.float32),
+                 'valid': valid[:, -c:].astype(jnp.float32)}
+    return logits, new_carry
+
+  def step(self, token: jax.Array, carry: Carry) -> tuple[jax.Array, Carry]:
+    """One character for sampling: token [batch] -> (logits [batch, vocab], carry)."""
+    logits, carry = self(token[:, None], carry)
+    return logits[:, 0], carry

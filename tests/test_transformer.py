@@ -1,0 +1,129 @@
+"""The character transformer against NumPy float64, and read as a stream."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from rnnlm.transformer import CharTransformer
+
+
+def _np_forward(model, seq, valid, context, rotary):
+  """The whole model in NumPy float64 over a buffer `seq` [B, S] of which the last
+  positions are the window; returns hidden states of every position, pre-head."""
+  f = lambda a: np.asarray(a[...] if hasattr(a, '__getitem__') and not isinstance(a, np.ndarray)
+                           else a, np.float64)
+  b, s = seq.shape
+  x = f(model.embed.embedding)[seq]
+  if not rotary:
+    x = x + f(model.pos)[:s][None]
+
+  def ln(v, m):
+    mu, var = v.mean(-1, keepdims=True), v.var(-1, keepdims=True)
+    return (v - mu) / np.sqrt(var + 1e-6) * f(m.scale) + f(m.bias)
+
+  def rope(t):
+    d = t.shape[-1]
+    freqs = 1.0 / (10000.0 ** (np.arange(0, d, 2) / d))
+    ang = np.arange(s)[:, None] * freqs[None]
+    cos, sin = np.cos(ang)[None, :, None], np.sin(ang)[None, :, None]
+    x1, x2 = t[..., 0::2], t[..., 1::2]
+    return np.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).reshape(t.shape)
+
+  gelu = lambda v: 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v ** 3)))
+  q_i, k_i = np.arange(s)[:, None], np.arange(s)[None, :]
+  mask = (k_i <= q_i) & (k_i > q_i - context) & valid[:, None, :]
+  for blk in model.blocks:
+    d = x.shape[-1]
+    hd = d // blk.heads
+    qkv = ln(x, blk.ln1) @ f(blk.qkv.kernel) + f(blk.qkv.bias)
+    q, k, v = (t.reshape(b, s, blk.heads, hd) for t in np.split(qkv, 3, -1))
+    if rotary:
+      q, k = rope(q), rope(k)
+    att = np.einsum('bqhd,bkhd->bhqk', q, k) / np.sqrt(hd)
+    att = np.where(mask[:, None], att, -1e30)  # Rows of padding see nothing real.
+    att = np.exp(att - att.max(-1, keepdims=True))
+    att /= att.sum(-1, keepdims=True)
+    y = np.einsum('bhqk,bkhd->bqhd', att, v).reshape(b, s, d)
+    x = x + y @ f(blk.proj.kernel) + f(blk.proj.bias)
+    h = gelu(ln(x, blk.ln2) @ f(blk.fc.kernel) + f(blk.fc.bias))
+    x = x + h @ f(blk.out.kernel) + f(blk.out.bias)
+  return ln(x, model.ln_f) @ f(model.head.kernel) + f(model.head.bias)
+
+
+@pytest.mark.parametrize('positions', ['learned', 'rotary'])
+def test_forward_matches_numpy_float64(positions):
+  v, c, t, b = 11, 6, 4, 2
+  model = CharTransformer(v, hidden_size=16, num_layers=2, num_heads=2, context_length=c,
+                          positions=positions, rngs=nnx.Rngs(0))
+  rng = np.random.default_rng(0)
+  carry = {'tokens': jnp.asarray(rng.integers(0, v, (b, c)), jnp.float32),
+           'valid': jnp.asarray(np.array([[1] * c, [0, 0, 0, 1, 1, 1]]), jnp.float32)}
+  tokens = rng.integers(0, v, (b, t))
+  logits, new = model(jnp.asarray(tokens), carry)
+  seq = np.concatenate([np.asarray(carry['tokens'], np.int64), tokens], 1)
+  valid = np.concatenate([np.asarray(carry['valid']) > 0, np.ones((b, t), bool)], 1)
+  want = _np_forward(model, seq, valid, c, positions == 'rotary')[:, c:]
+  np.testing.assert_allclose(np.asarray(logits), want, rtol=1e-4, atol=1e-4)
+  np.testing.assert_array_equal(np.asarray(new['tokens']), seq[:, -c:])
+
+
+def test_a_stream_read_in_windows_equals_one_step_at_a_time():
+  # One layer, rotary positions: exactly the same attention either way. (With more
+  # layers the context's deeper states are recomputed from the buffer each time, as in
+  # cache-free sliding-window inference, and the two readings differ slightly.)
+  v, c = 9, 8
+  model = CharTransformer(v, hidden_size=16, num_layers=1, num_heads=4, context_length=c,
+                          positions='rotary', rngs=nnx.Rngs(1))
+  tokens = jnp.asarray(np.random.default_rng(1).integers(0, v, (2, 15)))
+  carry, windows = model.initial_carry(2), []
+  for lo in range(0, 15, 5):
+    logits, carry = model(tokens[:, lo:lo + 5], carry)
+    windows.append(logits)
+  carry, steps = model.initial_carry(2), []
+  for i in range(15):
+    logits, carry = model.step(tokens[:, i], carry)
+    steps.append(logits)
+  np.testing.assert_allclose(np.stack(steps, 1), np.concatenate(windows, 1), rtol=1e-4, atol=1e-5)
+
+
+def test_each_character_sees_at_most_context_length_characters():
+  v, c = 9, 4
+  model = CharTransformer(v, hidden_size=8, num_layers=1, num_heads=2, context_length=c,
+                          positions='rotary', rngs=nnx.Rngs(2))
+  base = np.random.default_rng(2).integers(0, v, (1, 8))
+  run = lambda toks: np.asarray(model(jnp.asarray(toks), model.initial_carry(1))[0])
+  far, near = base.copy(), base.copy()
+  far[0, 2] = (far[0, 2] + 1) % v   # 5 back from the last character: outside its context.
+  near[0, 5] = (near[0, 5] + 1) % v  # 2 back: inside.
+  np.testing.assert_allclose(run(far)[0, -1], run(base)[0, -1], rtol=1e-6)
+  assert not np.allclose(run(near)[0, -1], run(base)[0, -1])
+
+
+def test_transformer_trains_resumes_and_is_refused_by_look_inside(tmp_path):
+  from configs import tiny
+  from rnnlm import train
+  from rnnlm.errors import UserError
+  from rnnlm.inside import activations
+  from rnnlm import checkpoint
+  config = tiny.get_config()
+  config.model.arch, config.model.hidden_size, config.model.context_length = 'transformer', 32, 16
+  config.model.positions = 'learned'
+  config.train.num_steps, config.eval.eval_every, config.train.learning_rate = 30, 10, 3e-3
+  straight = train.train_and_evaluate(config, str(tmp_path / 'a'))
+  train.train_and_evaluate(config, str(tmp_path / 'b'), stop_after_step=15)
+  resumed = train.train_and_evaluate(config, str(tmp_path / 'b'))
+  assert resumed['best_val_loss'] == straight['best_val_loss']  # Resume is exact.
+  losses = [json.loads(l)['val_loss'] for l in open(tmp_path / 'a' / 'metrics.jsonl')]
+  assert losses[-1] < losses[0]
+  model, _, _ = checkpoint.load_model(str(tmp_path / 'a'))
+  with pytest.raises(UserError, match='transformer'):
+    activations.run_over_text(model, np.zeros(20, np.int64), window=8)
+  config.train.seq_length = 40  # Longer than the context, with learned positions.
+  with pytest.raises(UserError, match='context_length'):
+    train.train_and_evaluate(config, str(tmp_path / 'c'))
+  assert not os.path.exists(tmp_path / 'c')
