@@ -107,8 +107,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.early_stopping_patience = 0
   # Stop after this many minutes of training (evaluation, sampling and checkpoints
   # not counted; carried over resumes); 0: no limit. The learning-rate schedule
-  # depends on the step count only, so a budget does not change it.
+  # spans the step cap unless `schedule_from_budget` says otherwise.
   config.train.time_budget_minutes = 0.0
+  # With a time budget: lay the learning-rate schedule over the steps the budget
+  # allows, estimated from timing a few steps at the start (recorded in
+  # schedule.json, so that resume is exact), instead of over the step cap.
+  config.train.schedule_from_budget = False
 
   config.eval = ml_collections.ConfigDict()
   # Evaluate on the whole validation split, sample and checkpoint every this many steps.

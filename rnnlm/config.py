@@ -51,7 +51,8 @@ def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         config.model[field] = default
 
   if 'train' in config:  # Fields added later; their defaults are what earlier runs did.
-    for field, default in (('early_stopping_patience', 0), ('time_budget_minutes', 0.0)):
+    for field, default in (('early_stopping_patience', 0), ('time_budget_minutes', 0.0),
+                           ('schedule_from_budget', False)):
       if field not in config.train:
         config.train[field] = default
   if 'init_from' not in config:

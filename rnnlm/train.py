@@ -506,8 +506,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   is_chief = jax.process_index() == 0
   steps_per_epoch = len(splits.train)
   num_steps = t.num_steps or int(t.num_epochs * steps_per_epoch)
-  schedule = make_schedule(t, steps_per_epoch, num_steps)
   ckpt = checkpoint_lib.Checkpointer(workdir, keep_latest=config.checkpoint.keep_latest)
+  # The schedule's length: the step cap, or the steps the time budget allows.
+  schedule_steps = num_steps
+  if t.schedule_from_budget and t.time_budget_minutes:
+    schedule_steps = _budget_schedule_steps(config, splits, mesh, workdir, num_steps, is_chief,
+                                            fresh=ckpt.latest_step() is None)
+  schedule = make_schedule(t, steps_per_epoch, schedule_steps)
   init_record = {}
 
   def transplant(params):
@@ -517,7 +522,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   fine_tune = config.init_from and ckpt.latest_step() is None  # A resumed run has its own.
   model, graphdef, optimizer, state = create_train_state(
-      config, len(splits.vocab), steps_per_epoch, num_steps, mesh,
+      config, len(splits.vocab), steps_per_epoch, schedule_steps, mesh,
       transplant if fine_tune else None)
   train_fn, eval_fn = compile_steps(graphdef, optimizer, mesh)
   eval_carry = parallel.shard_carry(
@@ -632,6 +637,54 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       except Exception as e:  # pylint: disable=broad-except
         if _storage_error(e) is None or not failed:
           raise
+
+
+SCHEDULE_FILE = 'schedule.json'
+_TIMED_STEPS = 20
+
+
+def _budget_schedule_steps(config, splits: Splits, mesh, workdir: str, num_steps: int,
+                           is_chief: bool, fresh: bool) -> int:
+  """How many steps the learning-rate schedule spans under a time budget.
+
+  A fresh run times `_TIMED_STEPS` steps (after compiling) on a throwaway copy of
+  its state and lays the schedule over the steps the budget then allows (at most
+  the step cap); the count is written to schedule.json and read back on resume,
+  so that the schedule, and with it the run, resumes exactly.
+  """
+  path = os.path.join(workdir, SCHEDULE_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      return int(json.load(f)['schedule_steps'])
+  if not fresh:
+    raise UserError(f'{workdir} has checkpoints but no {SCHEDULE_FILE}: it was not started'
+                    ' with train.schedule_from_budget; resume it without that setting')
+  t = config.train
+  steps_per_epoch = len(splits.train)
+  _, graphdef, optimizer, state = create_train_state(config, len(splits.vocab), steps_per_epoch,
+                                                     num_steps, mesh)
+  train_fn, _ = compile_steps(graphdef, optimizer, mesh)
+  batches = [_device_batch(splits.train.window_at(i % steps_per_epoch), mesh)
+             for i in range(_TIMED_STEPS + 1)]
+  state, m = train_fn(state, batches[0])  # Compiles.
+  jax.block_until_ready(m['loss'])
+  start = time.time()
+  for b in batches[1:]:
+    state, m = train_fn(state, b)
+  jax.block_until_ready(m['loss'])
+  seconds_per_step = (time.time() - start) / _TIMED_STEPS
+  steps = max(1, min(num_steps, int(t.time_budget_minutes * 60 / seconds_per_step)))
+  if jax.process_count() > 1:  # Every process uses the chief's count.
+    from jax.experimental import multihost_utils
+    steps = int(multihost_utils.broadcast_one_to_all(np.int32(steps)))
+  logging.info('Timed %.4f s per step: the schedule spans %d steps of the %.1f-minute budget',
+               seconds_per_step, steps, t.time_budget_minutes)
+  if is_chief:
+    os.makedirs(workdir, exist_ok=True)
+    data.atomic_write(path, json.dumps({'schedule_steps': steps,
+                                        'seconds_per_step': seconds_per_step,
+                                        'timed_steps': _TIMED_STEPS}, indent=2))
+  return steps
 
 
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}

@@ -413,3 +413,23 @@ def test_minimal_cells_train_and_sample(tmp_path, cell):
   assert records[-1]['val_loss'] < np.log(len(vocab)) - 0.5  # Well below uniform.
   assert results['test_loss'] > 0
   assert os.path.getsize(os.path.join(wd, 'samples', 'step_000040.txt')) > 0
+
+
+def test_schedule_laid_over_the_time_budget(tmp_path):
+  wd = tmp_path / 'run'
+  config = tiny_config(**{'train.time_budget_minutes': 0.1, 'train.schedule_from_budget': True,
+                          'train.num_steps': 1_000_000, 'train.lr_schedule': 'cosine',
+                          'eval.eval_every': 50})
+  train.train_and_evaluate(config, str(wd), stop_after_step=60)
+  recorded = json.loads((wd / 'schedule.json').read_text())
+  steps = recorded['schedule_steps']
+  assert 1 < steps < 1_000_000 and recorded['seconds_per_step'] > 0
+  # The cosine spans the estimated steps, not the cap: its value at step 50 says so.
+  lr = json.loads((wd / 'metrics.jsonl').read_text().splitlines()[0])['learning_rate']
+  t = config.train
+  want = train.make_schedule(t, 1, steps)(49)
+  assert lr == pytest.approx(float(want), rel=1e-5) and lr < t.learning_rate * 0.999
+  # Resumed, it reads the recorded count rather than timing again.
+  train.train_and_evaluate(config, str(wd))
+  assert json.loads((wd / 'schedule.json').read_text()) == recorded
+  assert json.loads((wd / 'results.json').read_text())['stopped'] == 'time_budget'
