@@ -358,13 +358,50 @@ def write_report(sweep_dir: str, title: str, x_key: str, x_label: str,
   return report.write(os.path.join(sweep_dir, 'report.md'), lines)
 
 
+def grid_product(axes: dict) -> list[dict]:
+  """Every combination of the values of `axes` ({dotted.field: values}), the first
+  field varying slowest."""
+  import itertools
+  fields = list(axes)
+  return [dict(zip(fields, values)) for values in itertools.product(*(axes[f] for f in fields))]
+
+
+def write_grid_report(sweep_dir: str, title: str, fields: Sequence[str], command: str = '') -> str:
+  """A grid search's report: every trial, best validation loss first."""
+  rows = read_csv(os.path.join(sweep_dir, 'results.csv'))
+  done = sorted((r for r in rows if r['status'] == 'done'), key=lambda r: float(r['best_val_loss']))
+  names = [f.split('.')[-1] for f in fields]
+  lines = [f'# {title}', '', *report.made_by(command),
+           f'{len(done)} of {len(rows)} trials finished; best validation loss first.', '']
+  cols = ('num_params', 'best_val_loss', 'best_step', 'final_step', 'stopped', 'train_time_s')
+  lines += report.table(['trial', *cols], [[r['name'], *(r[c] for c in cols)] for r in done])
+  failed = [r for r in rows if r['status'] == 'failed']
+  if failed:
+    lines += ['', 'Failed trials:', ''] + [f'- {r["name"]}: {r["error"]}' for r in failed]
+  lines += ['', f'Fields searched: {", ".join(names)}.']
+  return report.write(os.path.join(sweep_dir, 'report.md'), lines)
+
+
 def run_from_config(config: ml_collections.ConfigDict, sweep_dir: str, command: str = '') -> str:
-  """Runs the one-field sweep a sweep config describes, then writes its report.
+  """Runs the sweep a sweep config describes, then writes its report.
 
   A sweep config (configs/sweeps/) holds `base`, the training config every
-  trial starts from, and `sweep`: the `field` swept over the values `grid`,
-  `trials_at_once`, and the x axis (`x_key`, `x_label`) and `title` of the report.
+  trial starts from, and `sweep`: either the `field` swept over the values `grid`
+  (with the x axis `x_key`, `x_label` of the report's figure and fit), or `axes`,
+  {field: values}, searched over every combination (or a fixed random `sample` of
+  them); and `trials_at_once`,
+  `executor` and the report's `title`.
   """
+  if config.sweep.get('axes'):
+    axes = {k.replace(':', '.'): tuple(v) for k, v in config.sweep.axes.items()}
+    grid = grid_product(axes)
+    if config.sweep.get('sample', 0) and config.sweep.sample < len(grid):
+      # A fixed random subset (seeded, so a rerun resumes the same trials).
+      pick = np.random.default_rng(0).choice(len(grid), config.sweep.sample, replace=False)
+      grid = [grid[i] for i in sorted(pick)]
+    run_sweep(config.base, grid, sweep_dir, config.sweep.trials_at_once,
+              config.sweep.get('executor'))
+    return write_grid_report(sweep_dir, config.sweep.title, list(axes), command)
   grid = [{config.sweep.field: v} for v in config.sweep.grid]
   run_sweep(config.base, grid, sweep_dir, config.sweep.trials_at_once,
             config.sweep.get('executor'))

@@ -16,7 +16,8 @@ SHIPPED = [('configs.default', [None]), ('configs.shakespeare', [None]),
            ('configs.sweeps.shakespeare_hidden', ['cpu', 'full']),
            ('configs.sweeps.shakespeare_data', ['cpu', 'full']),
            ('configs.sweeps.paper_table', ['cpu', 'full', 'cpu_linux', 'full_linux']),
-           ('configs.sweeps.shakespeare_joint', ['cpu', 'full'])]
+           ('configs.sweeps.shakespeare_joint', ['cpu', 'full']),
+           ('configs.sweeps.shakespeare_budget', ['5', '15', '30'])]
 
 SCRIPT = r'''
 import importlib, json, sys, tempfile

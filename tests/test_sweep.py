@@ -156,3 +156,24 @@ def test_one_local_trial_per_listed_device(tmp_path):
   rows = sweep.run_sweep(base, [{'seed': s} for s in range(3)], str(tmp_path / 's'),
                          executor=executor)
   assert [r['status'] for r in rows] == ['done'] * 3
+
+
+def test_grid_search_over_axes(tmp_path):
+  import ml_collections
+  assert sweep.grid_product({'a': (1, 2), 'b': ('x', 'y', 'z')})[:4] == [
+      {'a': 1, 'b': 'x'}, {'a': 1, 'b': 'y'}, {'a': 1, 'b': 'z'}, {'a': 2, 'b': 'x'}]
+  config = ml_collections.ConfigDict()
+  config.base = tiny.get_config()
+  config.base.train.num_steps, config.base.eval.eval_every = 4, 2
+  config.base.eval.sample_length = 0
+  config.sweep = ml_collections.ConfigDict()
+  config.sweep.title = 'grid'
+  config.sweep.axes = {'model:hidden_size': (8, 16), 'train:learning_rate': (1e-3, 1e-2)}
+  config.sweep.sample = 3
+  config.sweep.trials_at_once = 2
+  path = sweep.run_from_config(config, str(tmp_path / 'g'))
+  rows = sweep.read_csv(os.path.join(tmp_path, 'g', 'results.csv'))
+  assert len(rows) == 3 and all(r['status'] == 'done' for r in rows)
+  text = open(path).read()
+  losses = [float(l.split('|')[3]) for l in text.splitlines() if l.startswith('| hidden_size')]
+  assert losses == sorted(losses) and len(losses) == 3  # Best first.
