@@ -423,12 +423,13 @@ def test_schedule_laid_over_the_time_budget(tmp_path):
   train.train_and_evaluate(config, str(wd), stop_after_step=60)
   recorded = json.loads((wd / 'schedule.json').read_text())
   steps = recorded['schedule_steps']
-  assert 1 < steps < 1_000_000 and recorded['seconds_per_step'] > 0
+  # The budget divided by the timed step: 6 s at whatever speed this machine has.
+  assert steps == int(0.1 * 60 / recorded['seconds_per_step']) and 1 < steps < 1_000_000
   # The cosine spans the estimated steps, not the cap: its value at step 50 says so.
   lr = json.loads((wd / 'metrics.jsonl').read_text().splitlines()[0])['learning_rate']
   t = config.train
-  want = train.make_schedule(t, 1, steps)(49)
-  assert lr == pytest.approx(float(want), rel=1e-5) and lr < t.learning_rate * 0.999
+  assert lr == pytest.approx(float(train.make_schedule(t, 1, steps)(49)), rel=1e-6)
+  assert lr != pytest.approx(float(train.make_schedule(t, 1, 1_000_000)(49)), rel=1e-6)
   # Resumed, it reads the recorded count rather than timing again.
   train.train_and_evaluate(config, str(wd))
   assert json.loads((wd / 'schedule.json').read_text()) == recorded
