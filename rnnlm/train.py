@@ -549,7 +549,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                             'carry_rows': parallel.padded_rows(t.batch_size, mesh)}, val_loss)
 
   interval = _Interval(t.batch_size * t.seq_length)
-  failed = None
+  raising = False
   try:
     if ckpt.latest_step() is not None:
       state, meta = _restore(ckpt, ckpt.latest_step(), state, t.batch_size, mesh)
@@ -621,13 +621,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                   num_params=count_params(model), elapsed_s=elapsed(), train_time_s=clock.seconds(),
                   stopped=stopping.reason(step, clock.seconds()), config=config)
   except Exception as e:  # pylint: disable=broad-except
+    raising = True
     reason = None if isinstance(e, UserError) else _storage_error(e)
     if reason is None:
       raise
-    failed = e
-    raise UserError(f'cannot write to {workdir}: {reason}. The last complete checkpoint'
-                    f' (step {_last_complete_step(workdir)}) is intact: free space or fix the'
-                    ' permissions, then run the same command to resume') from e
+    raise _storage_user_error(workdir, reason) from e
+  except BaseException:
+    raising = True
+    raise
   finally:
     if pbar is not None:
       pbar.close()
@@ -635,8 +636,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       try:
         close()
       except Exception as e:  # pylint: disable=broad-except
-        if _storage_error(e) is None or not failed:
+        reason = _storage_error(e)
+        if reason is None:
           raise
+        if not raising:  # Else the error already on its way says more.
+          raise _storage_user_error(workdir, reason) from e
 
 
 SCHEDULE_FILE = 'schedule.json'
@@ -699,6 +703,12 @@ def _storage_error(e: BaseException) -> str | None:
     return os.strerror(e.errno)
   text = str(e)
   return next((m for m in _STORAGE_MESSAGES if m in text), None)
+
+
+def _storage_user_error(workdir: str, reason: str) -> UserError:
+  return UserError(f'cannot write to {workdir}: {reason}. The last complete checkpoint'
+                   f' (step {_last_complete_step(workdir)}) is intact: free space or fix the'
+                   ' permissions, then run the same command to resume')
 
 
 def _last_complete_step(workdir: str):
