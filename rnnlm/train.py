@@ -444,7 +444,8 @@ class _StopSignals:
     self.received, self._previous = None, {}
     if threading.current_thread() is threading.main_thread():
       for signum in (signal.SIGTERM, signal.SIGINT):
-        self._previous[signum] = signal.signal(signum, self._handle)
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # Ignored (e.g. `cmd &`): kept so.
+          self._previous[signum] = signal.signal(signum, self._handle)
     return self
 
   def _handle(self, signum, frame):  # pylint: disable=unused-argument

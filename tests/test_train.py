@@ -218,11 +218,16 @@ def test_interrupt_saves_a_checkpoint_and_resume_finishes(tmp_path):
     if step == 8:  # Ctrl-C during the evaluation at step 8: it stops there, saved.
       signal.raise_signal(signal.SIGINT)
 
-  with pytest.raises(Interrupted, match='SIGINT: stopped at step 8') as info:
-    train.train_and_evaluate(config, wd, eval_callback=interrupt)
+  # As in a terminal (a shell's background job starts with SIGINT ignored).
+  before = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    with pytest.raises(Interrupted, match='SIGINT: stopped at step 8') as info:
+      train.train_and_evaluate(config, wd, eval_callback=interrupt)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Restored.
+  finally:
+    signal.signal(signal.SIGINT, before)
   assert info.value.signum == signal.SIGINT
   assert checkpoint.Checkpointer(wd).latest_step() == 8
-  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Restored.
   results = train.train_and_evaluate(config, wd)
   assert results['final_step'] == 12 and results['stopped'] == 'num_steps'
   straight = str(tmp_path / 'straight')
