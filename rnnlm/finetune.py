@@ -21,7 +21,8 @@ from rnnlm import config as config_lib
 from rnnlm import data
 from rnnlm.errors import UserError
 
-SHAPE_FIELDS = ('cell', 'hidden_size', 'num_layers', 'embed_dim')
+SHAPE_FIELDS = ('arch', 'cell', 'hidden_size', 'num_layers', 'embed_dim', 'num_heads',
+                'context_length', 'positions')
 
 
 def check_source(config) -> None:

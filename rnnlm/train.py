@@ -740,8 +740,9 @@ def finish(ckpt, state, eval_fn, splits: Splits, eval_carry, mesh, files: RunFil
            config: ml_collections.ConfigDict) -> dict:
   """Evaluates the best checkpoint on the test split; writes results.json."""
   best = ckpt.best_step()
-  best_state, meta = ckpt.restore(best, state)
   t = config.train
+  # The best step may have been saved on another number of devices.
+  best_state, meta = _restore(ckpt, best, state, t.batch_size, mesh)
   results = {'best_step': best, 'best_val_loss': meta['val_loss'],
              'best_val_bpc': meta['val_loss'] / LN2, 'num_params': num_params,
              'final_step': int(state['step']), 'stopped': stopped,

@@ -169,6 +169,18 @@ def test_a_batch_that_does_not_divide_is_padded_with_the_same_losses(tmp_path):
   assert one['test_loss'] == pytest.approx(mixed['test_loss'], rel=1e-5)
 
 
+def test_best_checkpoint_saved_on_other_device_count_is_evaluated(tmp_path):
+  # Saved on 4 devices (batch 6: carry of 8 rows), finished again on 1 (6 rows): the
+  # test split is evaluated from the best checkpoint with the same result.
+  config = tiny_config(**{'train.batch_size': 6, 'eval.batch_size': 5,
+                          'train.num_steps': 10, 'eval.eval_every': 5})
+  wd = str(tmp_path / 'run')
+  four = train.train_and_evaluate(config, wd, devices=jax.devices())
+  one = train.train_and_evaluate(config, wd, devices=jax.devices()[:1])
+  assert one['best_step'] == four['best_step']
+  assert one['test_loss'] == pytest.approx(four['test_loss'], rel=1e-5)
+
+
 def test_resume_with_other_shape_is_refused_and_changes_nothing(tmp_path):
   wd = str(tmp_path / 'run')
   train.train_and_evaluate(tiny_config(**{'train.num_steps': 10}), wd)
