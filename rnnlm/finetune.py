@@ -21,14 +21,15 @@ from rnnlm import config as config_lib
 from rnnlm import data
 from rnnlm.errors import UserError
 
-SHAPE_FIELDS = ('arch', 'cell', 'hidden_size', 'num_layers', 'embed_dim', 'num_heads',
-                'context_length', 'positions')
+SHAPE_FIELDS = ('arch', 'cell', 'hidden_size', 'num_layers', 'embed_dim')
+TRANSFORMER_FIELDS = ('num_heads', 'context_length', 'positions')
 
 
 def check_source(config) -> None:
   """Refuses an init_from run whose model differs in shape, before anything is written."""
   source = config_lib.load(config.init_from)
-  for field in SHAPE_FIELDS:
+  fields = SHAPE_FIELDS + (TRANSFORMER_FIELDS if config.model.arch == 'transformer' else ())
+  for field in fields:
     old, new = source.model[field], config.model[field]
     if old != new:
       raise UserError(f'init_from: the run in {config.init_from} has model.{field}={old!r}'
