@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from rnnlm import cells
+from rnnlm import dropout as dropout_lib
 from rnnlm import recurrence as recurrence_lib
 
 # Per-layer carry tuples, one per layer: ((h, c), (h, c)) for a 2-layer LSTM.
@@ -59,7 +60,7 @@ class CharLM(nnx.Module):
     self.layers = nnx.List([
         RecurrentLayer(cell, d, hidden_size, one_hot_input=(i == 0 and embed_dim == 0), rngs=rngs)
         for i, d in enumerate(in_dims)])
-    self.dropout = nnx.Dropout(dropout)
+    self.dropout = dropout
     self.head = nnx.Linear(hidden_size, vocab_size, rngs=rngs)
 
   def initial_carry(self, batch_size: int) -> ModelCarry:
@@ -102,7 +103,7 @@ class CharLM(nnx.Module):
       x, layer_carry = recurrence_lib.layer(self.recurrence, self.cell,
                                             cast(layer.weights(), dtype), x,
                                             cast(layer_carry, dtype), unroll=self.unroll)
-      x = self.dropout(x, deterministic=deterministic, rngs=key)
+      x = dropout_lib.dropout(x, self.dropout, key, batch_axis=1)  # x: [T, B, H].
       # The state carried between windows stays float32, as the parameters do.
       new_carry.append(cast(layer_carry, jnp.float32))
     logits = recurrence_lib.dense(self.recurrence, x, self.head.kernel[...].astype(dtype))

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from rnnlm import dropout as dropout_lib
+
 # The carry: the last C characters of each stream (as float32, so that a reset can
 # scale it like a recurrent state) and a mask of which are real.
 Carry = dict
@@ -51,7 +53,7 @@ class Block(nnx.Module):
     self.ln2 = nnx.LayerNorm(d, rngs=rngs)
     self.fc = nnx.Linear(d, 4 * d, kernel_init=init, rngs=rngs)
     self.out = nnx.Linear(4 * d, d, kernel_init=out_init, rngs=rngs)
-    self.dropout = nnx.Dropout(dropout)
+    self.dropout = dropout
 
   def __call__(self, x, mask, positions, rotary: bool, dtype, deterministic, keys):
     b, s, d = x.shape
@@ -66,11 +68,11 @@ class Block(nnx.Module):
     logits = jnp.where(mask[:, None], logits, -1e30)
     attn = jax.nn.softmax(logits, axis=-1).astype(dtype)
     y = jnp.einsum('bhqk,bkhd->bqhd', attn, v).reshape(b, s, d)
-    x = x + self.dropout(dense(self.proj, y).astype(jnp.float32), deterministic=deterministic,
-                         rngs=keys[0])
+    drop = lambda v, key: dropout_lib.dropout(v, self.dropout, None if deterministic else key,
+                                              batch_axis=0)
+    x = x + drop(dense(self.proj, y).astype(jnp.float32), keys[0])
     h = jax.nn.gelu(dense(self.fc, self.ln2(x)))
-    return x + self.dropout(dense(self.out, h).astype(jnp.float32), deterministic=deterministic,
-                            rngs=keys[1])
+    return x + drop(dense(self.out, h).astype(jnp.float32), keys[1])
 
 
 class CharTransformer(nnx.Module):
@@ -99,7 +101,7 @@ class CharTransformer(nnx.Module):
     self.ln_f = nnx.LayerNorm(hidden_size, rngs=rngs)
     self.head = nnx.Linear(hidden_size, vocab_size, kernel_init=nnx.initializers.normal(0.02),
                            rngs=rngs)
-    self.drop = nnx.Dropout(dropout)
+    self.dropout = dropout
 
   def initial_carry(self, batch_size: int) -> Carry:
     c = self.context_length
@@ -125,7 +127,7 @@ class CharTransformer(nnx.Module):
     x = self.embed(seq).astype(jnp.float32)
     if not self.rotary:
       x = x + self.pos[...][:s][None]
-    x = self.drop(x, deterministic=deterministic, rngs=keys[-1])
+    x = dropout_lib.dropout(x, self.dropout, keys[-1], batch_axis=0)
     positions = jnp.arange(s)
     for i, block in enumerate(self.blocks):
       x = block(x, mask, positions, self.rotary, self.compute_dtype, deterministic,
