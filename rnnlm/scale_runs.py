@@ -33,6 +33,11 @@ def _float(row: dict, key: str) -> float | None:
   return float(v) if v not in ('', None) else None
 
 
+def still_improving(row: dict) -> bool:
+  """A trial the step cap stopped at its best evaluation so far: not converged."""
+  return row['stopped'] == 'num_steps' and row['best_step'] == row['final_step']
+
+
 # ----------------------------------------------------------------------------
 # The 2015 comparison
 
@@ -215,8 +220,7 @@ def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = ''
     if len(rates) > 1 and at_edge:
       lines += ['', f'The chosen rate is the {word} of the grid ({edge:g}) for {at_edge} of'
                 f' {len(chosen)} models: a {beyond} one might do better.']
-  capped = sum(r['stopped'] == 'num_steps' and r['best_step'] == r['final_step']
-               for r in chosen.values())
+  capped = sum(still_improving(r) for r in chosen.values())
   if capped:
     lines += ['', f'{capped} of {len(chosen)} models were still improving when the step cap'
               ' stopped them (best step = last step): at this cap the table compares models'
@@ -339,8 +343,8 @@ def joint_report(sweep_dir: str, config: ml_collections.ConfigDict, command: str
   all_rows = sweep.read_csv(os.path.join(sweep_dir, 'results.csv'))
   rows = [r for r in all_rows if r['status'] == 'done']
   ns, ds = _grid_cells(rows)
-  loss = {(int(r['num_params']), int(r['train_split_chars'])): float(r['best_val_loss'])
-          for r in rows}
+  keyed = {(int(r['num_params']), int(r['train_split_chars'])): r for r in rows}
+  loss = {key: float(r['best_val_loss']) for key, r in keyed.items()}
   gap = {(int(r['num_params']), int(r['train_split_chars'])):
          float(r['final_val_loss']) - float(r['final_train_loss']) for r in rows}
   lines = [f'# {s.title}', '', *report.made_by(command),
@@ -348,29 +352,43 @@ def joint_report(sweep_dir: str, config: ml_collections.ConfigDict, command: str
            ' trained on each prefix of the train split (columns: characters D), each until'
            f' {base.train.early_stopping_patience} evaluations brought no new best or'
            f' {base.train.num_steps:,} steps.', '']
+  capped = {key for key, r in keyed.items() if still_improving(r)}
+  cell = lambda key: (None if key not in loss else
+                      f'{loss[key]:.4f}' + ('*' if key in capped else ''))
   lines += report.table(['N \\ D', *(f'{d:,}' for d in ds)],
-                        [[f'{n:,}', *(loss.get((n, d)) for d in ds)] for n in ns])
+                        [[f'{n:,}', *(cell((n, d)) for d in ds)] for n in ns])
+  if capped:
+    lines += ['', f'\\* {len(capped)} of {len(rows)} trials were still improving when the step'
+              ' cap stopped them (best step = last step): their loss is an upper bound on'
+              ' what that size reaches on that data.']
   fits = {}
   if len(rows) >= 6:
-    N = [int(r['num_params']) for r in rows]
-    D = [int(r['train_split_chars']) for r in rows]
-    fits = scaling.fit_joint(N, D, [float(r['best_val_loss']) for r in rows], s.bootstrap)
+    lines += ['', '## Joint laws', '',
+              f'Least squares; 95% intervals from {s.bootstrap} bootstrap resamples of the'
+              ' trials; leave-one-out error predicts each trial from a fit to the others.', '']
+    fit_rows = []
+    converged = [key for key in keyed if key not in capped]
+    sets = [('all trials', list(keyed))]
+    if capped and len(converged) >= 8:
+      sets.append(('trials stopped by early stopping', converged))
+    for which, keys in sets:
+      fit = scaling.fit_joint([k[0] for k in keys], [k[1] for k in keys],
+                              [loss[k] for k in keys], s.bootstrap)
+      fits.setdefault('main', fit) if which == 'all trials' else fits.setdefault('converged', fit)
+      for law, form in (('kaplan', 'L = [(N_c/N)^(a_N/a_D) + D_c/D]^a_D'),
+                        ('chinchilla', 'L = E + A/N^a + B/D^b')):
+        f = fit[law]
+        consts = ', '.join(f'{k} = {scaling.format_interval(v, f["intervals"].get(k))}'
+                           for k, v in f['params'].items())
+        fit_rows.append([f'{which} ({len(keys)})', form, consts, f['rmse'], f['loo_rmse']])
     with open(os.path.join(sweep_dir, 'fits.json'), 'w') as f:
       json.dump(fits, f, indent=2)
-    lines += ['', '## Joint laws', '',
-              f'Least squares over {len(rows)} trials; 95% intervals from {s.bootstrap}'
-              ' bootstrap resamples of the trials; leave-one-out error predicts each trial'
-              ' from a fit to the others.', '']
-    fit_rows = []
-    for law, form in (('kaplan', 'L = [(N_c/N)^(a_N/a_D) + D_c/D]^a_D'),
-                      ('chinchilla', 'L = E + A/N^a + B/D^b')):
-      f = fits[law]
-      consts = ', '.join(f'{k} = {scaling.format_interval(v, f["intervals"].get(k))}'
-                         for k, v in f['params'].items())
-      fit_rows.append([form, consts, f['rmse'], f['loo_rmse']])
-    lines += report.table(['law', 'constants [95% interval]', 'rmse', 'leave-one-out rmse'],
-                          fit_rows)
-    lines += ['', f'Better by leave-one-out error: {fits["better"]}.']
+    lines += report.table(['fitted to', 'law', 'constants [95% interval]', 'rmse',
+                           'leave-one-out rmse'], fit_rows)
+    lines += ['', f'Better by leave-one-out error over all trials: {fits["main"]["better"]}'
+              + (f'; over the early-stopped ones: {fits["converged"]["better"]}.'
+                 if 'converged' in fits else '.')]
+    fits = fits['main']
   lines += ['', '## Overfitting', '',
             'Validation minus training loss at the last evaluation (positive: the model'
             ' fits its training text better than unseen text):', '']

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -125,6 +126,13 @@ def test_frontier_is_the_lower_envelope():
   assert scaling.training_flops(1000, 50) == 6 * 1000 * 50
 
 
+def test_still_improving_is_a_cap_stop_at_the_best_evaluation():
+  row = lambda stopped, best, final: {'stopped': stopped, 'best_step': best, 'final_step': final}
+  assert scale_runs.still_improving(row('num_steps', '400', '400'))
+  assert not scale_runs.still_improving(row('num_steps', '200', '400'))
+  assert not scale_runs.still_improving(row('early_stopping', '200', '800'))
+
+
 def test_joint_grid_runs_and_reports_with_emergence_maps(tmp_path):
   from configs.sweeps import shakespeare_joint
   config = shakespeare_joint.get_config('cpu')
@@ -146,7 +154,14 @@ def test_joint_grid_runs_and_reports_with_emergence_maps(tmp_path):
   rows = sweep.read_csv(os.path.join(d, 'results.csv'))
   assert len(rows) == 9 and all(r['status'] == 'done' for r in rows)
   for law in ('kaplan', 'chinchilla'):
-    assert law in json.load(open(os.path.join(d, 'fits.json')))
+    assert law in json.load(open(os.path.join(d, 'fits.json')))['main']
+  # Trials the step cap stopped while still improving are starred in the table.
+  capped = [r for r in rows if scale_runs.still_improving(r)]
+  table = text.split('## Joint laws')[0]
+  assert len(re.findall(r'\d\*', table)) == len(capped)
+  for r in capped:
+    assert f"{float(r['best_val_loss']):.4f}*" in table
+  assert ('were still improving when the step cap' in table) == bool(capped)
   assert '## Joint laws' in text and 'leave-one-out' in text and '## What emerges where' in text
   samples = sweep.read_csv(os.path.join(d, 'emergence_grid.csv'))
   assert len(samples) == 9 * 2
