@@ -105,9 +105,29 @@ def _splits(data_config):
   return corpus.vocab, np.asarray(train, np.int64), np.asarray(val, np.int64)
 
 
+def eval_windows(length: int, context: int) -> tuple[list[int], list[int]]:
+  """Windows over a text of `length` characters for a model of `context`: their starts,
+  and in each the first position scored. Windows overlap by half, and each scores only
+  the characters not scored before, so that every character after the first is
+  predicted once, and all but the first half-window's with at least `context // 2`
+  characters before them (rnnlm's transformer reads streams with a full context)."""
+  if length < context + 1:
+    raise ValueError(f'a text of {length} characters is shorter than a window of {context} + 1')
+  stride = max(1, context // 2)
+  starts = list(range(0, length - context, stride))
+  if starts[-1] != length - 1 - context:
+    starts.append(length - 1 - context)
+  first, scored_to = [], 0  # Targets 1..scored_to (absolute indices) are done.
+  for s in starts:
+    j = max(0, scored_to - s)  # Window position j predicts the target s + j + 1.
+    first.append(j)
+    scored_to = s + context
+  return starts, first
+
+
 def _evaluate(model, kind: str, val: np.ndarray, batch: int, seq: int, context: int) -> float:
   """Loss over the whole validation split: char-rnn as 50 carried streams (as
-  rnnlm evaluates); the transformer in consecutive windows of `context`."""
+  rnnlm evaluates); the transformer in windows overlapping by half (`eval_windows`)."""
   torch = _torch()
   model.eval()
   total, count = 0.0, 0
@@ -124,14 +144,16 @@ def _evaluate(model, kind: str, val: np.ndarray, batch: int, seq: int, context: 
         total += float((ce * mask).sum())
         count += float(mask.sum())
     else:
-      n = (len(val) - 1) // context
-      x = torch.from_numpy(val[:n * context].reshape(n, context))
-      y = torch.from_numpy(val[1:n * context + 1].reshape(n, context))
-      for lo in range(0, n, batch):
-        logits, _ = model(x[lo:lo + batch])
-        total += float(torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), y[lo:lo + batch].reshape(-1), reduction='sum'))
-        count += y[lo:lo + batch].numel()
+      starts, first = eval_windows(len(val), context)
+      for lo in range(0, len(starts), batch):
+        idx = np.asarray(starts[lo:lo + batch])[:, None] + np.arange(context)[None]
+        logits, _ = model(torch.from_numpy(val[idx]))
+        ce = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), torch.from_numpy(val[idx + 1]).reshape(-1),
+            reduction='none').reshape(idx.shape)
+        scored = torch.from_numpy(np.arange(context)[None] >= np.asarray(first[lo:lo + batch])[:, None])
+        total += float((ce * scored).sum())
+        count += int(scored.sum())
   model.train()
   return total / count
 

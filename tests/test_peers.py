@@ -3,12 +3,25 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip('torch')
 
 from configs import tiny  # noqa: E402
 from rnnlm import peers  # noqa: E402
+
+
+@pytest.mark.parametrize('length,context', [(500, 128), (129, 128), (1000, 7), (300, 1)])
+def test_eval_windows_score_every_character_once(length, context):
+  starts, first = peers.eval_windows(length, context)
+  scored = np.zeros(length, int)
+  for s, j in zip(starts, first):
+    assert 0 <= s and s + context <= length - 1  # Inputs and targets inside the text.
+    scored[s + 1 + j:s + 1 + context] += 1
+    if s > 0:  # After the first window, at least half a context precedes each target.
+      assert j >= context - max(1, context // 2) or s == starts[-1]
+  assert scored[0] == 0 and np.all(scored[1:] == 1)
 
 
 @pytest.mark.parametrize('kind', ['char_rnn', 'transformer'])
