@@ -1,8 +1,9 @@
 """Runs a sweep (many training runs over a grid) and writes <sweep_dir>/report.md.
 
 The config says what is swept: one field over a list of values, the cell x depth x
-budget comparison of the 2015 paper (`sweep.kind='paper_table'`) or a joint grid
-over model size and data (`sweep.kind='joint'`). Run the same command again to
+budget comparison of the 2015 paper (`sweep.kind='paper_table'`), a joint grid
+over model size and data (`sweep.kind='joint'`), model families at equal parameter
+counts (`sweep.kind='architectures'`), or a grid search (`sweep.axes`). Run the same command again to
 resume (finished trials are skipped, interrupted ones resumed, failed ones retried).
 
   python experiments/sweep.py --config=configs/sweeps/shakespeare_hidden.py:cpu --sweep_dir=runs/sweep_hidden

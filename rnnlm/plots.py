@@ -216,3 +216,20 @@ def frontier_figure(curves: Sequence[dict], front: Sequence[tuple], out_path: st
   ax.set_xscale('log')
   _axes_done(ax, 'training FLOPs (6 N x characters)', 'validation loss (nats/char)')
   return _save(plt, fig, out_path)
+
+
+def family_figure(series: dict, x_label: str, y_label: str, out_path: str,
+                  logx: bool = False) -> str | None:
+  """One line per model family: series is {family: [(x, y), ...]}."""
+  series = {k: v for k, v in series.items() if v}
+  if not series:
+    return None
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6.5, 4.2))
+  for name, pts in series.items():
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], 'o-' if len(pts) < 12 else '-',
+            ms=4, label=name)
+  if logx:
+    ax.set_xscale('log')
+  _axes_done(ax, x_label, y_label)
+  return _save(plt, fig, out_path)

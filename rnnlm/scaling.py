@@ -17,9 +17,11 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 from typing import Callable, Sequence
 
+import ml_collections
 import numpy as np
 
 from rnnlm.errors import UserError
@@ -45,20 +47,42 @@ def hidden_for_budget(cell: str, num_layers: int, vocab_size: int, budget: int, 
                       embed_dim: int = 0, multiple_of: int = 1) -> int:
   """The hidden size (a multiple of `multiple_of`) whose parameter count is closest
   to `budget`."""
+  return closest_size(lambda h: num_params(cell, num_layers, h, vocab_size, embed_dim),
+                      budget, multiple_of)
+
+
+def config_params(model: ml_collections.ConfigDict, vocab_size: int) -> int:
+  """Parameters of the model a config's `model` section describes (any arch)."""
+  return _config_params(model.to_json(), vocab_size)
+
+
+@functools.lru_cache(maxsize=None)
+def _config_params(model_json: str, vocab_size: int) -> int:
+  import jax
+  from flax import nnx
+  from rnnlm import model as model_lib
+  config = ml_collections.ConfigDict({'model': json.loads(model_json), 'seed': 0})
+  abstract = nnx.eval_shape(lambda: model_lib.from_config(config, vocab_size))
+  return int(sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(abstract, nnx.Param))))
+
+
+def closest_size(count: Callable[[int], int], budget: int, multiple_of: int = 1) -> int:
+  """The size h (a multiple of `multiple_of`) whose count(h), growing with h, is
+  closest to `budget`."""
   if budget < 1 or multiple_of < 1:
     raise UserError(f'a parameter budget and multiple must be positive (got {budget},'
                     f' {multiple_of})')
-  count = lambda units: num_params(cell, num_layers, units * multiple_of, vocab_size, embed_dim)
+  at = lambda units: count(units * multiple_of)
   lo, hi = 1, 1
-  while count(hi) < budget:  # The count grows with the hidden size.
+  while at(hi) < budget:
     lo, hi = hi, hi * 2
   while hi - lo > 1:
     mid = (lo + hi) // 2
-    if count(mid) < budget:
+    if at(mid) < budget:
       lo = mid
     else:
       hi = mid
-  best = min((lo, hi), key=lambda u: abs(count(u) - budget))
+  best = min((lo, hi), key=lambda u: abs(at(u) - budget))
   return best * multiple_of
 
 

@@ -17,7 +17,8 @@ SHIPPED = [('configs.default', [None]), ('configs.shakespeare', [None]),
            ('configs.sweeps.shakespeare_data', ['cpu', 'full']),
            ('configs.sweeps.paper_table', ['cpu', 'full', 'cpu_linux', 'full_linux']),
            ('configs.sweeps.shakespeare_joint', ['cpu', 'full']),
-           ('configs.sweeps.shakespeare_budget', ['5', '15', '30'])]
+           ('configs.sweeps.shakespeare_budget', ['5', '15', '30']),
+           ('configs.sweeps.architectures', ['cpu', 'full'])]
 
 SCRIPT = r'''
 import importlib, json, sys, tempfile

@@ -176,3 +176,61 @@ def test_joint_grid_runs_and_reports_with_emergence_maps(tmp_path):
   mtime = os.path.getmtime(os.path.join(d, 'emergence_grid.csv'))
   scale_runs.measure_grid(d, config.emergence, config.base.data)
   assert os.path.getmtime(os.path.join(d, 'emergence_grid.csv')) == mtime
+
+
+def test_closest_size_against_a_hand_worked_count():
+  # count(h) = h^2: for 1,000 in multiples of 4, 32 (1,024) beats 28 (784).
+  assert scaling.closest_size(lambda h: h * h, 1000, 4) == 32
+  assert scaling.closest_size(lambda h: h * h, 800, 4) == 28
+  assert scaling.closest_size(lambda h: 10 * h, 5, 1) == 1
+
+
+def test_config_params_counts_a_transformer_by_hand():
+  # vocab V, width d, L blocks, context C, learned positions:
+  # embed V d + pos 2C d + per block (2 LayerNorms 4d, qkv 3d^2+3d, proj d^2+d,
+  # fc 4d^2+4d, out 4d^2+d) + final LayerNorm 2d + head d V + V.
+  from configs.sweeps import architectures
+  v, d, layers, c = 11, 16, 2, 8
+  model = architectures.get_config('cpu').base.model
+  model.update(arch='transformer', hidden_size=d, num_layers=layers, num_heads=4,
+               context_length=c, positions='learned')
+  block = 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (4 * d * d + 4 * d) + (4 * d * d + d)
+  assert scaling.config_params(model, v) == v * d + 2 * c * d + layers * block + 2 * d + d * v + v
+
+
+def test_architecture_comparison_runs_and_reports(tmp_path):
+  from configs.sweeps import architectures
+  config = architectures.get_config('cpu')
+  config.base = tiny.get_config()
+  config.base.train.num_steps = 6
+  config.base.eval.eval_every = 2
+  config.base.eval.sample_length = 0
+  config.sweep.families = {'LSTM': {'model:cell': 'lstm'}, 'minGRU': {'model:cell': 'mingru'},
+                           'transformer': {'model:arch': 'transformer', 'model:num_layers': 2,
+                                           'model:num_heads': 2, 'model:context_length': 8}}
+  config.sweep.budgets = (3000, 12000)
+  config.sweep.hidden_multiple = 4
+  config.sweep.minute_marks = (0.001, 100)
+  config.sweep.trials_at_once = 2
+  grid = scale_runs.architecture_grid(config)
+  assert len(grid) == 6
+  vocab = scale_runs._vocab_size(config.base)
+  for family, budget, overrides in grid:
+    model = sweep.apply_overrides(config.base, overrides).model
+    n = scaling.config_params(model, vocab)
+    # No width of the allowed multiple is closer to the budget.
+    step = 4
+    for other in (model.hidden_size - step, model.hidden_size + step):
+      if other > 0:
+        m2 = sweep.apply_overrides(config.base, {**overrides, 'model.hidden_size': other}).model
+        assert abs(n - budget) <= abs(scaling.config_params(m2, vocab) - budget)
+  d = str(tmp_path / 'arch')
+  text = open(scale_runs.run_architectures(config, d, command='test')).read()
+  rows = sweep.read_csv(os.path.join(d, 'results.csv'))
+  assert len(rows) == 6 and all(r['status'] == 'done' for r in rows)
+  for family in ('LSTM', 'minGRU', 'transformer'):
+    assert f'| {family} |' in text
+  assert "## Against training time" in text and "0.001 min" in text and "100 min" not in text
+  assert 'Best model at each budget' in text
+  for name in ('loss_vs_params', 'loss_vs_minutes'):
+    assert os.path.exists(os.path.join(d, 'plots', name + '.png'))
