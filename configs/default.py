@@ -53,8 +53,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.num_heads = 4
   config.model.context_length = 128
   config.model.positions = 'rotary'
-  # Recurrent cell: 'rnn' (tanh), 'lstm', 'gru', or the minimal cells of Feng et al.
-  # (2024), 'mingru' and 'minlstm' (gates from the input only; parallel over time).
+  # Recurrent cell: 'rnn' (tanh), 'lstm', 'gru', the minimal cells of Feng et al.
+  # (2024), 'mingru' and 'minlstm' (gates from the input only), or 'lru', the Linear
+  # Recurrent Unit of Orvieto et al. (2023); the last three run parallel over time.
   config.model.cell = 'lstm'
   # Units per recurrent layer.
   config.model.hidden_size = 256

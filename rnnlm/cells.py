@@ -34,6 +34,14 @@ Parameters of one layer (dict):
         f' = f / (f + i), i' = i / (f + i), h_t = f' h_{t-1} + i' g(h~).
   The two minimal cells have no W_h: over a window they run as a parallel scan
   (`parallel_recurrence`, log space), and step by step when sampling.
+  lru: W_x [D, 3H], b [3H], blocks u_re, u_im, skip; nu_log, theta_log, gamma_log [H];
+        W_c [2H, H] (the Linear Recurrent Unit of Orvieto et al. 2023): a complex
+        diagonal recurrence s_t = lambda * s_{t-1} + gamma * u_t with
+        lambda = exp(-exp(nu_log) + i exp(theta_log)), gamma = exp(gamma_log), and the
+        output h_t = gelu([Re s_t, Im s_t] W_c + skip_t), the position-wise
+        nonlinearity of the paper's blocks (no norm or residual: layers stack as the
+        other cells do). The carry is (Re s, Im s); over a window it runs as a
+        parallel scan of complex products (`lru_parallel`).
 """
 
 from __future__ import annotations
@@ -77,10 +85,17 @@ CELLS = {
                     params=('W_x', 'W_h', 'b', 'b_hn')),
     'mingru': CellSpec('mingru', gates=('z', 'h~'), carry=('h',), params=('W_x', 'b')),
     'minlstm': CellSpec('minlstm', gates=('f', 'i', 'h~'), carry=('h',), params=('W_x', 'b')),
+    'lru': CellSpec('lru', gates=('u_re', 'u_im', 'skip'), carry=('s_re', 's_im'),
+                    params=('W_x', 'b', 'nu_log', 'theta_log', 'gamma_log', 'W_c')),
 }
 
 # Cells whose gates read only the input: linear in the carry, parallel over time.
 MINIMAL = ('mingru', 'minlstm')
+# Cells whose state is linear in the previous state: a parallel scan over a window.
+PARALLEL = MINIMAL + ('lru',)
+# The LRU's eigenvalues start uniform on the ring r_min <= |lambda| <= r_max with
+# phases in [0, LRU_MAX_PHASE] (Orvieto et al. 2023, section 3.2); not tuned here.
+LRU_R_MIN, LRU_R_MAX, LRU_MAX_PHASE = 0.5, 0.99, 3.141592653589793
 
 
 def get_spec(cell: str) -> CellSpec:
@@ -111,11 +126,33 @@ def init_params(key: jax.Array, cell: str, in_dim: int, hidden: int,
   if cell == 'lstm':
     b = b.at[hidden:2 * hidden].set(1.0)
   params = {'W_x': w_x, 'W_h': w_h, 'b': b}
+  if cell == 'lru':
+    return _lru_init(key, in_dim, hidden, dtype, fan_in)
   if cell in MINIMAL:
     del params['W_h']
   if cell == 'gru':
     params['b_hn'] = jnp.zeros((hidden,), dtype)
   return params
+
+
+def _lru_init(key, in_dim: int, hidden: int, dtype, fan_in: int) -> Params:
+  k_u1, k_u2, k_b, k_skip, k_c = jax.random.split(key, 5)
+  u1 = jax.random.uniform(k_u1, (hidden,))
+  u2 = jax.random.uniform(k_u2, (hidden,))
+  # |lambda|^2 uniform on [r_min^2, r_max^2]; nu = -log|lambda|.
+  nu = -0.5 * jnp.log(u1 * (LRU_R_MAX ** 2 - LRU_R_MIN ** 2) + LRU_R_MIN ** 2)
+  modulus = jnp.exp(-nu)
+  # B is complex with variance 1/fan_in split over its two parts.
+  w_b = jax.random.normal(k_b, (in_dim, 2 * hidden)) / jnp.sqrt(2.0 * fan_in)
+  w_skip = jax.random.normal(k_skip, (in_dim, hidden)) / jnp.sqrt(float(fan_in))
+  params = {'W_x': jnp.concatenate([w_b, w_skip], axis=1),
+            'b': jnp.zeros((3 * hidden,)),
+            'nu_log': jnp.log(nu),
+            'theta_log': jnp.log(LRU_MAX_PHASE * u2 + 1e-6),
+            # gamma normalises the state's variance: sqrt(1 - |lambda|^2).
+            'gamma_log': 0.5 * jnp.log1p(-modulus ** 2),
+            'W_c': jax.random.normal(k_c, (2 * hidden, hidden)) / jnp.sqrt(2.0 * hidden)}
+  return {k: v.astype(dtype) for k, v in params.items()}
 
 
 def zero_carry(cell: str, batch: int, hidden: int, dtype=jnp.float32) -> Carry:
@@ -179,8 +216,32 @@ def _minlstm_step(params, carry, xp):
   return (h,), h
 
 
+def lru_lambda(params: Params) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(Re lambda, Im lambda, gamma) of an LRU layer, each [H], in float32 or wider."""
+  f = lambda name: params[name].astype(jnp.promote_types(params[name].dtype, jnp.float32))
+  modulus, phase = jnp.exp(-jnp.exp(f('nu_log'))), jnp.exp(f('theta_log'))
+  return modulus * jnp.cos(phase), modulus * jnp.sin(phase), jnp.exp(f('gamma_log'))
+
+
+def _lru_output(params, s_re, s_im, skip):
+  w_c = params['W_c']
+  y = jnp.concatenate([s_re, s_im], axis=-1).astype(w_c.dtype) @ w_c + skip
+  return jax.nn.gelu(y, approximate=False)
+
+
+def _lru_step(params, carry, xp):
+  s_re, s_im = carry
+  u_re, u_im, skip = jnp.split(xp, 3, axis=-1)
+  lam_re, lam_im, gamma = lru_lambda(params)
+  new_re = lam_re * s_re - lam_im * s_im + gamma * u_re
+  new_im = lam_re * s_im + lam_im * s_re + gamma * u_im
+  new_re, new_im = new_re.astype(s_re.dtype), new_im.astype(s_im.dtype)
+  return (new_re, new_im), _lru_output(params, new_re, new_im, skip)
+
+
 _STEPS: dict[str, Callable] = {'rnn': _rnn_step, 'lstm': _lstm_step, 'gru': _gru_step,
-                               'mingru': _mingru_step, 'minlstm': _minlstm_step}
+                               'mingru': _mingru_step, 'minlstm': _minlstm_step,
+                               'lru': _lru_step}
 
 
 def step(cell: str, params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
@@ -197,6 +258,9 @@ def step_activations(cell: str, params: Params, carry: Carry, xp: jax.Array
   z = xp + params['b']
   hidden = carry[0].shape[-1]
   block = lambda a, k: a[..., k * hidden:(k + 1) * hidden]
+  if cell == 'lru':  # 'h' is the layer's output; the state is (s_re, s_im).
+    (s_re, s_im), h = _lru_step(params, carry, z)
+    return (s_re, s_im), {'s_re': s_re, 's_im': s_im, 'h': h}
   if cell == 'lstm':
     h, c = carry
     z = z + h @ params['W_h']
@@ -426,6 +490,8 @@ def recurrence_fast(cell: str, params: Params, xp: jax.Array, carry: Carry,
                     unroll: int = 1) -> tuple[jax.Array, Carry]:
   """`recurrence` with the custom VJP above: same values, same gradients, faster.
   The minimal cells run as a parallel scan instead."""
+  if cell == 'lru':
+    return lru_parallel(params, xp, carry)
   if cell in MINIMAL:
     return parallel_recurrence(cell, params, xp, carry)
   return _recurrence_fast(cell, params['W_h'], params['b'], params.get('b_hn'), xp,
@@ -468,3 +534,28 @@ def parallel_recurrence(cell: str, params: Params, xp: jax.Array, carry: Carry
   (h0,) = carry
   hs = jnp.exp(log_prod) * h0[None] + jnp.exp(log_sum)
   return hs, (hs[-1],)
+
+
+def _compose_linear(first, second):
+  (a1, b1), (a2, b2) = first, second
+  return a1 * a2, b1 * a2 + b2
+
+
+def lru_parallel(params: Params, xp: jax.Array, carry: Carry) -> tuple[jax.Array, Carry]:
+  """An LRU layer over xp = x W_x [T, B, 3H] (no bias), in parallel over time:
+  s_t = lambda^t s_0 + S_t, where S_t is the recurrence from zero, both from one
+  associative scan of (lambda, gamma u_t) pairs in complex arithmetic (|lambda| < 1,
+  so the products stay bounded)."""
+  z = xp + params['b']
+  u_re, u_im, skip = jnp.split(z, 3, axis=-1)
+  lam_re, lam_im, gamma = lru_lambda(params)
+  real = lam_re.dtype
+  lam = jax.lax.complex(lam_re, lam_im)
+  u = jax.lax.complex((gamma * u_re).astype(real), (gamma * u_im).astype(real))
+  powers, sums = jax.lax.associative_scan(
+      _compose_linear, (jnp.broadcast_to(lam, u.shape), u), axis=0)
+  s_re, s_im = carry
+  s = powers * jax.lax.complex(s_re.astype(real), s_im.astype(real))[None] + sums
+  out_re, out_im = jnp.real(s).astype(s_re.dtype), jnp.imag(s).astype(s_im.dtype)
+  hs = _lru_output(params, out_re, out_im, skip)
+  return hs, (out_re[-1], out_im[-1])

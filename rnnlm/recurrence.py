@@ -60,7 +60,7 @@ def check_choice(name: str) -> None:
 
 def kernel_unavailable_reason(cell: str, hidden: int, dtype=jnp.float32) -> str | None:
   """None when the CPU kernels can run this layer here, else why not."""
-  if cell in cells.MINIMAL:
+  if cell in cells.PARALLEL:
     return f'the kernels run rnn, lstm and gru (this is {cell}, a parallel scan)'
   reason = kernels.unavailable_reason()
   if reason:

@@ -66,3 +66,15 @@ def np_char_lm(layer_params, head_w, head_b, tokens, carry, cell, vocab_size):
     new_carry.append(c)
   logits = x @ head_w + head_b
   return np.swapaxes(logits, 0, 1), new_carry
+
+
+def np_lru(p, x, s_re, s_im):
+  """One LRU step in complex128: returns ((Re s, Im s), h)."""
+  from scipy.special import erf
+  H = s_re.shape[-1]
+  a = x @ p['W_x'] + p['b']
+  u = a[:, :H] + 1j * a[:, H:2 * H]
+  lam = np.exp(-np.exp(p['nu_log']) + 1j * np.exp(p['theta_log']))
+  s = lam * (s_re + 1j * s_im) + np.exp(p['gamma_log']) * u
+  y = np.concatenate([s.real, s.imag], axis=-1) @ p['W_c'] + a[:, 2 * H:]
+  return (s.real, s.imag), 0.5 * y * (1 + erf(y / np.sqrt(2)))

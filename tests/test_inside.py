@@ -176,7 +176,7 @@ def test_kneser_ney_distributions_sum_to_one():
 
 
 @pytest.mark.parametrize('cell,embed', [('lstm', 0), ('gru', 6), ('rnn', 0), ('mingru', 0),
-                                        ('minlstm', 6)])
+                                        ('minlstm', 6), ('lru', 0)])
 def test_activations_equal_the_models_forward_pass(cell, embed):
   model = CharLM(11, cell=cell, hidden_size=16, num_layers=2, embed_dim=embed,
                  recurrence='reference', rngs=nnx.Rngs(1))
@@ -194,7 +194,8 @@ def test_activations_equal_the_models_forward_pass(cell, embed):
   np.testing.assert_allclose(head, np.asarray(logits[0]), atol=3e-3)  # float16 storage.
   names = {n for _, n in acts.states}
   want = {'lstm': {'i', 'f', 'g', 'o', 'h', 'c'}, 'gru': {'r', 'z', 'n', 'h'}, 'rnn': {'h'},
-          'mingru': {'z', 'h~', 'h'}, 'minlstm': {'f', 'i', 'h~', 'h'}}
+          'mingru': {'z', 'h~', 'h'}, 'minlstm': {'f', 'i', 'h~', 'h'},
+          'lru': {'s_re', 's_im', 'h'}}
   assert names == want[cell]
 
 

@@ -419,8 +419,8 @@ def test_bfloat16_compute_tracks_float32(tmp_path, cell):
   assert not np.array_equal(bf16, f32)  # The bf16 path really ran in bf16.
 
 
-@pytest.mark.parametrize('cell', ['mingru', 'minlstm'])
-def test_minimal_cells_train_and_sample(tmp_path, cell):
+@pytest.mark.parametrize('cell', ['mingru', 'minlstm', 'lru'])
+def test_parallel_cells_train_and_sample(tmp_path, cell):
   wd = str(tmp_path / cell)
   results = train.train_and_evaluate(tiny_config(**{'model.cell': cell, 'train.num_steps': 40,
                                                     'eval.eval_every': 20,

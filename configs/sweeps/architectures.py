@@ -1,5 +1,5 @@
 """Then and now on Shakespeare: the 2015 cells (RNN, LSTM, GRU), the minimal
-recurrences of 2024 (minGRU, minLSTM) and a small causal transformer, at equal
+recurrences of 2024 (minGRU, minLSTM), the LRU (2023) and a small causal transformer, at equal
 parameter counts, on the same data, split and clock.
 
   python experiments/sweep.py --config=configs/sweeps/architectures.py:cpu --sweep_dir=runs/architectures
@@ -31,7 +31,7 @@ def get_config(preset: str = 'cpu'):
   config.sweep = ml_collections.ConfigDict()
   # experiments/sweep.py runs this grid with rnnlm.scale_runs.run_architectures.
   config.sweep.kind = 'architectures'
-  config.sweep.title = 'Shakespeare: RNN, LSTM, GRU, minGRU, minLSTM and a transformer at equal size'
+  config.sweep.title = 'Shakespeare: RNN, LSTM, GRU, minGRU, minLSTM, LRU and a transformer at equal size'
   # Each family: the config fields that make it (':' stands for '.'); its width is
   # chosen per budget. Recurrent families have 2 layers, as the base config.
   config.sweep.families = {
@@ -40,6 +40,7 @@ def get_config(preset: str = 'cpu'):
       'GRU': {'model:cell': 'gru'},
       'minGRU': {'model:cell': 'mingru'},
       'minLSTM': {'model:cell': 'minlstm'},
+      'LRU': {'model:cell': 'lru'},
       # nanoGPT's small character model: 4 pre-norm blocks, 4 heads, context 128,
       # its rate of 1e-3.
       'transformer': {'model:arch': 'transformer', 'model:num_layers': 4,
