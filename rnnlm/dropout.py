@@ -46,3 +46,17 @@ def dropout(x: jax.Array, rate: float, key: jax.Array | None, batch_axis: int) -
   keep = keep_mask(key, x.shape, rate, batch_axis)
   return jnp.where(keep, x * jnp.asarray(1.0 / (1.0 - quantized_rate(rate)), x.dtype),
                    jnp.zeros((), x.dtype))
+
+
+def dropout_bernoulli(x: jax.Array, rate: float, key: jax.Array | None, batch_axis: int
+                      ) -> jax.Array:
+  """The same with `jax.random.bernoulli` masks (what `flax.nnx.Dropout` does): the
+  reference that `dropout` is timed and tested against."""
+  del batch_axis
+  if key is None or rate == 0.0:
+    return x
+  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+  return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros((), x.dtype))
+
+
+IMPLEMENTATIONS = {'lanes': dropout, 'bernoulli': dropout_bernoulli}

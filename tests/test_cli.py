@@ -203,3 +203,8 @@ def test_sampler_prime_file(trained, tmp_path):
   prime.write_text('\u20ac')
   assert_user_error(run('sample.py', f'--workdir={trained}', f'--prime_file={prime}'),
                     "not in the model's vocabulary", 'remove them from the file')
+
+
+def test_step_time_bad_variant_is_a_one_line_error():
+  proc = run('step_time.py', '--config=configs/tiny.py', '--variants=x:model.dropout')
+  assert_user_error(proc, 'field=value')

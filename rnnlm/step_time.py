@@ -1,0 +1,94 @@
+"""Time of a whole training step (forward, backward, optimizer update) for variants
+of a config, measured in interleaved rounds so that the machine's drift falls on
+every variant alike.
+
+A variant is a name and config overrides, e.g. `dropout:model.dropout=0.1`; the
+pseudo-field `impl.dropout` (`lanes` or `bernoulli`) picks the dropout mask
+implementation at compile time (`rnnlm.dropout.IMPLEMENTATIONS`).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import statistics
+import time
+
+import jax
+import ml_collections
+
+from rnnlm import dropout as dropout_lib
+from rnnlm import parallel
+from rnnlm import sweep
+from rnnlm import train
+from rnnlm.errors import UserError
+
+
+def parse_variant(text: str) -> tuple[str, dict, dict]:
+  """'name:field=value,field=value' -> (name, config overrides, impl choices)."""
+  name, _, rest = text.partition(':')
+  overrides, impl = {}, {}
+  for item in filter(None, rest.split(',')):
+    field, eq, value = item.partition('=')
+    if not eq:
+      raise UserError(f'variant {text!r}: write field=value (got {item!r})')
+    try:
+      value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      pass  # A bare string, e.g. lstm.
+    if field.startswith('impl.'):
+      impl[field[len('impl.'):]] = value
+    else:
+      overrides[field] = value
+  if set(impl) - {'dropout'} or impl.get('dropout', 'lanes') not in dropout_lib.IMPLEMENTATIONS:
+    raise UserError(f'variant {text!r}: impl.dropout is lanes or bernoulli')
+  return name or text, overrides, impl
+
+
+@contextlib.contextmanager
+def _dropout_impl(name: str):
+  saved = dropout_lib.dropout
+  dropout_lib.dropout = dropout_lib.IMPLEMENTATIONS[name]
+  try:
+    yield
+  finally:
+    dropout_lib.dropout = saved
+
+
+def time_steps(base: ml_collections.ConfigDict, variants: list[str], *, rounds: int = 7,
+               steps: int = 10) -> list[dict]:
+  """Median seconds per training step of each variant (one device)."""
+  parsed = [parse_variant(text) for text in variants]  # Bad ones fail before any work.
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  splits = train.build_data(base)
+  runs = []
+  for name, overrides, impl in parsed:
+    config = sweep.apply_overrides(base, overrides)
+    t = config.train
+    _, graphdef, optimizer, state = train.create_train_state(
+        config, len(splits.vocab), len(splits.train), 1000, mesh)
+    with _dropout_impl(impl.get('dropout', 'lanes')):  # Read while tracing.
+      train_fn, _ = train.compile_steps(graphdef, optimizer, mesh)
+      batch = train._device_batch(splits.train.window_at(0), mesh)  # pylint: disable=protected-access
+      state, m = train_fn(state, batch)
+      jax.block_until_ready(m['loss'])
+    runs.append({'name': name, 'overrides': overrides, 'impl': impl, 'fn': train_fn,
+                 'state': state, 'batch': batch, 'chars': t.batch_size * t.seq_length,
+                 'times': []})
+  for _ in range(rounds):
+    for r in runs:
+      state = r['state']
+      start = time.perf_counter()
+      for _ in range(steps):
+        state, m = r['fn'](state, r['batch'])
+      jax.block_until_ready(m['loss'])
+      r['times'].append((time.perf_counter() - start) / steps)
+      r['state'] = state
+  first = statistics.median(runs[0]['times'])
+  out = []
+  for r in runs:
+    sec = statistics.median(r['times'])
+    out.append({'name': r['name'], 'overrides': r['overrides'], 'impl': r['impl'],
+                'ms_per_step': round(1000 * sec, 2), 'chars_per_sec': round(r['chars'] / sec),
+                'vs_first': round(sec / first, 3), 'round_ms': [round(1000 * x, 2) for x in r['times']]})
+  return out
