@@ -60,11 +60,11 @@ def time_steps(base: ml_collections.ConfigDict, variants: list[str], *, rounds: 
   """Median seconds per training step of each variant (one device)."""
   parsed = [parse_variant(text) for text in variants]  # Bad ones fail before any work.
   mesh = parallel.make_mesh(jax.devices()[:1])
-  splits = train.build_data(base)
   runs = []
   for name, overrides, impl in parsed:
     config = sweep.apply_overrides(base, overrides)
     t = config.train
+    splits = train.build_data(config)  # Batches of this variant's shape.
     _, graphdef, optimizer, state = train.create_train_state(
         config, len(splits.vocab), len(splits.train), 1000, mesh)
     with _dropout_impl(impl.get('dropout', 'lanes')):  # Read while tracing.

@@ -34,8 +34,11 @@ def test_variants_are_timed_and_the_dropout_switch_is_restored():
   base = tiny.get_config()
   rows = step_time.time_steps(base, ['plain:model.dropout=0.0',
                                      'old:model.dropout=0.3,impl.dropout=bernoulli',
-                                     'new:model.dropout=0.3'], rounds=2, steps=2)
-  assert [r['name'] for r in rows] == ['plain', 'old', 'new']
+                                     'new:model.dropout=0.3',
+                                     'wide:train.batch_size=12,train.seq_length=5'],
+                              rounds=2, steps=2)
+  assert [r['name'] for r in rows] == ['plain', 'old', 'new', 'wide']
+  assert rows[3]['chars_per_sec'] == pytest.approx(60 / (rows[3]['ms_per_step'] / 1000), rel=0.01)
   assert all(r['ms_per_step'] > 0 and len(r['round_ms']) == 2 for r in rows)
   assert rows[0]['vs_first'] == 1.0
   assert dropout_lib.dropout is dropout_lib.IMPLEMENTATIONS['lanes']
