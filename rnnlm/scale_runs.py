@@ -354,7 +354,7 @@ def joint_report(sweep_dir: str, config: ml_collections.ConfigDict, command: str
            f' {base.train.num_steps:,} steps.', '']
   capped = {key for key, r in keyed.items() if still_improving(r)}
   cell = lambda key: (None if key not in loss else
-                      f'{loss[key]:.4f}' + ('*' if key in capped else ''))
+                      report.fmt(loss[key], 4) + ('*' if key in capped else ''))
   lines += report.table(['N \\ D', *(f'{d:,}' for d in ds)],
                         [[f'{n:,}', *(cell((n, d)) for d in ds)] for n in ns])
   if capped:

@@ -160,7 +160,7 @@ def test_joint_grid_runs_and_reports_with_emergence_maps(tmp_path):
   table = text.split('## Joint laws')[0]
   assert len(re.findall(r'\d\*', table)) == len(capped)
   for r in capped:
-    assert f"{float(r['best_val_loss']):.4f}*" in table
+    assert f"{float(r['best_val_loss']):.4g}*" in table
   assert ('were still improving when the step cap' in table) == bool(capped)
   assert '## Joint laws' in text and 'leave-one-out' in text and '## What emerges where' in text
   samples = sweep.read_csv(os.path.join(d, 'emergence_grid.csv'))
