@@ -17,6 +17,7 @@ import time
 import jax
 import ml_collections
 
+from rnnlm import config as config_lib
 from rnnlm import dropout as dropout_lib
 from rnnlm import parallel
 from rnnlm import sweep
@@ -62,7 +63,7 @@ def time_steps(base: ml_collections.ConfigDict, variants: list[str], *, rounds: 
   mesh = parallel.make_mesh(jax.devices()[:1])
   runs = []
   for name, overrides, impl in parsed:
-    config = sweep.apply_overrides(base, overrides)
+    config = config_lib.validate(sweep.apply_overrides(base, overrides))
     t = config.train
     splits = train.build_data(config)  # Batches of this variant's shape.
     _, graphdef, optimizer, state = train.create_train_state(

@@ -208,3 +208,8 @@ def test_sampler_prime_file(trained, tmp_path):
 def test_step_time_bad_variant_is_a_one_line_error():
   proc = run('step_time.py', '--config=configs/tiny.py', '--variants=x:model.dropout')
   assert_user_error(proc, 'field=value')
+
+
+def test_step_time_bad_field_value_is_a_one_line_error():
+  proc = run('step_time.py', '--config=configs/tiny.py', '--variants=x:model.cell=lsmt')
+  assert_user_error(proc, 'model.cell')
