@@ -33,6 +33,12 @@ def _float(row: dict, key: str) -> float | None:
   return float(v) if v not in ('', None) else None
 
 
+def best_at_first_eval(row: dict, eval_every: int) -> bool:
+  """A trial whose best validation loss was its first evaluation (it overfit within
+  one evaluation interval): its true minimum may lie earlier."""
+  return int(row['best_step']) <= eval_every < int(row['final_step'])
+
+
 def still_improving(row: dict) -> bool:
   """A trial the step cap stopped at its best evaluation so far: not converged."""
   return row['stopped'] == 'num_steps' and row['best_step'] == row['final_step']
@@ -353,24 +359,29 @@ def joint_report(sweep_dir: str, config: ml_collections.ConfigDict, command: str
            f' {base.train.early_stopping_patience} evaluations brought no new best or'
            f' {base.train.num_steps:,} steps.', '']
   capped = {key for key, r in keyed.items() if still_improving(r)}
-  cell = lambda key: (None if key not in loss else
-                      report.fmt(loss[key], 4) + ('*' if key in capped else ''))
+  first = {key for key, r in keyed.items() if best_at_first_eval(r, base.eval.eval_every)}
+  cell = lambda key: (None if key not in loss else report.fmt(loss[key], 4)
+                      + ('*' if key in capped else '') + ('+' if key in first else ''))
   lines += report.table(['N \\ D', *(f'{d:,}' for d in ds)],
                         [[f'{n:,}', *(cell((n, d)) for d in ds)] for n in ns])
   if capped:
     lines += ['', f'\\* {len(capped)} of {len(rows)} trials were still improving when the step'
               ' cap stopped them (best step = last step): their loss is an upper bound on'
               ' what that size reaches on that data.']
+  if first:
+    lines += ['', f'\\+ {len(first)} of {len(rows)} trials were best at their first evaluation'
+              f' (step {base.eval.eval_every}): their minimum may lie earlier, so their loss'
+              ' too is an upper bound.']
   fits = {}
   if len(rows) >= 6:
     lines += ['', '## Joint laws', '',
               f'Least squares; 95% intervals from {s.bootstrap} bootstrap resamples of the'
               ' trials; leave-one-out error predicts each trial from a fit to the others.', '']
     fit_rows = []
-    converged = [key for key in keyed if key not in capped]
+    converged = [key for key in keyed if key not in capped and key not in first]
     sets = [('all trials', list(keyed))]
-    if capped and len(converged) >= 8:
-      sets.append(('trials stopped by early stopping', converged))
+    if (capped or first) and len(converged) >= 8:
+      sets.append(('trials with a minimum inside their run', converged))
     for which, keys in sets:
       fit = scaling.fit_joint([k[0] for k in keys], [k[1] for k in keys],
                               [loss[k] for k in keys], s.bootstrap)
@@ -386,7 +397,7 @@ def joint_report(sweep_dir: str, config: ml_collections.ConfigDict, command: str
     lines += report.table(['fitted to', 'law', 'constants [95% interval]', 'rmse',
                            'leave-one-out rmse'], fit_rows)
     lines += ['', f'Better by leave-one-out error over all trials: {fits["main"]["better"]}'
-              + (f'; over the early-stopped ones: {fits["converged"]["better"]}.'
+              + (f'; over those with a minimum inside their run: {fits["converged"]["better"]}.'
                  if 'converged' in fits else '.')]
     fits = fits['main']
   lines += ['', '## Overfitting', '',

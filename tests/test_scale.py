@@ -131,6 +131,9 @@ def test_still_improving_is_a_cap_stop_at_the_best_evaluation():
   assert scale_runs.still_improving(row('num_steps', '400', '400'))
   assert not scale_runs.still_improving(row('num_steps', '200', '400'))
   assert not scale_runs.still_improving(row('early_stopping', '200', '800'))
+  assert scale_runs.best_at_first_eval(row('early_stopping', '200', '800'), 200)
+  assert not scale_runs.best_at_first_eval(row('early_stopping', '400', '1000'), 200)
+  assert not scale_runs.best_at_first_eval(row('num_steps', '200', '200'), 200)  # Capped.
 
 
 def test_joint_grid_runs_and_reports_with_emergence_maps(tmp_path):
@@ -159,6 +162,8 @@ def test_joint_grid_runs_and_reports_with_emergence_maps(tmp_path):
   capped = [r for r in rows if scale_runs.still_improving(r)]
   table = text.split('## Joint laws')[0]
   assert len(re.findall(r'\d\*', table)) == len(capped)
+  first = [r for r in rows if scale_runs.best_at_first_eval(r, config.base.eval.eval_every)]
+  assert len(re.findall(r'\d\*?\+', table)) == len(first)
   for r in capped:
     assert f"{float(r['best_val_loss']):.4g}*" in table
   assert ('were still improving when the step cap' in table) == bool(capped)
