@@ -13,9 +13,14 @@ the same gradients (tests compare them against NumPy float64):
   * 'cudnn': LSTM layers through cuDNN on a GPU (`jax.experimental.rnn.lstm`,
     as Keras's JAX backend does: XLA's loop is slow there); the weights are put
     in cuDNN's layout at each call (`cudnn_weights`), checkpoints are unchanged;
+  * 'parallel': for the cells linear in their state (mingru, minlstm, lru), a
+    `lax.associative_scan` over the window (`cells.PARALLEL`); for them 'scan'
+    and 'reference' are the plain sequential `lax.scan`;
   * 'auto': 'kernel' where the kernels run and are faster than 'scan' (a CPU
     backend, float32, H a multiple of 16, a library built with AVX-512), else
-    'scan'.
+    'scan'; for the parallel cells 'parallel' on an accelerator and 'scan' on a
+    CPU, where the sequential scan was measured 1.5x (lru) to 2.4x (mingru)
+    faster than the parallel one (docs/performance.md).
 
 The cuDNN path has been checked on CPU against `jax.experimental.rnn.lstm_ref`
 (the weight layout and the glue) but not yet run on a GPU, so `auto` does not
@@ -43,7 +48,7 @@ from rnnlm import kernels
 from rnnlm.parallel import DATA_AXIS
 from rnnlm.errors import UserError
 
-CHOICES = ('auto', 'kernel', 'cudnn', 'scan', 'reference')
+CHOICES = ('auto', 'kernel', 'cudnn', 'parallel', 'scan', 'reference')
 
 
 class Tokens(NamedTuple):
@@ -75,12 +80,18 @@ def kernel_unavailable_reason(cell: str, hidden: int, dtype=jnp.float32) -> str 
 
 
 def resolve(name: str, cell: str, hidden: int, dtype=jnp.float32) -> str:
-  """The implementation `name` stands for here: 'kernel', 'scan' or 'reference'.
+  """The implementation `name` stands for here: 'kernel', 'cudnn', 'parallel', 'scan'
+  or 'reference'.
 
   Raises:
     UserError: an unknown name, or 'kernel' where the kernels cannot run.
   """
   check_choice(name)
+  if name == 'parallel' and cell not in cells.PARALLEL:
+    raise UserError(f'model.recurrence=parallel runs the cells linear in their state'
+                    f' ({", ".join(cells.PARALLEL)}), not {cell}; use model.recurrence=auto')
+  if name == 'auto' and cell in cells.PARALLEL:
+    return 'parallel' if jax.default_backend() != 'cpu' else 'scan'
   if name == 'auto':  # 'cudnn' joins auto once it has been timed on a GPU.
     fast = (kernel_unavailable_reason(cell, hidden, dtype) is None
             and kernels.instruction_set() == 'avx512')
@@ -189,8 +200,9 @@ def layer(impl: str, cell: str, params: cells.Params, x: jax.Array | Tokens,
     xp = cells.project_tokens({'W_x': x.table}, x.ids)
   else:
     xp = dense(impl, x, params['W_x'])
-  if impl == 'reference':
+  if impl == 'reference' or (impl == 'scan' and cell in cells.PARALLEL):
     return cells.recurrence(cell, params, xp, carry, unroll)
+  # 'scan' (the custom VJP) for rnn, lstm and gru; 'parallel' for the others.
   return cells.recurrence_fast(cell, params, xp, carry, unroll)
 
 

@@ -144,3 +144,37 @@ def test_fast_path_matches_reference_float32(cell, t, b, h, zero_carry):
     for a, r in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref)):
       # Relative to the gradient's scale: float32 sums in a different order.
       np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(r))) + 1e-7)
+
+
+@pytest.mark.parametrize('cell', ['mingru', 'minlstm', 'lru'])
+def test_parallel_and_sequential_settings_agree_through_recurrence_layer(cell):
+  from rnnlm import recurrence
+  t, b, d, h = 12, 3, 4, 5
+  key = jax.random.key(0)
+  p = cells.init_params(key, cell, d, h, dtype=jnp.float64)
+  carry = tuple(jnp.asarray(np.random.default_rng(1).normal(size=(b, h)) * 0.3)
+                for _ in range(cells.get_spec(cell).num_carry))
+  xs = jnp.asarray(np.random.default_rng(2).normal(size=(t, b, d)))
+  proj = jnp.asarray(np.random.default_rng(3).normal(size=(t, b, h)))
+
+  def run(impl):
+    def loss(p, xs):
+      hs, final = recurrence.layer(impl, cell, p, xs, carry)
+      return jnp.sum(hs * proj) + sum(jnp.sum(c) for c in final), hs
+    (l, hs), g = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(p, xs)
+    return hs, g
+  hs_par, g_par = run('parallel')
+  hs_seq, g_seq = run('scan')
+  np.testing.assert_allclose(np.asarray(hs_par), np.asarray(hs_seq), rtol=1e-10, atol=1e-12)
+  for a, b_ in zip(jax.tree.leaves(g_par), jax.tree.leaves(g_seq)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b_), rtol=1e-8, atol=1e-10)
+
+
+def test_auto_and_parallel_settings_by_cell_and_backend():
+  from rnnlm import recurrence
+  from rnnlm.errors import UserError
+  for cell in cells.PARALLEL:
+    assert recurrence.resolve('auto', cell, 64) == 'scan'  # This test runs on a CPU.
+    assert recurrence.resolve('parallel', cell, 64) == 'parallel'
+  with pytest.raises(UserError, match='model.recurrence=parallel runs'):
+    recurrence.resolve('parallel', 'lstm', 64)
