@@ -9,6 +9,7 @@ report.md with tables, fits and figures.
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Sequence
 
@@ -385,7 +386,7 @@ def joint_report(sweep_dir: str, config: ml_collections.ConfigDict, command: str
     for which, keys in sets:
       fit = scaling.fit_joint([k[0] for k in keys], [k[1] for k in keys],
                               [loss[k] for k in keys], s.bootstrap)
-      fits.setdefault('main', fit) if which == 'all trials' else fits.setdefault('converged', fit)
+      fits['main' if which == 'all trials' else 'converged'] = fit
       for law, form in (('kaplan', 'L = [(N_c/N)^(a_N/a_D) + D_c/D]^a_D'),
                         ('chinchilla', 'L = E + A/N^a + B/D^b')):
         f = fit[law]
@@ -490,7 +491,6 @@ FAMILIES_FILE = 'families.json'
 def architecture_grid(config: ml_collections.ConfigDict) -> list[tuple[str, int, dict]]:
   """(family, budget, overrides) for every family at every parameter budget, the
   width of each chosen so that its parameter count is the closest to the budget."""
-  import math as _math
   s, base = config.sweep, config.base
   vocab_size = _vocab_size(base)
   grid = []
@@ -499,7 +499,7 @@ def architecture_grid(config: ml_collections.ConfigDict) -> list[tuple[str, int,
     probe = sweep.apply_overrides(base, overrides)
     multiple = s.hidden_multiple
     if probe.model.arch == 'transformer':  # The width splits into the heads.
-      multiple = multiple * probe.model.num_heads // _math.gcd(multiple, probe.model.num_heads)
+      multiple = math.lcm(multiple, probe.model.num_heads)
     count = lambda h, o=overrides: scaling.config_params(
         sweep.apply_overrides(base, {**o, 'model.hidden_size': h}).model, vocab_size)
     for budget in s.budgets:
@@ -558,10 +558,13 @@ def architectures_report(sweep_dir: str, config: ml_collections.ConfigDict,
                      r['best_val_loss'], r['test_loss']])
   lines += report.table(['model', 'budget', 'width', 'parameters', 'train min',
                          'k chars/s', 'val loss', 'test loss'], detail, 4)
-  if len(budgets) > 1:
-    lines += ['', 'Best model at each budget: ' + '; '.join(
-        f'{b:,}: {min((f for f in families if (f, b) in at), key=lambda f: float(at[(f, b)]["best_val_loss"]))}'
-        for b in budgets if any((f, b) in at for f in families)) + '.']
+  winners = []
+  for b in budgets:
+    done = [f for f in families if (f, b) in at]
+    if done:
+      winners.append(f'{b:,}: {min(done, key=lambda f: float(at[(f, b)]["best_val_loss"]))}')
+  if len(winners) > 1:
+    lines += ['', 'Best model at each budget: ' + '; '.join(winners) + '.']
   # Against the clock: each family's lowest validation loss reached by each minute,
   # over all its sizes (the lower envelope of its trials' curves).
   envelopes, longest = {}, 0.0
