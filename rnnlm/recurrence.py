@@ -19,8 +19,8 @@ the same gradients (tests compare them against NumPy float64):
   * 'auto': 'kernel' where the kernels run and are faster than 'scan' (a CPU
     backend, float32, H a multiple of 16, a library built with AVX-512), else
     'scan'; for the parallel cells 'parallel' on an accelerator and 'scan' on a
-    CPU, where the sequential scan was measured 1.5x (lru) to 2.4x (mingru)
-    faster than the parallel one (docs/performance.md).
+    CPU, where the sequential scan was measured 1.6x (lru) to 2.6x (mingru)
+    faster per training step than the parallel one (docs/performance.md).
 
 The cuDNN path has been checked on CPU against `jax.experimental.rnn.lstm_ref`
 (the weight layout and the glue) but not yet run on a GPU, so `auto` does not
