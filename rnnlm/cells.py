@@ -32,16 +32,16 @@ Parameters of one layer (dict):
         g(x) = x + 1/2 for x >= 0, sigmoid(x) below (`positive`; keeps h positive).
   minlstm: W_x [D, 3H], b [3H], blocks f, i, h~:
         f' = f / (f + i), i' = i / (f + i), h_t = f' h_{t-1} + i' g(h~).
-  The two minimal cells have no W_h: over a window they run as a parallel scan
-  (`parallel_recurrence`, log space), and step by step when sampling.
+  The two minimal cells have no W_h: over a window they can run as a parallel scan
+  (`parallel_recurrence`, log space; `model.recurrence=parallel`), else step by step.
   lru: W_x [D, 3H], b [3H], blocks u_re, u_im, skip; nu_log, theta_log, gamma_log [H];
         W_c [2H, H] (the Linear Recurrent Unit of Orvieto et al. 2023): a complex
         diagonal recurrence s_t = lambda * s_{t-1} + gamma * u_t with
         lambda = exp(-exp(nu_log) + i exp(theta_log)), gamma = exp(gamma_log), and the
         output h_t = gelu([Re s_t, Im s_t] W_c + skip_t), the position-wise
         nonlinearity of the paper's blocks (no norm or residual: layers stack as the
-        other cells do). The carry is (Re s, Im s); over a window it runs as a
-        parallel scan of complex products (`lru_parallel`).
+        other cells do). The carry is (Re s, Im s); over a window it can run as
+        a parallel scan of complex products (`lru_parallel`).
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ MINIMAL = ('mingru', 'minlstm')
 # Cells whose state is linear in the previous state: a parallel scan over a window.
 PARALLEL = MINIMAL + ('lru',)
 # The LRU's eigenvalues start uniform on the ring r_min <= |lambda| <= r_max with
-# phases in [0, LRU_MAX_PHASE] (Orvieto et al. 2023, section 3.2); not tuned here.
+# phases in [0, LRU_MAX_PHASE], as Orvieto et al. (2023) initialise them; the ring
+# and the phase range here are not tuned.
 LRU_R_MIN, LRU_R_MAX, LRU_MAX_PHASE = 0.5, 0.99, 3.141592653589793
 
 
