@@ -213,3 +213,14 @@ def test_step_time_bad_variant_is_a_one_line_error():
 def test_step_time_bad_field_value_is_a_one_line_error():
   proc = run('step_time.py', '--config=configs/tiny.py', '--variants=x:model.cell=lsmt')
   assert_user_error(proc, 'model.cell')
+
+
+def test_time_to_quality_on_a_real_run_and_its_errors(trained, tmp_path):
+  out = tmp_path / 'minutes'
+  proc = run('time_to_quality.py', f'--run=tiny={trained}', f'--out={out}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert '| tiny |' in (out / 'report.md').read_text()
+  assert_user_error(run('time_to_quality.py', f'--run={trained}', f'--out={out}'),
+                    'label=workdir')
+  assert_user_error(run('time_to_quality.py', f'--run=x={tmp_path}', f'--out={out}'),
+                    'no metrics.jsonl')
