@@ -366,7 +366,66 @@ def grid_product(axes: dict) -> list[dict]:
   return [dict(zip(fields, values)) for values in itertools.product(*(axes[f] for f in fields))]
 
 
-def write_grid_report(sweep_dir: str, title: str, fields: Sequence[str], command: str = '') -> str:
+def coordinate_grid(axes: dict, centre: dict) -> list[dict]:
+  """The centre, then each other value of each axis with the other fields at the centre
+  (one factor at a time): 1 + sum(len(values) - 1) trials instead of their product.
+  Every trial sets every field, so that its name says all of it."""
+  missing = [f for f in axes if f not in centre]
+  if missing:
+    raise UserError(f'sweep.centre has no value for {", ".join(missing)}; give every axis'
+                    ' a centre value')
+  grid = [dict(centre)]
+  for field, values in axes.items():
+    grid += [{**centre, field: v} for v in values if v != centre[field]]
+  return grid
+
+
+def best_combination(axes: dict, centre: dict, rows: Sequence[dict]) -> dict | None:
+  """The centre with each axis at the value whose one-factor trial (or the centre)
+  had the lowest validation loss; None until the centre and every one-factor trial
+  have finished."""
+  loss = {r['name']: float(r['best_val_loss']) for r in rows if r['status'] == 'done'}
+  if trial_name(centre) not in loss:
+    return None
+  best = dict(centre)
+  for field, values in axes.items():
+    trials = {v: trial_name({**centre, field: v}) for v in values}
+    if any(name not in loss for name in trials.values()):
+      return None
+    best[field] = min(values, key=lambda v: loss[trials[v]])
+  return best
+
+
+def write_coordinate_report(sweep_dir: str, axes: dict, centre: dict) -> list[str]:
+  """Lines for a one-factor-at-a-time search: each change's effect on the loss."""
+  rows = read_csv(os.path.join(sweep_dir, 'results.csv'))
+  loss = {r['name']: float(r['best_val_loss']) for r in rows if r['status'] == 'done'}
+  centre_loss = loss.get(trial_name(centre))
+  short = lambda fields: ', '.join(f'{k.split(".")[-1]}={v}' for k, v in fields.items())
+  lines = ['', '## One change at a time', '',
+           'Validation loss of each trial that changes one field from the centre'
+           f' ({short(centre)}: {report.fmt(centre_loss)}), and the change against the'
+           ' centre (negative: better):', '']
+  table = []
+  for field, values in axes.items():
+    for v in values:
+      if v == centre[field]:
+        continue
+      l = loss.get(trial_name({**centre, field: v}))
+      table.append([field.split('.')[-1], v, l,
+                    None if l is None or centre_loss is None else round(l - centre_loss, 4)])
+  lines += report.table(['field', 'value', 'val loss', 'vs centre'], table)
+  combo = best_combination(axes, centre, rows)
+  if combo is not None:
+    changed = {k: v for k, v in combo.items() if v != centre[k]}
+    l = loss.get(trial_name(combo))
+    lines += ['', 'Each field at its best value: ' + (short(changed) or 'the centre itself')
+              + (f': {report.fmt(l)}.' if l is not None else ' (not yet run).')]
+  return lines
+
+
+def write_grid_report(sweep_dir: str, title: str, fields: Sequence[str], command: str = '',
+                      extra: Sequence[str] = ()) -> str:
   """A grid search's report: every trial, best validation loss first."""
   rows = read_csv(os.path.join(sweep_dir, 'results.csv'))
   done = sorted((r for r in rows if r['status'] == 'done'), key=lambda r: float(r['best_val_loss']))
@@ -378,7 +437,7 @@ def write_grid_report(sweep_dir: str, title: str, fields: Sequence[str], command
   failed = [r for r in rows if r['status'] == 'failed']
   if failed:
     lines += ['', 'Failed trials:', ''] + [f'- {r["name"]}: {r["error"]}' for r in failed]
-  lines += ['', f'Fields searched: {", ".join(names)}.']
+  lines += ['', f'Fields searched: {", ".join(names)}.', *extra]
   return report.write(os.path.join(sweep_dir, 'report.md'), lines)
 
 
@@ -389,11 +448,25 @@ def run_from_config(config: ml_collections.ConfigDict, sweep_dir: str, command: 
   trial starts from, and `sweep`: either the `field` swept over the values `grid`
   (with the x axis `x_key`, `x_label` of the report's figure and fit), or `axes`,
   {field: values}, searched over every combination (or a fixed random `sample` of
-  them); and `trials_at_once`,
-  `executor` and the report's `title`.
+  them) or, with `search='coordinate'` and a `centre` {field: value}, one field
+  at a time from the centre and then every field at its best value together; and
+  `trials_at_once`, `executor` and the report's `title`.
   """
   if config.sweep.get('axes'):
     axes = {k.replace(':', '.'): tuple(v) for k, v in config.sweep.axes.items()}
+    search = config.sweep.get('search', 'grid')
+    if search == 'coordinate':
+      centre = {k.replace(':', '.'): v for k, v in (config.sweep.get('centre') or {}).items()}
+      grid = coordinate_grid(axes, centre)
+      run = lambda g: run_sweep(config.base, g, sweep_dir, config.sweep.trials_at_once,
+                                config.sweep.get('executor'))
+      combo = best_combination(axes, centre, run(grid))
+      if combo is not None and combo not in grid:
+        run(grid + [combo])  # The whole list, so that results.csv keeps every row.
+      return write_grid_report(sweep_dir, config.sweep.title, list(axes), command,
+                               write_coordinate_report(sweep_dir, axes, centre))
+    if search != 'grid':
+      raise UserError(f'unknown sweep.search {search!r}; use grid or coordinate')
     grid = grid_product(axes)
     if config.sweep.get('sample', 0) and config.sweep.sample < len(grid):
       # A fixed random subset (seeded, so a rerun resumes the same trials).

@@ -5,6 +5,7 @@ import pytest
 
 from configs import tiny
 from rnnlm import sweep
+from rnnlm.errors import UserError
 
 
 def test_power_law_fit_recovers_synthetic_parameters():
@@ -177,3 +178,68 @@ def test_grid_search_over_axes(tmp_path):
   text = open(path).read()
   losses = [float(l.split('|')[3]) for l in text.splitlines() if l.startswith('| hidden_size')]
   assert losses == sorted(losses) and len(losses) == 3  # Best first.
+
+
+def test_coordinate_grid_and_best_combination_by_hand():
+  axes = {'a': (1, 2, 3), 'b': ('x', 'y')}
+  centre = {'a': 2, 'b': 'x'}
+  grid = sweep.coordinate_grid(axes, centre)
+  assert grid == [{'a': 2, 'b': 'x'}, {'a': 1, 'b': 'x'}, {'a': 3, 'b': 'x'},
+                  {'a': 2, 'b': 'y'}]
+  losses = {'a-2_b-x': 1.5, 'a-1_b-x': 1.6, 'a-3_b-x': 1.4, 'a-2_b-y': 1.45}
+  rows = [{'name': n, 'status': 'done', 'best_val_loss': str(l)} for n, l in losses.items()]
+  # a=3 beats the centre's a=2; b=y beats b=x: together.
+  assert sweep.best_combination(axes, centre, rows) == {'a': 3, 'b': 'y'}
+  rows[3]['best_val_loss'] = '1.55'  # b=y now worse than the centre: b stays x.
+  assert sweep.best_combination(axes, centre, rows) == {'a': 3, 'b': 'x'}
+  assert sweep.best_combination(axes, centre, rows[:3]) is None  # b=y not run yet.
+  rows[1]['status'] = 'failed'
+  assert sweep.best_combination(axes, centre, rows) is None
+  with pytest.raises(UserError, match='centre has no value for b'):
+    sweep.coordinate_grid(axes, {'a': 2})
+
+
+def test_coordinate_search_runs_the_combination_and_reports_each_change(tmp_path):
+  import ml_collections
+  config = ml_collections.ConfigDict()
+  config.base = tiny.get_config()
+  config.base.train.num_steps, config.base.eval.eval_every = 6, 3
+  config.base.eval.sample_length = 0
+  config.sweep = ml_collections.ConfigDict()
+  config.sweep.title = 'coordinate'
+  config.sweep.search = 'coordinate'
+  config.sweep.axes = {'model:hidden_size': (8, 16), 'train:learning_rate': (1e-3, 3e-2)}
+  config.sweep.centre = {'model:hidden_size': 8, 'train:learning_rate': 1e-3}
+  config.sweep.trials_at_once = 1
+  d = str(tmp_path / 'c')
+  path = sweep.run_from_config(config, d)
+  rows = sweep.read_csv(os.path.join(d, 'results.csv'))
+  loss = {r['name']: float(r['best_val_loss']) for r in rows}
+  centre = 'hidden_size-8_learning_rate-0.001'
+  assert centre in loss and len(rows) in (3, 4)
+  best_h = min((8, 16), key=lambda h: loss[f'hidden_size-{h}_learning_rate-0.001'])
+  best_lr = min((0.001, 0.03), key=lambda lr: loss[f'hidden_size-8_learning_rate-{lr:.4g}'])
+  combo = f'hidden_size-{best_h}_learning_rate-{best_lr:.4g}'
+  assert combo in loss  # Run after the one-factor trials (or one of them already).
+  assert len(rows) == (3 if combo in (centre, 'hidden_size-16_learning_rate-0.001',
+                                      'hidden_size-8_learning_rate-0.03') else 4)
+  text = open(path).read()
+  h16 = loss['hidden_size-16_learning_rate-0.001']
+  assert f'| hidden_size | 16 | {h16:.4g} | {round(h16 - loss[centre], 4):.4g} |' in text
+  # Rerun: nothing new runs, the same rows come back.
+  sweep.run_from_config(config, d)
+  assert sweep.read_csv(os.path.join(d, 'results.csv')) == rows
+
+
+@pytest.mark.parametrize('minutes', ['5', '15', '30'])
+def test_budget_search_trials_are_valid_configs(minutes):
+  from configs.sweeps import shakespeare_budget
+  from rnnlm import config as config_lib
+  c = shakespeare_budget.get_config(minutes)
+  axes = {k.replace(':', '.'): tuple(v) for k, v in c.sweep.axes.items()}
+  centre = {k.replace(':', '.'): v for k, v in c.sweep.centre.items()}
+  grid = sweep.coordinate_grid(axes, centre)
+  assert len(grid) == 1 + sum(len(v) - 1 for v in axes.values())
+  assert len({sweep.trial_name(o) for o in grid}) == len(grid)
+  for overrides in grid:
+    config_lib.validate(sweep.apply_overrides(c.base, overrides))
