@@ -389,10 +389,11 @@ def best_combination(axes: dict, centre: dict, rows: Sequence[dict]) -> dict | N
     return None
   best = dict(centre)
   for field, values in axes.items():
-    trials = {v: trial_name({**centre, field: v}) for v in values}
+    candidates = tuple(dict.fromkeys((centre[field], *values)))  # The centre's value too.
+    trials = {v: trial_name({**centre, field: v}) for v in candidates}
     if any(name not in loss for name in trials.values()):
       return None
-    best[field] = min(values, key=lambda v: loss[trials[v]])
+    best[field] = min(candidates, key=lambda v: loss[trials[v]])
   return best
 
 

@@ -195,6 +195,10 @@ def test_coordinate_grid_and_best_combination_by_hand():
   assert sweep.best_combination(axes, centre, rows[:3]) is None  # b=y not run yet.
   rows[1]['status'] = 'failed'
   assert sweep.best_combination(axes, centre, rows) is None
+  # A centre value outside its axis is a candidate too.
+  rows = [{'name': n, 'status': 'done', 'best_val_loss': str(l)} for n, l in
+          {'a-5_b-x': 1.3, 'a-1_b-x': 1.6, 'a-2_b-x': 1.4, 'a-3_b-x': 1.5}.items()]
+  assert sweep.best_combination({'a': (1, 2, 3)}, {'a': 5, 'b': 'x'}, rows) == {'a': 5, 'b': 'x'}
   with pytest.raises(UserError, match='centre has no value for b'):
     sweep.coordinate_grid(axes, {'a': 2})
 
