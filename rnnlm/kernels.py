@@ -12,7 +12,9 @@ do at install time: `pip install` ships the source.
 The build is logged (start, seconds, instruction set) and given
 `BUILD_TIMEOUT_S`; `instruction_set()` says what the library was built for
 ('avx512', 'avx2' or 'scalar'). `$RNNLM_KERNEL_FLAGS` adds compiler flags (for
-example `-mno-avx512f`, which builds and tests the portable paths).
+example `-mno-avx512f`, which builds and tests the portable paths). `amx()` says
+whether the LSTM kernels can also run with bfloat16 matmuls on AMX tiles
+(`lstm_recurrence_bf16`, used for `model.compute_dtype=bfloat16`).
 
 Where it cannot be used (no compiler, a build error, `RNNLM_KERNELS=0`),
 `unavailable_reason()` says why, logged once; `rnnlm.recurrence` then runs the
@@ -37,6 +39,7 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 import jaxlib
+import numpy as np
 
 from rnnlm import cells
 
@@ -127,6 +130,7 @@ def _load() -> str | None:
   lib.RnnlmInstructionSet.restype = ctypes.c_char_p
   _state['lib'] = lib  # Keeps the library loaded.
   _state['isa'] = lib.RnnlmInstructionSet().decode()
+  _state['amx'] = bool(lib.RnnlmAmx())
   logging.info('rnnlm CPU kernels loaded (%s build)', _state['isa'])
   return None
 
@@ -151,6 +155,12 @@ def instruction_set() -> str | None:
   it is not available)."""
   return _state.get('isa') if available() else None
 
+
+
+def amx() -> bool:
+  """Whether the kernels can run bfloat16 matmuls on AMX tiles here (Intel Sapphire
+  Rapids or later, a kernel built for it, and the OS granting the tile state)."""
+  return bool(_state.get('amx')) if available() else False
 
 
 def dense_supported(in_dim: int, out_dim: int, dtype) -> bool:
@@ -203,12 +213,13 @@ def _ffi(target: str, results):
   return jax.ffi.ffi_call(target, results, vmap_method='sequential')
 
 
-def _weight_grad(h0, hs, d_pre):
+def _weight_grad(h0, hs, d_pre, bf16: bool = False):
   """(dW_h, d_sum): dW_h = sum_t h_{t-1}^T d_pre_t (h_{-1} = h0) and d_sum = d_pre
   summed over steps and batch (a bias gradient), in one pass in the kernel."""
   g = d_pre.shape[-1]
   return _ffi('rnnlm_weight_grad', (jax.ShapeDtypeStruct((hs.shape[-1], g), d_pre.dtype),
-                                    jax.ShapeDtypeStruct((g,), d_pre.dtype)))(h0, hs, d_pre)
+                                    jax.ShapeDtypeStruct((g,), d_pre.dtype)))(
+                                        h0, hs, d_pre, bf16=np.bool_(bf16))
 
 
 # A layer's projected inputs `x` are either xp = x W_x [T, B, G] or, for a first
@@ -217,15 +228,15 @@ def _weight_grad(h0, hs, d_pre):
 # table's rows in place, and the gradient of the table is a scatter-add.
 
 
-def _forward(target: str, x, *args, results):
+def _forward(target: str, x, *args, results, **attrs):
   """Calls the forward kernel over xp or (table, tokens); `results` from (T, B, G)."""
   if isinstance(x, tuple):
     table, tokens = x
     t, bsz = tokens.shape
     return _ffi(target + '_tokens', results(t, bsz, table.shape[1], table.dtype))(
-        table, tokens.astype(jnp.int32), *args)
+        table, tokens.astype(jnp.int32), *args, **attrs)
   t, bsz, g = x.shape
-  return _ffi(target, results(t, bsz, g, x.dtype))(x, *args)
+  return _ffi(target, results(t, bsz, g, x.dtype))(x, *args, **attrs)
 
 
 def _input_grad(x, d_xp):
@@ -243,31 +254,39 @@ def _lstm_results(t, bsz, g, dtype):
   return out, out, jax.ShapeDtypeStruct((t, bsz, g), dtype)
 
 
-@jax.custom_vjp
-def lstm_recurrence(w_h, b, x, carry):
-  """LSTM over x = xp = x W_x [T, B, 4H] (no bias), or (table, tokens) (above),
-  from carry (h0, c0): (hs, (h_T, c_T))."""
-  hs, cs, _ = _forward('rnnlm_lstm_forward', x, w_h, b, *carry, results=_lstm_results)
-  return hs, (hs[-1], cs[-1])
+def _lstm(bf16: bool):
+  """The LSTM recurrence with float32 or (bf16, AMX) bfloat16 recurrent matmuls."""
+  attrs = {'bf16': np.bool_(bf16)}
+
+  @jax.custom_vjp
+  def rec(w_h, b, x, carry):
+    hs, cs, _ = _forward('rnnlm_lstm_forward', x, w_h, b, *carry, results=_lstm_results,
+                         **attrs)
+    return hs, (hs[-1], cs[-1])
+
+  def fwd(w_h, b, x, carry):
+    hs, cs, gates = _forward('rnnlm_lstm_forward', x, w_h, b, *carry, results=_lstm_results,
+                             **attrs)
+    return (hs, (hs[-1], cs[-1])), (w_h, x, hs, cs, gates, carry)
+
+  def bwd(residuals, cotangents):
+    w_h, x, hs, cs, gates, (h0, c0) = residuals
+    d_hs, (d_h_last, d_c_last) = cotangents
+    _, bsz, hidden = hs.shape
+    dz_shape = jax.ShapeDtypeStruct(gates.shape, gates.dtype)
+    carry_shape = jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)
+    dz, dh0, dc0 = _ffi('rnnlm_lstm_backward', (dz_shape, carry_shape, carry_shape))(
+        d_hs, gates, cs, c0, w_h.T, d_h_last, d_c_last, **attrs)
+    return (*_weight_grad(h0, hs, dz, bf16), _input_grad(x, dz), (dh0, dc0))
+
+  rec.defvjp(fwd, bwd)
+  return rec
 
 
-def _lstm_fwd(w_h, b, x, carry):
-  hs, cs, gates = _forward('rnnlm_lstm_forward', x, w_h, b, *carry, results=_lstm_results)
-  return (hs, (hs[-1], cs[-1])), (w_h, x, hs, cs, gates, carry)
-
-
-def _lstm_bwd(residuals, cotangents):
-  w_h, x, hs, cs, gates, (h0, c0) = residuals
-  d_hs, (d_h_last, d_c_last) = cotangents
-  _, bsz, hidden = hs.shape
-  dz_shape = jax.ShapeDtypeStruct(gates.shape, gates.dtype)
-  carry_shape = jax.ShapeDtypeStruct((bsz, hidden), hs.dtype)
-  dz, dh0, dc0 = _ffi('rnnlm_lstm_backward', (dz_shape, carry_shape, carry_shape))(
-      d_hs, gates, cs, c0, w_h.T, d_h_last, d_c_last)
-  return (*_weight_grad(h0, hs, dz), _input_grad(x, dz), (dh0, dc0))
-
-
-lstm_recurrence.defvjp(_lstm_fwd, _lstm_bwd)
+# LSTM over x = xp = x W_x [T, B, 4H] (no bias), or (table, tokens) (above), from
+# carry (h0, c0): (hs, (h_T, c_T)).
+lstm_recurrence = _lstm(False)
+lstm_recurrence_bf16 = _lstm(True)
 
 
 # ----------------------------------------------------------------------------
@@ -343,7 +362,7 @@ def _rnn_bwd(residuals, cotangents):
 rnn_recurrence.defvjp(_rnn_fwd, _rnn_bwd)
 
 
-def recurrence(cell: str, params: cells.Params, x, carry: cells.Carry
+def recurrence(cell: str, params: cells.Params, x, carry: cells.Carry, bf16: bool = False
                ) -> tuple[jax.Array, cells.Carry]:
   """A layer's recurrence in the kernels: `cells.recurrence_fast`'s values.
 
@@ -352,9 +371,14 @@ def recurrence(cell: str, params: cells.Params, x, carry: cells.Carry
     params: the layer's parameters (W_x is not read: `x` is already projected).
     x: xp = x W_x [T, B, G*H] (no bias), or (table [V, G*H], tokens [T, B]).
     carry: the initial carry.
+    bf16: the recurrent matmuls and the weight gradient with bfloat16 operands on AMX
+      tiles (LSTM only; see `amx`); all else float32.
   """
+  if bf16 and cell != 'lstm':
+    raise ValueError(f'bfloat16 kernels run the lstm only, not {cell}')
   if cell == 'lstm':
-    return lstm_recurrence(params['W_h'], params['b'], x, carry)
+    rec = lstm_recurrence_bf16 if bf16 else lstm_recurrence
+    return rec(params['W_h'], params['b'], x, carry)
   if cell == 'gru':
     return gru_recurrence(params['W_h'], params['b'], params['b_hn'], x, carry)
   return rnn_recurrence(params['W_h'], params['b'], x, carry)

@@ -72,8 +72,15 @@ def kernel_unavailable_reason(cell: str, hidden: int, dtype=jnp.float32) -> str 
     return reason
   if jax.default_backend() != 'cpu':
     return f'the kernels run on the CPU backend only (this is {jax.default_backend()})'
-  if jnp.dtype(dtype) != jnp.float32:
-    return f'the kernels run float32 only (got {jnp.dtype(dtype).name})'
+  if jnp.dtype(dtype) == jnp.bfloat16:
+    if cell != 'lstm':
+      return f'the bfloat16 kernels run the lstm only (this is {cell})'
+    if not kernels.amx():
+      return 'bfloat16 kernels need a CPU with AMX (Intel Sapphire Rapids or later)'
+    if hidden % 32:
+      return f'the bfloat16 kernels need model.hidden_size to be a multiple of 32 (got {hidden})'
+  elif jnp.dtype(dtype) != jnp.float32:
+    return f'the kernels run float32 or bfloat16 (got {jnp.dtype(dtype).name})'
   if hidden % 16:
     return f'the kernels need model.hidden_size to be a multiple of 16 (got {hidden})'
   return None
@@ -164,8 +171,14 @@ def _cudnn_layer(params: cells.Params, x: jax.Array | Tokens, carry: cells.Carry
 
 def dense(impl: str, x: jax.Array, w: jax.Array) -> jax.Array:
   """x [T, B, D] @ w [D, N]; under 'kernel' the weight gradient is the kernel's."""
-  if impl == 'kernel' and kernels.dense_supported(w.shape[0], w.shape[1], x.dtype):
-    return _per_device(kernels.dense, (_TIME_MAJOR, P()), _TIME_MAJOR)(x, w)
+  if impl == 'kernel' and kernels.dense_supported(w.shape[0], w.shape[1], jnp.float32):
+    run = _per_device(kernels.dense, (_TIME_MAJOR, P()), _TIME_MAJOR)
+    if x.dtype == jnp.bfloat16 and w.dtype == jnp.bfloat16:
+      # bfloat16 operands are exact in float32: the same products, summed in float32
+      # by the kernel, where XLA's CPU bfloat16 dot is slower than its float32 one.
+      return run(x.astype(jnp.float32), w.astype(jnp.float32)).astype(jnp.bfloat16)
+    if x.dtype == jnp.float32:
+      return run(x, w)
   return cells.matmul(x, w)
 
 
@@ -188,9 +201,20 @@ def layer(impl: str, cell: str, params: cells.Params, x: jax.Array | Tokens,
   # Single steps (sampling) stay on XLA, whose matrix-vector product uses every
   # core; the kernels pay off over sequences.
   if impl == 'kernel' and steps > 1:
+    # bfloat16 (model.compute_dtype): the kernels take float32 buffers and round the
+    # recurrent matmuls' operands to bfloat16 themselves; the layer's output is
+    # rounded to bfloat16 as every activation of that setting is.
+    dtype = params['W_h'].dtype
+    bf16 = dtype == jnp.bfloat16
+    f32 = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float32)
+                                    if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
     def run(params, x, carry):
+      if bf16:
+        params, x, carry = f32(params), f32(x), f32(carry)
       kx = tuple(x) if isinstance(x, Tokens) else dense(impl, x, params['W_x'])
-      return kernels.recurrence(cell, params, kx, tuple(carry))
+      hs, carry = kernels.recurrence(cell, params, kx, tuple(carry), bf16=bf16)
+      return jax.tree.map(lambda a: a.astype(dtype), (hs, carry))
     x_spec = Tokens(P(), _TIME_MAJOR) if isinstance(x, Tokens) else _TIME_MAJOR
     return _per_device(run, (P(), x_spec, _BATCH), (_TIME_MAJOR, _BATCH))(
         params, x, tuple(carry))

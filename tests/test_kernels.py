@@ -29,7 +29,7 @@ def test_kernel_builds_where_a_compiler_exists():
   assert kernels.instruction_set() in ('avx512', 'avx2', 'scalar')
   assert recurrence.kernel_unavailable_reason('lstm', 32) is None
   assert 'multiple of 16' in recurrence.kernel_unavailable_reason('gru', 33)
-  assert 'float32' in recurrence.kernel_unavailable_reason('lstm', 32, jnp.bfloat16)
+  assert 'float32 or bfloat16' in recurrence.kernel_unavailable_reason('lstm', 32, jnp.float16)
   with pytest.raises(UserError, match='model.recurrence=kernel cannot run here: .*multiple'):
     recurrence.resolve('kernel', 'gru', 33)
   assert recurrence.resolve('auto', 'gru', 33) == 'scan'

@@ -22,6 +22,11 @@
 // on its block: no synchronisation between time steps, and results that do not
 // depend on the thread count.
 //
+// bfloat16: with the attribute bf16, the LSTM kernels run their matmuls (the
+// recurrent one, its transpose, the weight gradient) on Intel AMX tiles with the
+// operands rounded to bfloat16 and float32 sums; buffers stay float32 (MatmulAmx,
+// MatmulTNAmx; built where the compiler targets AMX, used where the OS grants it).
+//
 // Layouts (row-major, float32), LSTM: xp, gates, dz [T, B, 4H]; hs, cs, d_hs
 // [T, B, H]; W_h [H, 4H]; W_h^T [4H, H]; gate order i, f, g, o. GRU: xp, dxp, dhh
 // [T, B, 3H]; acts [T, B, 4H] = (r, z, n, hh_n + b_hn); gate order r, z, n. RNN:
@@ -32,8 +37,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -41,6 +48,10 @@
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
+#endif
+#if defined(__AMX_TILE__)
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 namespace ffi = xla::ffi;
@@ -291,6 +302,137 @@ void ParallelRows(ffi::ThreadPool& pool, int64_t batch, const F& fn, int64_t min
 }
 
 // ---------------------------------------------------------------------------
+// bfloat16 matmuls on Intel AMX (Sapphire Rapids and later), for
+// model.compute_dtype=bfloat16: A and W rounded to bfloat16 (to nearest even),
+// products summed in float32 by the tile unit, everything else float32.
+
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__)
+#define RNNLM_AMX 1
+
+// Linux hands out the tile registers' state only on request, once per process.
+bool AmxUsable() {
+  static const bool ok = [] {
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return ok;
+}
+
+struct alignas(64) TileConfig {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+// Tiles 0-3: C blocks of 16 x 16 float32; 4-5: A blocks of 16 rows x 32 bfloat16;
+// 6-7: W blocks of 16 pairs of rows x 16 columns (32 bfloat16 per row). The
+// configuration is per thread: each thread loads it before its matmuls.
+void AmxConfigure() {
+  TileConfig cfg{};
+  cfg.palette = 1;
+  for (int i = 0; i < 8; ++i) cfg.rows[i] = 16, cfg.colsb[i] = 64;
+  _tile_loadconfig(&cfg);
+}
+
+inline uint16_t ToBf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u += 0x7fff + ((u >> 16) & 1);  // Round to nearest even (no NaNs here).
+  return static_cast<uint16_t>(u >> 16);
+}
+
+// 16 floats rounded to bfloat16 (to nearest even), as 16-bit lanes.
+inline __m256i Bf16Bits(__m512 v) {
+  const __m256bh b = _mm512_cvtneps_pbh(v);
+  __m256i bits;
+  std::memcpy(&bits, &b, sizeof(bits));
+  return bits;
+}
+
+// W [k, n] (k even) as bfloat16 pairs along k, [k / 2][n][2]: the layout the tile
+// unit multiplies against (each 32-bit element of a W tile row is two k's).
+std::vector<uint16_t> PackPairs(const float* w, int64_t k, int64_t n) {
+  std::vector<uint16_t> out(static_cast<size_t>(k * n));
+  for (int64_t kk = 0; kk < k; ++kk)
+    for (int64_t j = 0; j < n; ++j) out[((kk / 2) * n + j) * 2 + kk % 2] = ToBf16(w[kk * n + j]);
+  return out;
+}
+
+// C[rows, :n] = Init + bias + bf16(A[rows, :k]) W[:k, :n], W as packed by
+// PackPairs, with Matmul's conventions otherwise. k and n multiples of 32.
+// The calling thread has run AmxConfigure.
+void MatmulAmx(int rows, const float* a, int64_t lda, const uint16_t* w, int64_t k,
+               int64_t n, const float* init, const float* bias, int64_t ldi, float* c,
+               int64_t ldc, const int32_t* idx = nullptr) {
+  const int padded = (rows + 15) / 16 * 16;
+  thread_local std::vector<uint16_t> abuf;
+  thread_local std::vector<float> cbuf;
+  abuf.assign(static_cast<size_t>(padded) * k, 0);
+  cbuf.resize(static_cast<size_t>(padded) * n);
+  for (int r = 0; r < rows; ++r)
+    for (int64_t kk = 0; kk < k; kk += 16) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(abuf.data() + r * k + kk),
+                          Bf16Bits(vload(a + r * lda + kk)));
+    }
+  const int64_t a_stride = k * 2, w_stride = n * 4, c_stride = n * 4;
+  for (int m0 = 0; m0 < padded; m0 += 32) {
+    const bool two = m0 + 16 < padded;
+    for (int64_t j0 = 0; j0 < n; j0 += 32) {
+      _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+      for (int64_t k0 = 0; k0 < k; k0 += 32) {
+        _tile_loadd(6, w + ((k0 / 2) * n + j0) * 2, w_stride);
+        _tile_loadd(7, w + ((k0 / 2) * n + j0 + 16) * 2, w_stride);
+        _tile_loadd(4, abuf.data() + m0 * k + k0, a_stride);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        if (two) {
+          _tile_loadd(5, abuf.data() + (m0 + 16) * k + k0, a_stride);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+      }
+      float* cb = cbuf.data() + m0 * n + j0;
+      _tile_stored(0, cb, c_stride);
+      _tile_stored(1, cb + 16, c_stride);
+      if (two) {
+        _tile_stored(2, cb + 16 * n, c_stride);
+        _tile_stored(3, cb + 16 * n + 16, c_stride);
+      }
+    }
+  }
+  for (int r = 0; r < rows; ++r) {
+    const float* ir = init + (idx ? int64_t{idx[r]} : r) * ldi;
+    const float* cr = cbuf.data() + r * n;
+    float* out = c + r * ldc;
+    for (int64_t j = 0; j < n; j += kLanes) {
+      V v = _mm512_add_ps(vload(cr + j), vload(ir + j));
+      if (bias) v = _mm512_add_ps(v, vload(bias + j));
+      vstore(out + j, v);
+    }
+  }
+}
+#endif
+
+// The recurrent weights as a matmul reads them: float32 packed by PackColumns,
+// or, where bf16 is set, bfloat16 pairs for the tile unit.
+struct RecurrentW {
+  const float* f32 = nullptr;
+  const uint16_t* bf16 = nullptr;
+};
+
+inline void RecurrentMatmul(const RecurrentW& w, int rows, const float* a, int64_t lda,
+                            int64_t k, int64_t n, const float* init, const float* bias,
+                            int64_t ldi, float* c, int64_t ldc, const int32_t* idx = nullptr) {
+#if defined(RNNLM_AMX)
+  if (w.bf16) {
+    MatmulAmx(rows, a, lda, w.bf16, k, n, init, bias, ldi, c, ldc, idx);
+    return;
+  }
+#endif
+  Matmul(rows, a, lda, w.f32, k, n, init, bias, ldi, c, ldc, idx);
+}
+
+// ---------------------------------------------------------------------------
 // Weight gradients: C[M, N] = sum over segments of A_s[K_s, M]^T B_s[K_s, N]
 // (row-major, N a multiple of 16 on the AVX-512 path). XLA's dot runs this
 // transposed-operand form at 55-75% of its plain matmul rate on small M; here
@@ -404,6 +546,84 @@ void MatmulTN(ffi::ThreadPool& pool, const std::vector<Segment>& segs, int64_t M
   }, /*min_rows=*/2);
 }
 
+#if defined(RNNLM_AMX)
+// MatmulTN on the tile unit: C[M, N] = sum over segments of A_s^T B_s with A and B
+// rounded to bfloat16 and the products summed in float32; M and N multiples of 32.
+// A^T is packed into rows of all K (the segments end to end, zero-padded to a
+// multiple of 32) and B into pairs of rows, then each thread takes 32 x 32 blocks
+// of C. colsum (if given): the float32 column sums of B.
+void MatmulTNAmx(ffi::ThreadPool& pool, const std::vector<Segment>& segs, int64_t M,
+                 int64_t N, float* c, float* colsum = nullptr) {
+  std::vector<const float*> a_rows, b_rows;
+  for (const Segment& s : segs)
+    for (int64_t k = 0; k < s.k; ++k) a_rows.push_back(s.a + k * M), b_rows.push_back(s.b + k * N);
+  const int64_t K = static_cast<int64_t>(a_rows.size()), Kp = (K + 31) / 32 * 32;
+  std::vector<uint16_t> at(static_cast<size_t>(M * Kp), 0), bp(static_cast<size_t>(Kp * N), 0);
+  // A^T, one range of A's columns per thread, 32 rows of A at a time (in cache).
+  ParallelRows(pool, M / 16, [&](int64_t m0, int64_t m1) {
+    for (int64_t k0 = 0; k0 < K; k0 += 32) {
+      const int64_t k1 = std::min(K, k0 + 32);
+      for (int64_t m = m0 * 16; m < m1 * 16; ++m) {
+        uint16_t* out = at.data() + m * Kp;
+        for (int64_t k = k0; k < k1; ++k) out[k] = ToBf16(a_rows[k][m]);
+      }
+    }
+  }, 1);
+  // B in pairs of rows: [k / 2][n][2], one range of pairs per thread.
+  const int64_t pairs = K / 2 + K % 2;
+  if (colsum) std::fill(colsum, colsum + N, 0.0f);
+  std::mutex colsum_mutex;
+  ParallelRows(pool, pairs, [&](int64_t p0, int64_t p1) {
+    std::vector<float> partial(colsum ? static_cast<size_t>(N) : 0, 0.0f);
+    float* sums = colsum ? partial.data() : nullptr;
+    for (int64_t p = p0; p < p1; ++p) {
+      const float* r0 = b_rows[2 * p];
+      const float* r1 = 2 * p + 1 < K ? b_rows[2 * p + 1] : nullptr;
+      uint16_t* out = bp.data() + p * N * 2;
+      for (int64_t n = 0; n < N; n += 16) {
+        const V v0 = vload(r0 + n), v1 = r1 ? vload(r1 + n) : _mm512_setzero_ps();
+        if (sums) vstore(sums + n, _mm512_add_ps(vload(sums + n), _mm512_add_ps(v0, v1)));
+        const __m256i lo = Bf16Bits(v0), hi = Bf16Bits(v1);
+        __m256i ul = _mm256_unpacklo_epi16(lo, hi), uh = _mm256_unpackhi_epi16(lo, hi);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + n * 2),
+                            _mm256_permute2x128_si256(ul, uh, 0x20));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + n * 2 + 16),
+                            _mm256_permute2x128_si256(ul, uh, 0x31));
+      }
+    }
+    if (sums) {
+      std::lock_guard<std::mutex> lock(colsum_mutex);
+      for (int64_t n = 0; n < N; n += kLanes)
+        vstore(colsum + n, _mm512_add_ps(vload(colsum + n), vload(sums + n)));
+    }
+  }, 64);
+  const int64_t col_blocks = N / 32;
+  ParallelRows(pool, (M / 32) * col_blocks, [&](int64_t i0, int64_t i1) {
+    AmxConfigure();
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t m0 = (i / col_blocks) * 32, n0 = (i % col_blocks) * 32;
+      _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+      for (int64_t k0 = 0; k0 < Kp; k0 += 32) {
+        _tile_loadd(4, at.data() + m0 * Kp + k0, Kp * 2);
+        _tile_loadd(5, at.data() + (m0 + 16) * Kp + k0, Kp * 2);
+        _tile_loadd(6, bp.data() + ((k0 / 2) * N + n0) * 2, N * 4);
+        _tile_loadd(7, bp.data() + ((k0 / 2) * N + n0 + 16) * 2, N * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+      float* cb = c + m0 * N + n0;
+      _tile_stored(0, cb, N * 4);
+      _tile_stored(1, cb + 16, N * 4);
+      _tile_stored(2, cb + 16 * N, N * 4);
+      _tile_stored(3, cb + 16 * N + 16, N * 4);
+    }
+    _tile_release();
+  }, 1);
+}
+#endif
+
 // Asks for n floats from p in L2 (one request per cache line).
 inline void PrefetchL2(const float* p, int64_t n) {
   for (int64_t i = 0; i < n; i += 16)
@@ -430,7 +650,7 @@ struct Inputs {
 // ---------------------------------------------------------------------------
 // Forward: rows [r0, r1) of the batch through all T steps.
 
-void ForwardRows(int64_t T, int64_t B, int64_t H, const Inputs& xp, const float* w_h,
+void ForwardRows(int64_t T, int64_t B, int64_t H, const Inputs& xp, const RecurrentW& w_h,
                  const float* b, const float* h0, const float* c0, float* hs, float* cs,
                  float* gates, int64_t r0, int64_t r1) {
   const int64_t G = 4 * H;
@@ -446,8 +666,8 @@ void ForwardRows(int64_t T, int64_t B, int64_t H, const Inputs& xp, const float*
     const float* h_prev = t == 0 ? h0 : hs + (t - 1) * B * H;
     const float* c_prev = t == 0 ? c0 : cs + (t - 1) * B * H;
     // All rows of the block at once: W is streamed once per step.
-    Matmul(rows, h_prev + r0 * H, H, w_h, H, G, xp.init(t * B + r0), b, G, zbuf.data(), G,
-           xp.idx(t * B + r0));
+    RecurrentMatmul(w_h, rows, h_prev + r0 * H, H, H, G, xp.init(t * B + r0), b, G,
+                    zbuf.data(), G, xp.idx(t * B + r0));
     for (int r = 0; r < rows; ++r) {
       const float* zr = zbuf.data() + r * G;
       float* gr = gates + (t * B + r0 + r) * G;
@@ -496,7 +716,7 @@ void ForwardRows(int64_t T, int64_t B, int64_t H, const Inputs& xp, const float*
 // gradients (hold dh_T, dc_T on entry and dh_0, dc_0 on exit).
 
 void BackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const float* gates,
-                  const float* cs, const float* c0, const float* w_h_t, float* dz_all,
+                  const float* cs, const float* c0, const RecurrentW& w_h_t, float* dz_all,
                   float* dh, float* dc, int64_t r0, int64_t r1) {
   const int64_t G = 4 * H;
   std::vector<float> zeros(H, 0.0f);
@@ -552,7 +772,7 @@ void BackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const floa
       if (t > 0)
         PrefetchL2(gates + ((t - 1) * B + row) * G, tile * G);
       // dh_{t-1} = dz_t W_h^T for the block's rows (overwrites them in dh).
-      Matmul(tile, dz, G, w_h_t, G, H, zeros.data(), nullptr, 0, dh + row * H, H);
+      RecurrentMatmul(w_h_t, tile, dz, G, G, H, zeros.data(), nullptr, 0, dh + row * H, H);
       row += tile;
     }
   }
@@ -743,18 +963,60 @@ ffi::Error CheckShapes(int64_t T, int64_t B, int64_t H) {
   return ffi::Error::Success();
 }
 
+// The recurrent weights w [k, n] packed for `bf16` or float32 matmuls, and fn(r0,
+// r1) run over the batch with the tile unit configured in each thread where bf16.
+struct PackedW {
+  std::vector<float> f32;
+  std::vector<uint16_t> bf16;
+  RecurrentW view() const {
+    return bf16.empty() ? RecurrentW{f32.data(), nullptr} : RecurrentW{nullptr, bf16.data()};
+  }
+};
+
+ffi::Error PackRecurrent(const float* w, int64_t k, int64_t n, bool bf16, PackedW& out) {
+  if (!bf16) {
+    out.f32 = PackColumns(w, k, n);
+    return ffi::Error::Success();
+  }
+#if defined(RNNLM_AMX)
+  if (!AmxUsable())
+    return ffi::Error::InvalidArgument("rnnlm kernel: the OS refused the AMX tile state");
+  if (k % 32 != 0 || n % 32 != 0)
+    return ffi::Error::InvalidArgument("rnnlm kernel: bfloat16 needs a hidden size that is a"
+                                       " multiple of 32");
+  out.bf16 = PackPairs(w, k, n);
+  return ffi::Error::Success();
+#else
+  return ffi::Error::InvalidArgument("rnnlm kernel: built without AMX bfloat16 support");
+#endif
+}
+
+template <typename F>
+void ParallelRowsFor(ffi::ThreadPool& pool, int64_t batch, bool bf16, const F& fn) {
+  ParallelRows(pool, batch, [&](int64_t r0, int64_t r1) {
+#if defined(RNNLM_AMX)
+    if (bf16) AmxConfigure();
+#endif
+    fn(r0, r1);
+#if defined(RNNLM_AMX)
+    if (bf16) _tile_release();
+#endif
+  });
+}
+
 ffi::Error LstmForward(ffi::ThreadPool& pool, const Inputs& xp, int64_t T, int64_t B,
                        F32R2 w_h, F32R1 b, F32R2 h0, F32R2 c0, ffi::Result<F32R3>& hs,
-                       ffi::Result<F32R3>& cs, ffi::Result<F32R3>& gates) {
+                       ffi::Result<F32R3>& cs, ffi::Result<F32R3>& gates, bool bf16) {
   const int64_t H = xp.G / 4;
   if (auto err = CheckShapes(T, B, H); err.failure()) return err;
   if (xp.G != 4 * H || !HasDims(w_h, {H, 4 * H}) || !HasDims(b, {4 * H}) ||
       !HasDims(h0, {B, H}) || !HasDims(c0, {B, H}) || !HasDims(*hs, {T, B, H}) ||
       !HasDims(*cs, {T, B, H}) || !HasDims(*gates, {T, B, 4 * H}))
     return Inconsistent();
-  const std::vector<float> w = PackColumns(w_h.typed_data(), H, 4 * H);
-  ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
-    ForwardRows(T, B, H, xp, w.data(), b.typed_data(), h0.typed_data(), c0.typed_data(),
+  PackedW w;
+  if (auto err = PackRecurrent(w_h.typed_data(), H, 4 * H, bf16, w); err.failure()) return err;
+  ParallelRowsFor(pool, B, bf16, [&](int64_t r0, int64_t r1) {
+    ForwardRows(T, B, H, xp, w.view(), b.typed_data(), h0.typed_data(), c0.typed_data(),
                 hs->typed_data(), cs->typed_data(), gates->typed_data(), r0, r1);
   });
   return ffi::Error::Success();
@@ -771,19 +1033,19 @@ std::vector<int32_t> ClampedTokens(S32R2 tokens, int64_t vocab) {
 
 ffi::Error LstmForwardImpl(ffi::ThreadPool pool, F32R3 xp, F32R2 w_h, F32R1 b, F32R2 h0,
                            F32R2 c0, ffi::Result<F32R3> hs, ffi::Result<F32R3> cs,
-                           ffi::Result<F32R3> gates) {
+                           ffi::Result<F32R3> gates, bool bf16) {
   const auto dims = xp.dimensions();
   return LstmForward(pool, Inputs{xp.typed_data(), nullptr, dims[2]}, dims[0], dims[1], w_h, b,
-                     h0, c0, hs, cs, gates);
+                     h0, c0, hs, cs, gates, bf16);
 }
 
 ffi::Error LstmForwardTokensImpl(ffi::ThreadPool pool, F32R2 table, S32R2 tokens, F32R2 w_h,
                                  F32R1 b, F32R2 h0, F32R2 c0, ffi::Result<F32R3> hs,
-                                 ffi::Result<F32R3> cs, ffi::Result<F32R3> gates) {
+                                 ffi::Result<F32R3> cs, ffi::Result<F32R3> gates, bool bf16) {
   const std::vector<int32_t> ids = ClampedTokens(tokens, table.dimensions()[0]);
   return LstmForward(pool, Inputs{table.typed_data(), ids.data(), table.dimensions()[1]},
                      tokens.dimensions()[0], tokens.dimensions()[1], w_h, b, h0, c0, hs, cs,
-                     gates);
+                     gates, bf16);
 }
 
 ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 gates,
@@ -791,7 +1053,7 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 gates,
                             F32R2 w_h_t, F32R2 dh_last,
                             F32R2 dc_last, ffi::Result<F32R3> dz,
                             ffi::Result<F32R2> dh0,
-                            ffi::Result<F32R2> dc0) {
+                            ffi::Result<F32R2> dc0, bool bf16) {
   const auto dims = d_hs.dimensions();
   const int64_t T = dims[0], B = dims[1], H = dims[2];
   if (auto err = CheckShapes(T, B, H); err.failure()) return err;
@@ -804,10 +1066,11 @@ ffi::Error LstmBackwardImpl(ffi::ThreadPool pool, F32R3 d_hs, F32R3 gates,
   float* dc = dc0->typed_data();
   std::copy_n(dh_last.typed_data(), B * H, dh);
   std::copy_n(dc_last.typed_data(), B * H, dc);
-  const std::vector<float> w = PackColumns(w_h_t.typed_data(), 4 * H, H);
-  ParallelRows(pool, B, [&](int64_t r0, int64_t r1) {
+  PackedW w;
+  if (auto err = PackRecurrent(w_h_t.typed_data(), 4 * H, H, bf16, w); err.failure()) return err;
+  ParallelRowsFor(pool, B, bf16, [&](int64_t r0, int64_t r1) {
     BackwardRows(T, B, H, d_hs.typed_data(), gates.typed_data(), cs.typed_data(),
-                 c0.typed_data(), w.data(), dz->typed_data(), dh, dc, r0, r1);
+                 c0.typed_data(), w.view(), dz->typed_data(), dh, dc, r0, r1);
   });
   return ffi::Error::Success();
 }
@@ -950,7 +1213,7 @@ ffi::Error MatmulTNImpl(ffi::ThreadPool pool, F32R2 a, F32R2 b, ffi::Result<F32R
 // dW_h = sum_t h_{t-1}^T d_t with h_{-1} = h0: [B, H]^T d_0 + hs[:T-1]^T d[1:]
 // (both read in place, no shifted copy of hs), and d_sum = sum over t, b of d.
 ffi::Error WeightGradImpl(ffi::ThreadPool pool, F32R2 h0, F32R3 hs, F32R3 d,
-                          ffi::Result<F32R2> dw, ffi::Result<F32R1> d_sum) {
+                          ffi::Result<F32R2> dw, ffi::Result<F32R1> d_sum, bool bf16) {
   const auto dims = d.dimensions();
   const int64_t T = dims[0], B = dims[1], G = dims[2], H = hs.dimensions()[2];
   if (hs.dimensions()[0] != T || hs.dimensions()[1] != B || h0.dimensions()[0] != B ||
@@ -959,10 +1222,21 @@ ffi::Error WeightGradImpl(ffi::ThreadPool pool, F32R2 h0, F32R3 hs, F32R3 d,
     return ffi::Error::InvalidArgument("rnnlm weight_grad: inconsistent shapes");
   if (G % kUnitTN != 0)
     return ffi::Error::InvalidArgument("rnnlm weight_grad: columns must be a multiple of 16");
-  MatmulTN(pool,
-           {Segment{h0.typed_data(), d.typed_data(), B},
-            Segment{hs.typed_data(), d.typed_data() + B * G, (T - 1) * B}},
-           H, G, dw->typed_data(), d_sum->typed_data());
+  const std::vector<Segment> segs = {
+      Segment{h0.typed_data(), d.typed_data(), B},
+      Segment{hs.typed_data(), d.typed_data() + B * G, (T - 1) * B}};
+  if (bf16) {
+#if defined(RNNLM_AMX)
+    if (!AmxUsable() || H % 32 != 0 || G % 32 != 0)
+      return ffi::Error::InvalidArgument("rnnlm weight_grad: bfloat16 needs AMX and sizes"
+                                         " that are multiples of 32");
+    MatmulTNAmx(pool, segs, H, G, dw->typed_data(), d_sum->typed_data());
+    return ffi::Error::Success();
+#else
+    return ffi::Error::InvalidArgument("rnnlm kernel: built without AMX bfloat16 support");
+#endif
+  }
+  MatmulTN(pool, segs, H, G, dw->typed_data(), d_sum->typed_data());
   return ffi::Error::Success();
 }
 
@@ -978,7 +1252,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmLstmForward, LstmForwardImpl,
                                   .Arg<F32R2>()
                                   .Ret<F32R3>()
                                   .Ret<F32R3>()
-                                  .Ret<F32R3>());
+                                  .Ret<F32R3>()
+                                  .Attr<bool>("bf16"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmLstmBackward, LstmBackwardImpl,
                               ffi::Ffi::Bind()
@@ -992,7 +1267,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmLstmBackward, LstmBackwardImpl,
                                   .Arg<F32R2>()
                                   .Ret<F32R3>()
                                   .Ret<F32R2>()
-                                  .Ret<F32R2>());
+                                  .Ret<F32R2>()
+                                  .Attr<bool>("bf16"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmGruForward, GruForwardImpl,
                               ffi::Ffi::Bind()
@@ -1051,7 +1327,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmWeightGrad, WeightGradImpl,
                                   .Arg<F32R3>()
                                   .Arg<F32R3>()
                                   .Ret<F32R2>()
-                                  .Ret<F32R1>());
+                                  .Ret<F32R1>()
+                                  .Attr<bool>("bf16"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmLstmForwardTokens, LstmForwardTokensImpl,
                               ffi::Ffi::Bind()
@@ -1064,7 +1341,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmLstmForwardTokens, LstmForwardTokensImpl,
                                   .Arg<F32R2>()
                                   .Ret<F32R3>()
                                   .Ret<F32R3>()
-                                  .Ret<F32R3>());
+                                  .Ret<F32R3>()
+                                  .Attr<bool>("bf16"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmGruForwardTokens, GruForwardTokensImpl,
                               ffi::Ffi::Bind()
@@ -1094,6 +1372,16 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlmScatterRows, ScatterRowsImpl,
                                   .Arg<S32R2>()
                                   .Arg<F32R3>()
                                   .Ret<F32R2>());
+
+// Whether bfloat16 matmuls can run on AMX tiles here: built for them, and the OS
+// grants this process the tile state.
+extern "C" int RnnlmAmx() {
+#if defined(RNNLM_AMX)
+  return AmxUsable() ? 1 : 0;
+#else
+  return 0;
+#endif
+}
 
 // The instruction set this library was compiled for: rnnlm's 'auto' recurrence
 // uses the kernels only where they were measured faster than the lax.scan path.
