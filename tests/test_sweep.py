@@ -159,19 +159,27 @@ def test_one_local_trial_per_listed_device(tmp_path):
   assert [r['status'] for r in rows] == ['done'] * 3
 
 
-def test_grid_search_over_axes(tmp_path):
+def _search_config(title, steps, eval_every, axes, **sweep_fields):
+  """A sweep config over the tiny corpus searching `axes`, with `sweep_fields` set."""
   import ml_collections
-  assert sweep.grid_product({'a': (1, 2), 'b': ('x', 'y', 'z')})[:4] == [
-      {'a': 1, 'b': 'x'}, {'a': 1, 'b': 'y'}, {'a': 1, 'b': 'z'}, {'a': 2, 'b': 'x'}]
   config = ml_collections.ConfigDict()
   config.base = tiny.get_config()
-  config.base.train.num_steps, config.base.eval.eval_every = 4, 2
+  config.base.train.num_steps, config.base.eval.eval_every = steps, eval_every
   config.base.eval.sample_length = 0
   config.sweep = ml_collections.ConfigDict()
-  config.sweep.title = 'grid'
-  config.sweep.axes = {'model:hidden_size': (8, 16), 'train:learning_rate': (1e-3, 1e-2)}
-  config.sweep.sample = 3
-  config.sweep.trials_at_once = 2
+  config.sweep.title = title
+  config.sweep.axes = axes
+  for k, v in sweep_fields.items():
+    config.sweep[k] = v
+  return config
+
+
+def test_grid_search_over_axes(tmp_path):
+  assert sweep.grid_product({'a': (1, 2), 'b': ('x', 'y', 'z')})[:4] == [
+      {'a': 1, 'b': 'x'}, {'a': 1, 'b': 'y'}, {'a': 1, 'b': 'z'}, {'a': 2, 'b': 'x'}]
+  config = _search_config('grid', 4, 2,
+                          {'model:hidden_size': (8, 16), 'train:learning_rate': (1e-3, 1e-2)},
+                          sample=3, trials_at_once=2)
   path = sweep.run_from_config(config, str(tmp_path / 'g'))
   rows = sweep.read_csv(os.path.join(tmp_path, 'g', 'results.csv'))
   assert len(rows) == 3 and all(r['status'] == 'done' for r in rows)
@@ -204,17 +212,10 @@ def test_coordinate_grid_and_best_combination_by_hand():
 
 
 def test_coordinate_search_runs_the_combination_and_reports_each_change(tmp_path):
-  import ml_collections
-  config = ml_collections.ConfigDict()
-  config.base = tiny.get_config()
-  config.base.train.num_steps, config.base.eval.eval_every = 6, 3
-  config.base.eval.sample_length = 0
-  config.sweep = ml_collections.ConfigDict()
-  config.sweep.title = 'coordinate'
-  config.sweep.search = 'coordinate'
-  config.sweep.axes = {'model:hidden_size': (8, 16), 'train:learning_rate': (1e-3, 3e-2)}
-  config.sweep.centre = {'model:hidden_size': 8, 'train:learning_rate': 1e-3}
-  config.sweep.trials_at_once = 1
+  config = _search_config(
+      'coordinate', 6, 3, {'model:hidden_size': (8, 16), 'train:learning_rate': (1e-3, 3e-2)},
+      search='coordinate', centre={'model:hidden_size': 8, 'train:learning_rate': 1e-3},
+      trials_at_once=1)
   d = str(tmp_path / 'c')
   path = sweep.run_from_config(config, d)
   rows = sweep.read_csv(os.path.join(d, 'results.csv'))
