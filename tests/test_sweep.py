@@ -248,3 +248,10 @@ def test_budget_search_trials_are_valid_configs(minutes):
   assert len({sweep.trial_name(o) for o in grid}) == len(grid)
   for overrides in grid:
     config_lib.validate(sweep.apply_overrides(c.base, overrides))
+
+
+def test_an_unknown_search_is_a_user_error(tmp_path):
+  config = _search_config('x', 2, 2, {'model:hidden_size': (8,)}, search='random')
+  with pytest.raises(UserError, match='unknown sweep.search .random.; use grid or coordinate'):
+    sweep.run_from_config(config, str(tmp_path / 'x'))
+  assert not os.path.exists(tmp_path / 'x' / 'results.csv')  # Nothing run or written.
