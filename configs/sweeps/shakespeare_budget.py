@@ -10,10 +10,11 @@ preset is the budget in minutes (5, 15 or 30).
 The search is one field at a time (`sweep.search='coordinate'`): a centre recipe,
 each other value of each field with the rest at the centre, then every field at its
 best value together. At 5 minutes it covers cell (LSTM or GRU), width, depth,
-dropout, batch width and peak learning rate: 10 trials and the combination (about
-70 minutes). At 15 and 30 minutes, where a trial costs 3 and 6 times as much, it
-covers width, dropout and learning rate around a wider 2-layer LSTM: 7 trials and the
-combination. Trials must run one at a time on an otherwise idle machine, since
+dropout, batch width, peak learning rate and matmul precision (float32, or bfloat16
+on AMX tiles where the CPU has them): 11 trials and the combination (about 75
+minutes). At 15 and 30 minutes, where a trial costs 3 and 6 times as much, it covers
+width, dropout, learning rate and precision around a wider 2-layer LSTM: 8 trials
+and the combination. Trials must run one at a time on an otherwise idle machine, since
 each one's step count depends on its speed. `sweep.search='grid'` with `sweep.sample`
 searches a random subset of every combination instead.
 """
@@ -41,7 +42,8 @@ def get_config(preset: str = '15'):
   if minutes <= 5:
     config.sweep.centre = {'model:cell': 'lstm', 'model:hidden_size': 256,
                            'model:num_layers': 2, 'model:dropout': 0.1,
-                           'train:batch_size': 50, 'train:learning_rate': 3e-3}
+                           'train:batch_size': 50, 'train:learning_rate': 3e-3,
+                           'model:compute_dtype': 'float32'}
     config.sweep.axes = {
         'model:cell': ('lstm', 'gru'),
         'model:hidden_size': (192, 256, 384),
@@ -50,16 +52,19 @@ def get_config(preset: str = '15'):
         # Wider batches use the matmuls better on a CPU.
         'train:batch_size': (50, 128),
         'train:learning_rate': (2e-3, 3e-3, 6e-3),
+        # bfloat16 matmuls on AMX tiles where the CPU has them (LSTM kernels only).
+        'model:compute_dtype': ('float32', 'bfloat16'),
     }
   else:
     # Longer budgets afford larger models (docs/results.md, the compute frontier).
     widths = (256, 384, 512) if minutes <= 15 else (384, 512, 768)
     config.sweep.centre = {'model:hidden_size': widths[1], 'model:dropout': 0.1,
-                           'train:learning_rate': 3e-3}
+                           'train:learning_rate': 3e-3, 'model:compute_dtype': 'float32'}
     config.sweep.axes = {
         'model:hidden_size': widths,
         'model:dropout': (0.0, 0.1, 0.2),
         'train:learning_rate': (2e-3, 3e-3, 6e-3),
+        'model:compute_dtype': ('float32', 'bfloat16'),
     }
   config.sweep.trials_at_once = 1  # Timing: one trial at a time.
   config.sweep.executor = sweep.executor_config()
