@@ -11,12 +11,13 @@ The search is one field at a time (`sweep.search='coordinate'`): a centre recipe
 each other value of each field with the rest at the centre, then every field at its
 best value together. At 5 minutes it covers cell (LSTM or GRU), width, depth,
 dropout, batch width, peak learning rate and matmul precision (float32, or bfloat16
-on AMX tiles where the CPU has them): 11 trials and the combination (about 75
-minutes). At 15 and 30 minutes, where a trial costs 3 and 6 times as much, it covers
-width, dropout, learning rate and precision around a wider 2-layer LSTM: 8 trials
-and the combination. Trials must run one at a time on an otherwise idle machine, since
-each one's step count depends on its speed. `sweep.search='grid'` with `sweep.sample`
-searches a random subset of every combination instead.
+on AMX tiles where the CPU has them): 11 trials and the combination (68 minutes;
+the result is in docs/results.md). At 15 and 30 minutes, where a trial costs 3 and 6
+times as much, it covers width, dropout, learning rate and precision around a wider
+2-layer LSTM: 8 trials and the combination. Trials must run one at a time on an
+otherwise idle machine, since each one's step count depends on its speed.
+`sweep.search='grid'` with `sweep.sample` searches a random subset of every
+combination instead.
 """
 
 import ml_collections
@@ -49,7 +50,7 @@ def get_config(preset: str = '15'):
         'model:hidden_size': (192, 256, 384),
         'model:num_layers': (1, 2),
         'model:dropout': (0.0, 0.1, 0.2),
-        # Wider batches use the matmuls better on a CPU.
+        # Wider batches use the matmuls better but take fewer steps in a budget.
         'train:batch_size': (50, 128),
         'train:learning_rate': (2e-3, 3e-3, 6e-3),
         # bfloat16 matmuls on AMX tiles where the CPU has them (LSTM kernels only).
