@@ -12,6 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (config module, presets); sweep configs train their `base`.
 SHIPPED = [('configs.default', [None]), ('configs.shakespeare', [None]),
            ('configs.shakespeare_5min', [None]),
+           ('configs.shakespeare_15min', [None]), ('configs.shakespeare_30min', [None]),
            ('configs.tiny', [None]), ('configs.emergence.linux', ['cpu', 'full']),
            ('configs.emergence.shakespeare', ['cpu', 'full']),
            ('configs.sweeps.shakespeare_hidden', ['cpu', 'full']),
