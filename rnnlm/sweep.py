@@ -358,25 +358,55 @@ def write_report(sweep_dir: str, title: str, x_key: str, x_label: str,
   return report.write(os.path.join(sweep_dir, 'report.md'), lines)
 
 
+def axis_setting(axis: str, value) -> dict:
+  """{field: value} for one value of an axis. An axis named 'a.x+b.y' sets several
+  fields together, each value a tuple with one entry per field, so that a search can
+  pair values that only make sense together (a cell and the precision it has kernels
+  for)."""
+  fields = axis.split('+')
+  if len(fields) == 1:
+    return {axis: value}
+  if not isinstance(value, (tuple, list)) or len(value) != len(fields):
+    raise UserError(f'sweep axis {axis} sets {len(fields)} fields, so each value must be a'
+                    f' tuple of {len(fields)}; got {value!r}')
+  return dict(zip(fields, value))
+
+
+def axis_label(axis: str) -> str:
+  """'model.cell+model.compute_dtype' -> 'cell+compute_dtype'."""
+  return '+'.join(f.split('.')[-1] for f in axis.split('+'))
+
+
+def _centre_value(axis: str, centre: dict):
+  fields = axis.split('+')
+  return centre[axis] if len(fields) == 1 else tuple(centre[f] for f in fields)
+
+
 def grid_product(axes: dict) -> list[dict]:
   """Every combination of the values of `axes` ({dotted.field: values}), the first
   field varying slowest."""
   import itertools
-  fields = list(axes)
-  return [dict(zip(fields, values)) for values in itertools.product(*(axes[f] for f in fields))]
+  grid = []
+  for values in itertools.product(*axes.values()):
+    trial = {}
+    for axis, v in zip(axes, values):
+      trial.update(axis_setting(axis, v))
+    grid.append(trial)
+  return grid
 
 
 def coordinate_grid(axes: dict, centre: dict) -> list[dict]:
   """The centre, then each other value of each axis with the other fields at the centre
   (one factor at a time): 1 + sum(len(values) - 1) trials instead of their product.
   Every trial sets every field, so that its name says all of it."""
-  missing = [f for f in axes if f not in centre]
+  missing = [f for a in axes for f in a.split('+') if f not in centre]
   if missing:
     raise UserError(f'sweep.centre has no value for {", ".join(missing)}; give every axis'
                     ' a centre value')
   grid = [dict(centre)]
-  for field, values in axes.items():
-    grid += [{**centre, field: v} for v in values if v != centre[field]]
+  for axis, values in axes.items():
+    grid += [{**centre, **axis_setting(axis, v)} for v in values
+             if v != _centre_value(axis, centre)]
   return grid
 
 
@@ -388,12 +418,13 @@ def best_combination(axes: dict, centre: dict, rows: Sequence[dict]) -> dict | N
   if trial_name(centre) not in loss:
     return None
   best = dict(centre)
-  for field, values in axes.items():
-    candidates = tuple(dict.fromkeys((centre[field], *values)))  # The centre's value too.
-    trials = {v: trial_name({**centre, field: v}) for v in candidates}
+  for axis, values in axes.items():
+    # The centre's value too.
+    candidates = tuple(dict.fromkeys((_centre_value(axis, centre), *values)))
+    trials = {v: trial_name({**centre, **axis_setting(axis, v)}) for v in candidates}
     if any(name not in loss for name in trials.values()):
       return None
-    best[field] = min(candidates, key=lambda v: loss[trials[v]])
+    best.update(axis_setting(axis, min(candidates, key=lambda v: loss[trials[v]])))
   return best
 
 
@@ -408,12 +439,12 @@ def write_coordinate_report(sweep_dir: str, axes: dict, centre: dict) -> list[st
            f' ({short(centre)}: {report.fmt(centre_loss)}), and the change against the'
            ' centre (negative: better):', '']
   table = []
-  for field, values in axes.items():
+  for axis, values in axes.items():
     for v in values:
-      if v == centre[field]:
+      if v == _centre_value(axis, centre):
         continue
-      l = loss.get(trial_name({**centre, field: v}))
-      table.append([field.split('.')[-1], v, l,
+      l = loss.get(trial_name({**centre, **axis_setting(axis, v)}))
+      table.append([axis_label(axis), ', '.join(map(str, v)) if '+' in axis else v, l,
                     None if l is None or centre_loss is None else round(l - centre_loss, 4)])
   lines += report.table(['field', 'value', 'val loss', 'vs centre'], table)
   combo = best_combination(axes, centre, rows)
@@ -430,7 +461,7 @@ def write_grid_report(sweep_dir: str, title: str, fields: Sequence[str], command
   """A grid search's report: every trial, best validation loss first."""
   rows = read_csv(os.path.join(sweep_dir, 'results.csv'))
   done = sorted((r for r in rows if r['status'] == 'done'), key=lambda r: float(r['best_val_loss']))
-  names = [f.split('.')[-1] for f in fields]
+  names = [axis_label(f) for f in fields]
   lines = [f'# {title}', '', *report.made_by(command),
            f'{len(done)} of {len(rows)} trials finished; best validation loss first.', '']
   cols = ('num_params', 'best_val_loss', 'best_step', 'final_step', 'stopped', 'train_time_s')
@@ -450,11 +481,13 @@ def run_from_config(config: ml_collections.ConfigDict, sweep_dir: str, command: 
   (with the x axis `x_key`, `x_label` of the report's figure and fit), or `axes`,
   {field: values}, searched over every combination (or a fixed random `sample` of
   them) or, with `search='coordinate'` and a `centre` {field: value}, one field
-  at a time from the centre and then every field at its best value together; and
+  at a time from the centre and then every field at its best value together (an
+  axis 'a:x+b:y' sets two fields together, its values pairs); and
   `trials_at_once`, `executor` and the report's `title`.
   """
   if config.sweep.get('axes'):
-    axes = {k.replace(':', '.'): tuple(v) for k, v in config.sweep.axes.items()}
+    axes = {k.replace(':', '.'): tuple(tuple(x) if '+' in k and isinstance(x, list) else x
+                                       for x in v) for k, v in config.sweep.axes.items()}
     search = config.sweep.get('search', 'grid')
     if search == 'coordinate':
       centre = {k.replace(':', '.'): v for k, v in (config.sweep.get('centre') or {}).items()}

@@ -211,6 +211,29 @@ def test_coordinate_grid_and_best_combination_by_hand():
     sweep.coordinate_grid(axes, {'a': 2})
 
 
+def test_a_joint_axis_sets_its_fields_together(tmp_path):
+  # 'c+d' pairs values: the search never tries c=gru with d=bf16, which no value lists.
+  axes = {'a': (1, 2), 'c+d': (('lstm', 'f32'), ('gru', 'f32'), ('lstm', 'bf16'))}
+  centre = {'a': 1, 'c': 'lstm', 'd': 'f32'}
+  grid = sweep.coordinate_grid(axes, centre)
+  assert grid == [{'a': 1, 'c': 'lstm', 'd': 'f32'}, {'a': 2, 'c': 'lstm', 'd': 'f32'},
+                  {'a': 1, 'c': 'gru', 'd': 'f32'}, {'a': 1, 'c': 'lstm', 'd': 'bf16'}]
+  losses = {'a-1_c-lstm_d-f32': 1.6, 'a-2_c-lstm_d-f32': 1.5, 'a-1_c-gru_d-f32': 1.4,
+            'a-1_c-lstm_d-bf16': 1.45}
+  rows = [{'name': n, 'status': 'done', 'best_val_loss': str(l)} for n, l in losses.items()]
+  assert sweep.best_combination(axes, centre, rows) == {'a': 2, 'c': 'gru', 'd': 'f32'}
+  sweep.write_csv(str(tmp_path / 'results.csv'), rows)
+  lines = sweep.write_coordinate_report(str(tmp_path), axes, centre)
+  assert '| c+d | lstm, bf16 | 1.45 | -0.15 |' in lines
+  assert [g['c'] + g['d'] for g in sweep.grid_product(axes)] == ['lstmf32', 'gruf32',
+                                                                 'lstmbf16'] * 2
+  assert sweep.axis_label('model.cell+model.compute_dtype') == 'cell+compute_dtype'
+  with pytest.raises(UserError, match='sets 2 fields, so each value must be a tuple of 2'):
+    sweep.coordinate_grid({'c+d': ('gru',)}, centre)
+  with pytest.raises(UserError, match='centre has no value for d'):
+    sweep.coordinate_grid(axes, {'a': 1, 'c': 'lstm'})
+
+
 def test_coordinate_search_runs_the_combination_and_reports_each_change(tmp_path):
   config = _search_config(
       'coordinate', 6, 3, {'model:hidden_size': (8, 16), 'train:learning_rate': (1e-3, 3e-2)},

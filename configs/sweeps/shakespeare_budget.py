@@ -13,8 +13,10 @@ best value together. At 5 minutes it covers cell (LSTM or GRU), width, depth,
 dropout, batch width, peak learning rate and matmul precision (float32, or bfloat16
 on AMX tiles where the CPU has them): 11 trials and the combination (68 minutes;
 the result is in docs/results.md). At 15 and 30 minutes, where a trial costs 3 and 6
-times as much, it covers width, dropout, learning rate and precision around a wider
-2-layer LSTM: 8 trials and the combination. Trials must run one at a time on an
+times as much, it starts from the 5-minute winner (a 2-layer GRU in float32) made
+wider, and covers cell and precision as pairs (GRU or LSTM in float32, LSTM in
+bfloat16: the pairs with kernels), width, dropout and learning rate: 9 trials and the
+combination, about 2.7 and 5.2 hours. Trials must run one at a time on an
 otherwise idle machine, since each one's step count depends on its speed.
 `sweep.search='grid'` with `sweep.sample` searches a random subset of every
 combination instead.
@@ -59,13 +61,17 @@ def get_config(preset: str = '15'):
   else:
     # Longer budgets afford larger models (docs/results.md, the compute frontier).
     widths = (256, 384, 512) if minutes <= 15 else (384, 512, 768)
-    config.sweep.centre = {'model:hidden_size': widths[1], 'model:dropout': 0.1,
-                           'train:learning_rate': 3e-3, 'model:compute_dtype': 'float32'}
+    # Cell and precision as pairs: bfloat16 kernels run the LSTM only, and a GRU in
+    # bfloat16 would fall back to the slower scan path.
+    config.sweep.centre = {'model:cell': 'gru', 'model:compute_dtype': 'float32',
+                           'model:hidden_size': widths[1], 'model:dropout': 0.1,
+                           'train:learning_rate': 5e-3}
     config.sweep.axes = {
+        'model:cell+model:compute_dtype': (('gru', 'float32'), ('lstm', 'float32'),
+                                           ('lstm', 'bfloat16')),
         'model:hidden_size': widths,
         'model:dropout': (0.0, 0.1, 0.2),
-        'train:learning_rate': (2e-3, 3e-3, 6e-3),
-        'model:compute_dtype': ('float32', 'bfloat16'),
+        'train:learning_rate': (3e-3, 5e-3, 8e-3),
     }
   config.sweep.trials_at_once = 1  # Timing: one trial at a time.
   config.sweep.executor = sweep.executor_config()
