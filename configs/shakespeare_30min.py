@@ -6,8 +6,9 @@ The 5-minute recipe (configs/shakespeare_5min.py) grown with the budget: a 2-lay
 of 384 units (1.46M parameters, 2.2x the 256-unit GRU's 0.68M), peak learning rate
 0.005, dropout 0.1, batch 50 x 100, the cosine schedule laid over the steps that 30
 minutes of training allow (timed at the start, then fixed and recorded, so that resume
-is exact). Evaluation time is not counted. The width and rate were chosen from the 5-minute search's trend, not
-searched at 30 minutes (configs/sweeps/shakespeare_budget.py:30 is that search).
+is exact). Evaluation time is not counted. The width and rate were chosen from the
+5-minute search's trend, not searched at 30 minutes
+(configs/sweeps/shakespeare_budget.py:30 is that search).
 
 Measured from scratch with the command above on the 2-core Intel Xeon, nothing else
 running: 4,574 steps in 1,804 s of training (the start's timing had laid the schedule
