@@ -113,8 +113,9 @@ def get_config() -> ml_collections.ConfigDict:
   # spans the step cap unless `schedule_from_budget` says otherwise.
   config.train.time_budget_minutes = 0.0
   # With a time budget: lay the learning-rate schedule over the steps the budget
-  # allows, estimated from timing a few steps at the start (recorded in
-  # schedule.json, so that resume is exact), instead of over the step cap.
+  # allows, instead of over the step cap: estimated from timing a few steps at the
+  # start, then again from the train loop's own steps 5% in (both recorded in
+  # schedule.json, so that resume is exact).
   config.train.schedule_from_budget = False
 
   config.eval = ml_collections.ConfigDict()

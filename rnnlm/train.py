@@ -64,6 +64,20 @@ def make_schedule(train_config, steps_per_epoch: int, num_steps: int) -> optax.S
   raise ValueError(t.lr_schedule)  # config.validate names the choices.
 
 
+def budget_schedule(train_config, steps_per_epoch: int, plan: dict) -> optax.Schedule:
+  """The schedule a time-budgeted run follows, from its schedule.json `plan`: laid over
+  `plan['schedule_steps']`, and from step `plan['retimed']['at_step']` on (if the run
+  was re-timed) over `plan['retimed']['schedule_steps']`."""
+  first = make_schedule(train_config, steps_per_epoch, plan['schedule_steps'])
+  retimed = plan.get('retimed')
+  if not retimed:
+    return first
+  later = make_schedule(train_config, steps_per_epoch, retimed['schedule_steps'])
+  at = retimed['at_step']
+  # optax calls a schedule with the count of updates already made: step s uses s - 1.
+  return lambda count: jnp.where(count < at, first(count), later(count))
+
+
 def make_optimizer(train_config, schedule: optax.Schedule) -> optax.GradientTransformation:
   t = train_config
   if t.optimizer == 'adam':
@@ -87,12 +101,14 @@ def masked_loss(logits: jax.Array, targets: jax.Array, mask: jax.Array
 
 
 def create_train_state(config: ml_collections.ConfigDict, vocab_size: int,
-                       steps_per_epoch: int, num_steps: int, mesh, init_params=None):
+                       steps_per_epoch: int, num_steps: int, mesh, init_params=None,
+                       schedule: optax.Schedule | None = None):
   """A fresh model and its train state, placed on the mesh.
 
   Args:
     init_params: if given, maps the fresh parameters (an nnx.State) to the ones to
       start from (e.g. `finetune.transplant`), before the optimizer state is made.
+    schedule: the learning-rate schedule (default: `make_schedule` over `num_steps`).
 
   Returns:
     (model, graphdef, optimizer, state) where state is
@@ -104,7 +120,7 @@ def create_train_state(config: ml_collections.ConfigDict, vocab_size: int,
   if init_params is not None:
     params = init_params(params)
     nnx.update(model, params)
-  optimizer = make_optimizer(t, make_schedule(t, steps_per_epoch, num_steps))
+  optimizer = make_optimizer(t, schedule or make_schedule(t, steps_per_epoch, num_steps))
   state = {
       'params': params,
       'opt_state': optimizer.init(params),
@@ -509,11 +525,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   num_steps = t.num_steps or int(t.num_epochs * steps_per_epoch)
   ckpt = checkpoint_lib.Checkpointer(workdir, keep_latest=config.checkpoint.keep_latest)
   # The schedule's length: the step cap, or the steps the time budget allows.
-  schedule_steps = num_steps
+  plan = None
   if t.schedule_from_budget and t.time_budget_minutes:
-    schedule_steps = _budget_schedule_steps(config, splits, mesh, workdir, num_steps, is_chief,
-                                            fresh=ckpt.latest_step() is None)
-  schedule = make_schedule(t, steps_per_epoch, schedule_steps)
+    plan = _budget_plan(config, splits, mesh, workdir, num_steps, is_chief,
+                        fresh=ckpt.latest_step() is None)
+    schedule_steps = plan['schedule_steps']
+    schedule = budget_schedule(t, steps_per_epoch, plan)
+  else:
+    schedule_steps = num_steps
+    schedule = make_schedule(t, steps_per_epoch, num_steps)
   init_record = {}
 
   def transplant(params):
@@ -524,7 +544,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   fine_tune = config.init_from and ckpt.latest_step() is None  # A resumed run has its own.
   model, graphdef, optimizer, state = create_train_state(
       config, len(splits.vocab), steps_per_epoch, schedule_steps, mesh,
-      transplant if fine_tune else None)
+      transplant if fine_tune else None, schedule)
   train_fn, eval_fn = compile_steps(graphdef, optimizer, mesh)
   eval_carry = parallel.shard_carry(
       model.initial_carry(parallel.padded_rows(e.batch_size, mesh)), mesh)
@@ -566,14 +586,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       logging.info('Started from %s (step %d); characters new to it: %r', config.init_from,
                    init_record['source_step'], ''.join(init_record['new_chars']))
     run_start, start_step = time.time(), step
+    # A budgeted run not yet re-timed is re-timed a few steps into this loop.
+    retime_at = None
+    if plan is not None and 'retimed' not in plan:
+      retime_at = max(_retime_step(plan['schedule_steps']), start_step + _TIMED_STEPS + 1)
+      retime_at = retime_at if retime_at < num_steps else None
+    timed_from = None  # (step, training seconds) once the first step of the loop is done.
     pbar = tqdm(total=num_steps, initial=step, disable=None if is_chief else True,
                 unit='step', dynamic_ncols=True)
     record, eval_steps = {}, set(e.eval_steps or ())
     with _StopSignals() as signals:
       clock.resume()
       while stopping.reason(step, clock.seconds()) is None:
-        state, metrics = train_fn(state, _device_batch(splits.train.next(), mesh))
+        batch = _device_batch(splits.train.next(), mesh)
+        state, metrics = train_fn(state, batch)
         step += 1
+        if retime_at is not None and timed_from is None:
+          jax.block_until_ready(metrics['loss'])  # Compiled and run: time from here.
+          timed_from = (step, clock.seconds())
+        if step == retime_at:
+          jax.block_until_ready(metrics['loss'])
+          clock.pause()
+          plan = _retime(plan, workdir, is_chief, step, timed_from, clock.seconds(),
+                         stopping.budget_s, num_steps)
+          schedule = budget_schedule(t, steps_per_epoch, plan)
+          train_fn, _ = compile_steps(graphdef, make_optimizer(t, schedule), mesh)
+          train_fn = train_fn.lower(state, batch).compile()  # Not charged to the budget.
+          clock.resume()
         interval.add(metrics, step, first_step=step == start_step + 1)
         pbar.update(1)
         if step % config.log_every == 0:
@@ -646,21 +685,35 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
 SCHEDULE_FILE = 'schedule.json'
 _TIMED_STEPS = 20
+_RETIME_FRACTION = 0.05
 
 
-def _budget_schedule_steps(config, splits: Splits, mesh, workdir: str, num_steps: int,
-                           is_chief: bool, fresh: bool) -> int:
+def _retime_step(schedule_steps: int) -> int:
+  """The step at which a budgeted run re-times itself: 5% into the first plan."""
+  return max(_TIMED_STEPS + 1, math.ceil(_RETIME_FRACTION * schedule_steps))
+
+
+def _budget_plan(config, splits: Splits, mesh, workdir: str, num_steps: int,
+                 is_chief: bool, fresh: bool) -> dict:
   """How many steps the learning-rate schedule spans under a time budget.
 
   A fresh run times `_TIMED_STEPS` steps (after compiling) on a throwaway copy of
   its state and lays the schedule over the steps the budget then allows (at most
-  the step cap); the count is written to schedule.json and read back on resume,
-  so that the schedule, and with it the run, resumes exactly.
+  the step cap). A few percent into the run, the train loop times its own steps
+  (data, logging and all) and lays the rest of the schedule again (`_retime`).
+  Both counts are written to schedule.json and read back on resume, so that the
+  schedule, and with it the run, resumes exactly.
+
+  Returns:
+    The plan: {'schedule_steps', 'seconds_per_step', 'timed_steps'} and, once the
+    run is re-timed, 'retimed' (see `budget_schedule`).
   """
   path = os.path.join(workdir, SCHEDULE_FILE)
   if os.path.exists(path):
     with open(path) as f:
-      return int(json.load(f)['schedule_steps'])
+      plan = json.load(f)
+    plan['schedule_steps'] = int(plan['schedule_steps'])
+    return plan
   if not fresh:
     raise UserError(f'{workdir} has checkpoints but no {SCHEDULE_FILE}: it was not started'
                     ' with train.schedule_from_budget; resume it without that setting')
@@ -684,12 +737,34 @@ def _budget_schedule_steps(config, splits: Splits, mesh, workdir: str, num_steps
     steps = int(multihost_utils.broadcast_one_to_all(np.int32(steps)))
   logging.info('Timed %.4f s per step: the schedule spans %d steps of the %.1f-minute budget',
                seconds_per_step, steps, t.time_budget_minutes)
+  plan = {'schedule_steps': steps, 'seconds_per_step': seconds_per_step,
+          'timed_steps': _TIMED_STEPS}
   if is_chief:
     os.makedirs(workdir, exist_ok=True)
-    data.atomic_write(path, json.dumps({'schedule_steps': steps,
-                                        'seconds_per_step': seconds_per_step,
-                                        'timed_steps': _TIMED_STEPS}, indent=2))
-  return steps
+    data.atomic_write(path, json.dumps(plan, indent=2))
+  return plan
+
+
+def _retime(plan: dict, workdir: str, is_chief: bool, step: int, timed_from: tuple,
+            seconds: float, budget_s: float, num_steps: int) -> dict:
+  """Lays the rest of the schedule over the steps the budget allows at the speed the
+  train loop has run since `timed_from` (step, training seconds), up to `step` at
+  `seconds`; records it in schedule.json and returns the new plan."""
+  seconds_per_step = (seconds - timed_from[1]) / (step - timed_from[0])
+  steps = step + int(max(budget_s - seconds, 0.0) / seconds_per_step)
+  steps = max(step + 1, min(num_steps, steps))
+  if jax.process_count() > 1:  # Every process uses the chief's count.
+    from jax.experimental import multihost_utils
+    steps = int(multihost_utils.broadcast_one_to_all(np.int32(steps)))
+  logging.info('Re-timed %.4f s per step over steps %d-%d: the schedule spans %d steps'
+               ' from step %d on (was %d)', seconds_per_step, timed_from[0] + 1, step, steps,
+               step, plan['schedule_steps'])
+  plan = dict(plan, retimed={'at_step': step, 'schedule_steps': steps,
+                             'seconds_per_step': seconds_per_step,
+                             'timed_steps': step - timed_from[0]})
+  if is_chief:
+    data.atomic_write(os.path.join(workdir, SCHEDULE_FILE), json.dumps(plan, indent=2))
+  return plan
 
 
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}

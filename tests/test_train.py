@@ -432,13 +432,15 @@ def test_parallel_cells_train_and_sample(tmp_path, cell):
   assert os.path.getsize(os.path.join(wd, 'samples', 'step_000040.txt')) > 0
 
 
-def test_schedule_laid_over_the_time_budget(tmp_path):
+def test_schedule_laid_over_the_time_budget(tmp_path, monkeypatch):
   wd = tmp_path / 'run'
   config = tiny_config(**{'train.time_budget_minutes': 0.1, 'train.schedule_from_budget': True,
                           'train.num_steps': 1_000_000, 'train.lr_schedule': 'cosine',
                           'eval.eval_every': 50})
+  monkeypatch.setattr(train, '_RETIME_FRACTION', 0.2)  # Re-timed well after step 60.
   train.train_and_evaluate(config, str(wd), stop_after_step=60)
   recorded = json.loads((wd / 'schedule.json').read_text())
+  assert 'retimed' not in recorded  # Not before 20% of the schedule.
   steps = recorded['schedule_steps']
   # The budget divided by the timed step: 6 s at whatever speed this machine has.
   assert steps == int(0.1 * 60 / recorded['seconds_per_step']) and 1 < steps < 1_000_000
@@ -449,5 +451,53 @@ def test_schedule_laid_over_the_time_budget(tmp_path):
   assert lr != pytest.approx(float(train.make_schedule(t, 1, 1_000_000)(49)), rel=1e-6)
   # Resumed, it reads the recorded count rather than timing again.
   train.train_and_evaluate(config, str(wd))
-  assert json.loads((wd / 'schedule.json').read_text()) == recorded
+  resumed = json.loads((wd / 'schedule.json').read_text())
+  assert {k: resumed[k] for k in recorded} == recorded
   assert json.loads((wd / 'results.json').read_text())['stopped'] == 'time_budget'
+
+
+def _cosine_lr(t, steps: int, s: int) -> float:
+  """The warmup-cosine rate of update s (1-based) over `steps`, worked by hand."""
+  if s - 1 < t.warmup_steps:
+    return t.learning_rate * (s - 1) / t.warmup_steps
+  frac = (s - 1 - t.warmup_steps) / (steps - t.warmup_steps)
+  end = t.learning_rate * t.end_lr_fraction
+  return end + (t.learning_rate - end) * 0.5 * (1 + np.cos(np.pi * frac))
+
+
+def test_budget_schedule_is_retimed_in_the_loop_and_resumes_exactly(tmp_path, monkeypatch):
+  monkeypatch.setattr(train, '_RETIME_FRACTION', 0.0)  # Re-time at step 21.
+  config = tiny_config(**{'train.time_budget_minutes': 0.5, 'train.schedule_from_budget': True,
+                          'train.num_steps': 1_000_000, 'train.lr_schedule': 'cosine',
+                          'train.warmup_steps': 5, 'train.end_lr_fraction': 0.0,
+                          'eval.eval_every': 10})
+  a = tmp_path / 'a'
+  train.train_and_evaluate(config, str(a), stop_after_step=35)
+  plan = json.loads((a / 'schedule.json').read_text())
+  retimed = plan['retimed']
+  assert retimed['at_step'] == 21 and retimed['timed_steps'] == 20
+  assert 21 < retimed['schedule_steps'] <= 1_000_000
+  # The recorded rates follow the first count up to step 21 and the new one after.
+  t = config.train
+  lrs = {r['step']: r['learning_rate'] for r in map(json.loads, open(a / 'metrics.jsonl'))}
+  assert sorted(lrs) == [10, 20, 30]
+  for s, lr in lrs.items():
+    steps = plan['schedule_steps'] if s <= 21 else retimed['schedule_steps']
+    assert lr == pytest.approx(_cosine_lr(t, steps, s), rel=1e-5), s
+  # Preempted after the re-timing, it resumes from step 30 with the recorded plan and
+  # matches a run that followed that plan from the start.
+  train.train_and_evaluate(config, str(a), stop_after_step=40)
+  assert json.loads((a / 'schedule.json').read_text()) == plan
+  b = tmp_path / 'b'
+  b.mkdir()
+  (b / 'schedule.json').write_text(json.dumps(plan))
+  train.train_and_evaluate(config, str(b), stop_after_step=40)
+  pa, pb = _read_params(str(a), 40), _read_params(str(b), 40)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), pa, pb)
+  # The comparison is sharp: a plan whose rate reaches zero at step 23 ends elsewhere.
+  c = tmp_path / 'c'
+  c.mkdir()
+  (c / 'schedule.json').write_text(json.dumps(dict(plan, retimed=dict(retimed, schedule_steps=23))))
+  train.train_and_evaluate(config, str(c), stop_after_step=40)
+  pc = _read_params(str(c), 40)
+  assert max(float(np.max(np.abs(x - y))) for x, y in zip(jax.tree.leaves(pa), jax.tree.leaves(pc))) > 1e-4
