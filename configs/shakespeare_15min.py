@@ -14,7 +14,7 @@ Measured from scratch with the command above on the 2-core Intel Xeon, nothing e
 running: 4,584 steps in 902 s of training (the start's timing had laid the schedule
 over 4,952), best validation loss 1.427 nats (2.058 bits) per character at the last
 step, test 1.378. By 15 minutes the default config had 1.470 (at its evaluation at 16.7
-minutes), PyTorch char-rnn 1.500 and the nanoGPT-style transformer 1.592
+minutes), PyTorch char-rnn 1.500 and the nanoGPT-style transformer 1.500 at 4 x 192
 (docs/results.md, "Validation loss against training minutes"). The target of 1.40
 was not reached.
 """

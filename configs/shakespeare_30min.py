@@ -15,8 +15,9 @@ Measured from scratch with the command above on the 2-core Intel Xeon, nothing e
 running: 4,574 steps in 1,804 s of training (the start's timing had laid the schedule
 over 4,492), best validation loss 1.398 nats (2.017 bits) per character at step 4,500,
 test 1.346. By 30 minutes the default config had 1.425, PyTorch char-rnn 1.459 and the
-nanoGPT-style transformer 1.442 (docs/results.md, "Validation loss against training
-minutes"). The target of 1.35 was not reached.
+nanoGPT-style transformer 1.404 at 4 x 192, a margin within what two runs of one model
+differ by (docs/results.md, "Validation loss against training minutes"). The target
+of 1.35 was not reached.
 """
 
 from configs import shakespeare_5min

@@ -14,8 +14,8 @@ Measured from scratch with the command above on the 2-core Intel Xeon, nothing e
 running: 1,715 steps in 301.5 s of training, best validation loss 1.482 nats (2.138
 bits) per character at the last step, test 1.406 (docs/results.md, "Best validation
 loss in 5 minutes"). By 5 minutes the default config had 1.585 (at its evaluation at
-6.5 minutes), PyTorch char-rnn 1.705 and the nanoGPT-style transformer 1.869 (same
-machine, "Validation loss against training minutes").
+6.5 minutes), PyTorch char-rnn 1.705 and the nanoGPT-style transformer 1.717 at
+4 x 192 (same machine, "Validation loss against training minutes").
 """
 
 from configs import shakespeare
