@@ -473,6 +473,17 @@ def write_grid_report(sweep_dir: str, title: str, fields: Sequence[str], command
   return report.write(os.path.join(sweep_dir, 'report.md'), lines)
 
 
+def _ordered_axes(axes: dict, order) -> dict:
+  """The axes in the order named (':' for '.'), or as given when no order is."""
+  if not order:
+    return axes
+  order = [k.replace(':', '.') for k in order]
+  if sorted(order) != sorted(axes):
+    raise UserError(f'sweep.order names {", ".join(order)} but the axes are'
+                    f' {", ".join(axes)}; name each axis once')
+  return {k: axes[k] for k in order}
+
+
 def run_from_config(config: ml_collections.ConfigDict, sweep_dir: str, command: str = '') -> str:
   """Runs the sweep a sweep config describes, then writes its report.
 
@@ -482,12 +493,14 @@ def run_from_config(config: ml_collections.ConfigDict, sweep_dir: str, command: 
   {field: values}, searched over every combination (or a fixed random `sample` of
   them) or, with `search='coordinate'` and a `centre` {field: value}, one field
   at a time from the centre and then every field at its best value together (an
-  axis 'a:x+b:y' sets two fields together, its values pairs); and
+  axis 'a:x+b:y' sets two fields together, its values pairs); `order`, the axes'
+  names in the order their trials run (a ConfigDict sorts its keys); and
   `trials_at_once`, `executor` and the report's `title`.
   """
   if config.sweep.get('axes'):
     axes = {k.replace(':', '.'): tuple(tuple(x) if '+' in k and isinstance(x, list) else x
                                        for x in v) for k, v in config.sweep.axes.items()}
+    axes = _ordered_axes(axes, config.sweep.get('order'))
     search = config.sweep.get('search', 'grid')
     if search == 'coordinate':
       centre = {k.replace(':', '.'): v for k, v in (config.sweep.get('centre') or {}).items()}

@@ -265,12 +265,34 @@ def test_budget_search_trials_are_valid_configs(minutes):
   from rnnlm import config as config_lib
   c = shakespeare_budget.get_config(minutes)
   axes = {k.replace(':', '.'): tuple(v) for k, v in c.sweep.axes.items()}
+  axes = sweep._ordered_axes(axes, c.sweep.get('order'))
   centre = {k.replace(':', '.'): v for k, v in c.sweep.centre.items()}
   grid = sweep.coordinate_grid(axes, centre)
   assert len(grid) == 1 + sum(len(v) - 1 for v in axes.values())
+  if minutes != '5':  # The shipped config first, then dropout, the likeliest gain.
+    assert [g['model.dropout'] for g in grid[:3]] == [0.1, 0.2, 0.3]
+    assert [g['model.cell'] for g in grid[-2:]] == ['lstm', 'lstm']
   assert len({sweep.trial_name(o) for o in grid}) == len(grid)
   for overrides in grid:
     config_lib.validate(sweep.apply_overrides(c.base, overrides))
+
+
+def test_axes_run_in_the_order_named():
+  axes = {'a': (1, 2), 'b': ('x', 'y')}
+  ordered = sweep._ordered_axes(axes, ('b', 'a'))
+  assert sweep.coordinate_grid(ordered, {'a': 1, 'b': 'x'}) == [
+      {'a': 1, 'b': 'x'}, {'a': 1, 'b': 'y'}, {'a': 2, 'b': 'x'}]
+  assert sweep._ordered_axes(axes, None) is axes
+
+
+def test_an_order_that_misses_an_axis_is_a_user_error(tmp_path):
+  config = _search_config('x', 2, 2, {'model:hidden_size': (8,), 'model:dropout': (0.0,)},
+                          search='coordinate', order=('model:hidden_size',),
+                          centre={'model:hidden_size': 8, 'model:dropout': 0.0})
+  with pytest.raises(UserError, match='sweep.order names model.hidden_size but the axes are'
+                     ' model.dropout, model.hidden_size; name each axis once'):
+    sweep.run_from_config(config, str(tmp_path / 'x'))
+  assert not os.path.exists(tmp_path / 'x' / 'results.csv')  # Nothing run or written.
 
 
 def test_an_unknown_search_is_a_user_error(tmp_path):
