@@ -484,6 +484,15 @@ def _ordered_axes(axes: dict, order) -> dict:
   return {k: axes[k] for k in order}
 
 
+def search_axes(sweep_config: ml_collections.ConfigDict) -> tuple[dict, dict]:
+  """A search's ({field: values} in the order its trials run, {field: centre value})
+  from a config's `sweep` (':' stands for '.'; a joint axis's values as tuples)."""
+  axes = {k.replace(':', '.'): tuple(tuple(x) if '+' in k and isinstance(x, list) else x
+                                     for x in v) for k, v in sweep_config.axes.items()}
+  centre = {k.replace(':', '.'): v for k, v in (sweep_config.get('centre') or {}).items()}
+  return _ordered_axes(axes, sweep_config.get('order')), centre
+
+
 def run_from_config(config: ml_collections.ConfigDict, sweep_dir: str, command: str = '') -> str:
   """Runs the sweep a sweep config describes, then writes its report.
 
@@ -498,12 +507,9 @@ def run_from_config(config: ml_collections.ConfigDict, sweep_dir: str, command: 
   `trials_at_once`, `executor` and the report's `title`.
   """
   if config.sweep.get('axes'):
-    axes = {k.replace(':', '.'): tuple(tuple(x) if '+' in k and isinstance(x, list) else x
-                                       for x in v) for k, v in config.sweep.axes.items()}
-    axes = _ordered_axes(axes, config.sweep.get('order'))
+    axes, centre = search_axes(config.sweep)
     search = config.sweep.get('search', 'grid')
     if search == 'coordinate':
-      centre = {k.replace(':', '.'): v for k, v in (config.sweep.get('centre') or {}).items()}
       grid = coordinate_grid(axes, centre)
       run = lambda g: run_sweep(config.base, g, sweep_dir, config.sweep.trials_at_once,
                                 config.sweep.get('executor'))

@@ -264,12 +264,10 @@ def test_budget_search_trials_are_valid_configs(minutes):
   from configs.sweeps import shakespeare_budget
   from rnnlm import config as config_lib
   c = shakespeare_budget.get_config(minutes)
-  axes = {k.replace(':', '.'): tuple(v) for k, v in c.sweep.axes.items()}
-  axes = sweep._ordered_axes(axes, c.sweep.get('order'))
-  centre = {k.replace(':', '.'): v for k, v in c.sweep.centre.items()}
+  axes, centre = sweep.search_axes(c.sweep)
   grid = sweep.coordinate_grid(axes, centre)
   assert len(grid) == 1 + sum(len(v) - 1 for v in axes.values())
-  if minutes != '5':  # The shipped config first, then dropout, the likeliest gain.
+  if minutes != '5':  # The centre first (a second run of it), then dropout.
     assert [g['model.dropout'] for g in grid[:3]] == [0.1, 0.2, 0.3]
     assert [g['model.cell'] for g in grid[-2:]] == ['lstm', 'lstm']
   assert len({sweep.trial_name(o) for o in grid}) == len(grid)
