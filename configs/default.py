@@ -53,6 +53,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.num_heads = 4
   config.model.context_length = 128
   config.model.positions = 'rotary'
+  # How the context's deeper states are had: 'recompute' (from its characters, each
+  # window: C + T positions computed per window of T) or 'cached' (each block's input
+  # kept in the carry from the window that computed it, as in Transformer-XL: T
+  # positions per window, about half the work at C=128, T=100; needs rotary positions).
+  config.model.context_states = 'recompute'
   # Recurrent cell: 'rnn' (tanh), 'lstm', 'gru', the minimal cells of Feng et al.
   # (2024), 'mingru' and 'minlstm' (gates from the input only), or 'lru', the Linear
   # Recurrent Unit of Orvieto et al. (2023); the last three run parallel over time.

@@ -20,6 +20,7 @@ from rnnlm.errors import UserError
 # resuming a workdir with any of them changed is refused.
 RESUME_FIELDS = ('model.arch', 'model.cell', 'model.hidden_size', 'model.num_layers',
                  'model.embed_dim', 'model.num_heads', 'model.context_length', 'model.positions',
+                 'model.context_states',
                  'data.name', 'data.path', 'data.glob', 'data.split', 'data.train_fraction',
                  'data.max_bytes', 'data.max_chars',
                  'train.batch_size', 'train.seq_length')
@@ -46,7 +47,8 @@ def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     config.model.recurrence = 'auto'  # What a run of an earlier version did by default.
   if 'model' in config:
     for field, default in (('compute_dtype', 'float32'), ('arch', 'rnn'), ('num_heads', 4),
-                           ('context_length', 128), ('positions', 'rotary')):
+                           ('context_length', 128), ('positions', 'rotary'),
+                           ('context_states', 'recompute')):
       if field not in config.model:
         config.model[field] = default
 
@@ -125,6 +127,11 @@ def _check_transformer(m, t) -> None:
                     f' model.num_heads={m.num_heads}')
   if m.positions not in ('learned', 'rotary'):
     raise UserError(f'unknown model.positions {m.positions!r}; use learned or rotary')
+  if m.context_states not in ('recompute', 'cached'):
+    raise UserError(f'unknown model.context_states {m.context_states!r}; use recompute or cached')
+  if m.context_states == 'cached' and m.positions != 'rotary':
+    raise UserError('model.context_states=cached needs model.positions=rotary (a cached state'
+                    ' is reused at a new offset)')
   if m.positions == 'learned' and t.seq_length > m.context_length:
     raise UserError(f'train.seq_length={t.seq_length} is longer than model.context_length='
                     f'{m.context_length}; shorten it or use model.positions=rotary')

@@ -126,6 +126,7 @@ def from_config(config, vocab_size: int) -> nnx.Module:
                            num_heads=m.num_heads, context_length=m.context_length,
                            positions=m.positions, dropout=m.dropout,
                            compute_dtype=m.get('compute_dtype', 'float32'),
+                           context_states=m.get('context_states', 'recompute'),
                            rngs=nnx.Rngs(config.seed))
   return CharLM(vocab_size, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
                 embed_dim=m.embed_dim, dropout=m.dropout, unroll=m.unroll,

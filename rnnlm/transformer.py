@@ -6,14 +6,25 @@ same data, splits and clock. Pre-norm blocks (LayerNorm, causal multi-head
 attention, residual; LayerNorm, 4x GELU MLP, residual) as in GPT-2 and nanoGPT.
 
 Windows are read the way the recurrent models read them, as streams: the carry holds
-the stream's last `context_length` characters (and which of them are real), each
-window attends to them, and every character sees at most `context_length`
-characters: itself and those before it. There is no cache of hidden states: the
-context's states are recomputed from the buffer, as in sliding-window inference, so
-with more than one layer the deepest states of a character depend slightly on where
-the window boundaries fall. Positions are learned (an embedding of the index in the
-buffer of context + window: sampling, one character at a time, reads each at the
-first index of a window) or rotary (relative by construction).
+the stream's last `context_length` characters (and which of them are real), and each
+window attends to them. What the context's deeper states are is `context_states`:
+
+- 'recompute': they are recomputed from the buffer of characters each window, as in
+  cache-free sliding-window inference. Every character sees at most `context_length`
+  characters (itself and those before it), but with more than one layer the deepest
+  states of a character depend slightly on where the window boundaries fall, and a
+  window of T characters computes C + T positions.
+- 'cached': the carry also holds each block's input for the last `context_length`
+  positions, kept from the window that computed them (Transformer-XL's state reuse;
+  no gradient flows into them). A window computes only its own T positions, whose
+  keys and values include the context's, so a character's states no longer depend
+  on the window boundaries (reading a stream in windows equals reading it one
+  character at a time) and its receptive field is `num_layers` x `context_length`.
+  Positions must be rotary (relative), since a state is reused at a new offset.
+
+Positions are learned (an embedding of the index in the buffer of context + window:
+sampling, one character at a time, reads each at the first index of a window) or
+rotary (relative by construction).
 """
 
 from __future__ import annotations
@@ -55,24 +66,35 @@ class Block(nnx.Module):
     self.out = nnx.Linear(4 * d, d, kernel_init=out_init, rngs=rngs)
     self.dropout = dropout
 
-  def __call__(self, x, mask, positions, rotary: bool, dtype, deterministic, keys):
-    b, s, d = x.shape
-    dense = lambda layer, v: (v.astype(dtype) @ layer.kernel[...].astype(dtype)
-                              + layer.bias[...].astype(dtype))
-    q, k, v = jnp.split(dense(self.qkv, self.ln1(x)), 3, axis=-1)
-    split = lambda t: t.reshape(b, s, self.heads, d // self.heads)
+  def __call__(self, x, mask, positions, rotary: bool, dtype, deterministic, keys,
+               context=None):
+    """x [B, T, d]: the positions computed; context [B, C, d] or None: the inputs of
+    earlier positions, attended to (keys and values) but not computed. mask [B, T, C+T]
+    says which keys each position sees; positions [C+T] are the rotary indices."""
+    b, t, d = x.shape
+    hd = d // self.heads
+    dense = lambda v, w, bias: v.astype(dtype) @ w.astype(dtype) + bias.astype(dtype)
+    kernel, bias = self.qkv.kernel[...], self.qkv.bias[...]
+    if context is None:
+      q, k, v = jnp.split(dense(self.ln1(x), kernel, bias), 3, axis=-1)
+    else:
+      seen = self.ln1(jnp.concatenate([context, x], 1))
+      q = dense(seen[:, -t:], kernel[:, :d], bias[:d])
+      k, v = jnp.split(dense(seen, kernel[:, d:], bias[d:]), 2, axis=-1)
+    split = lambda a: a.reshape(b, a.shape[1], self.heads, hd)
     q, k, v = split(q), split(k), split(v)
     if rotary:
-      q, k = _rotary(q, positions), _rotary(k, positions)
-    logits = jnp.einsum('bqhd,bkhd->bhqk', q, k).astype(jnp.float32) / math.sqrt(d // self.heads)
+      q, k = _rotary(q, positions[-t:]), _rotary(k, positions)
+    logits = jnp.einsum('bqhd,bkhd->bhqk', q, k).astype(jnp.float32) / math.sqrt(hd)
     logits = jnp.where(mask[:, None], logits, -1e30)
     attn = jax.nn.softmax(logits, axis=-1).astype(dtype)
-    y = jnp.einsum('bhqk,bkhd->bqhd', attn, v).reshape(b, s, d)
+    y = jnp.einsum('bhqk,bkhd->bqhd', attn, v).reshape(b, t, d)
     drop = lambda v, key: dropout_lib.dropout(v, self.dropout, None if deterministic else key,
                                               batch_axis=0)
-    x = x + drop(dense(self.proj, y).astype(jnp.float32), keys[0])
-    h = jax.nn.gelu(dense(self.fc, self.ln2(x)))
-    return x + drop(dense(self.out, h).astype(jnp.float32), keys[1])
+    layer = lambda m, v: dense(v, m.kernel[...], m.bias[...])
+    x = x + drop(layer(self.proj, y).astype(jnp.float32), keys[0])
+    h = jax.nn.gelu(layer(self.fc, self.ln2(x)))
+    return x + drop(layer(self.out, h).astype(jnp.float32), keys[1])
 
 
 class CharTransformer(nnx.Module):
@@ -80,14 +102,20 @@ class CharTransformer(nnx.Module):
 
   def __init__(self, vocab_size: int, *, hidden_size: int = 256, num_layers: int = 4,
                num_heads: int = 4, context_length: int = 128, positions: str = 'learned',
-               dropout: float = 0.0, compute_dtype: str = 'float32', rngs: nnx.Rngs):
+               dropout: float = 0.0, compute_dtype: str = 'float32',
+               context_states: str = 'recompute', rngs: nnx.Rngs):
     if hidden_size % num_heads:
       raise ValueError(f'hidden_size {hidden_size} is not a multiple of num_heads {num_heads}')
+    if context_states not in ('recompute', 'cached'):
+      raise ValueError(f'context_states is recompute or cached, not {context_states!r}')
+    if context_states == 'cached' and positions != 'rotary':
+      raise ValueError('cached context states need rotary positions')
     self.vocab_size = vocab_size
     self.hidden_size = hidden_size
     self.num_layers = num_layers
     self.context_length = context_length
     self.rotary = positions == 'rotary'
+    self.cached = context_states == 'cached'
     self.compute_dtype = jnp.dtype(compute_dtype)
     self.embed = nnx.Embed(vocab_size, hidden_size, embedding_init=nnx.initializers.normal(0.02),
                            rngs=rngs)
@@ -105,8 +133,12 @@ class CharTransformer(nnx.Module):
 
   def initial_carry(self, batch_size: int) -> Carry:
     c = self.context_length
-    return {'tokens': jnp.zeros((batch_size, c), jnp.float32),
-            'valid': jnp.zeros((batch_size, c), jnp.float32)}
+    carry = {'tokens': jnp.zeros((batch_size, c), jnp.float32),
+             'valid': jnp.zeros((batch_size, c), jnp.float32)}
+    if self.cached:  # Each block's input at the context's positions.
+      carry['states'] = jnp.zeros((batch_size, self.num_layers, c, self.hidden_size),
+                                  jnp.float32)
+    return carry
 
   def __call__(self, tokens: jax.Array, carry: Carry,
                dropout_key: jax.Array | None = None) -> tuple[jax.Array, Carry]:
@@ -124,19 +156,35 @@ class CharTransformer(nnx.Module):
     q_idx, k_idx = jnp.arange(s)[:, None], jnp.arange(s)[None, :]
     # Causal, at most `context_length` back, and only real characters.
     mask = (k_idx <= q_idx) & (k_idx > q_idx - c) & valid[:, None, :]
-    x = self.embed(seq).astype(jnp.float32)
-    if not self.rotary:
-      x = x + self.pos[...][:s][None]
-    x = dropout_lib.dropout(x, self.dropout, keys[-1], batch_axis=0)
     positions = jnp.arange(s)
-    for i, block in enumerate(self.blocks):
-      x = block(x, mask, positions, self.rotary, self.compute_dtype, deterministic,
-                keys[2 * i:2 * i + 2])
-    x = self.ln_f(x[:, c:])
-    logits = (x.astype(self.compute_dtype) @ self.head.kernel[...].astype(self.compute_dtype)
-              ).astype(jnp.float32) + self.head.bias[...]
+    run = lambda i, x, mask, context: self.blocks[i](
+        x, mask, positions, self.rotary, self.compute_dtype, deterministic,
+        keys[2 * i:2 * i + 2], context)
     new_carry = {'tokens': seq[:, -c:].astype(jnp.float32),
                  'valid': valid[:, -c:].astype(jnp.float32)}
+    if self.cached:
+      # Only the window's positions are computed; the context's block inputs come
+      # from the carry, and the window's join them there.
+      x = dropout_lib.dropout(self.embed(tokens).astype(jnp.float32), self.dropout, keys[-1],
+                              batch_axis=0)
+      states = []
+      for i in range(self.num_layers):
+        context = carry['states'][:, i]
+        states.append(jnp.concatenate([context, x], 1)[:, -c:])
+        x = run(i, x, mask[:, c:], context)
+      new_carry['states'] = jnp.stack(states, 1)
+    else:
+      x = self.embed(seq).astype(jnp.float32)
+      if not self.rotary:
+        x = x + self.pos[...][:s][None]
+      x = dropout_lib.dropout(x, self.dropout, keys[-1], batch_axis=0)
+      for i in range(self.num_layers - 1):
+        x = run(i, x, mask, None)
+      # The last block's outputs are read only at the window's positions.
+      x = run(self.num_layers - 1, x[:, c:], mask[:, c:], x[:, :c])
+    x = self.ln_f(x)
+    logits = (x.astype(self.compute_dtype) @ self.head.kernel[...].astype(self.compute_dtype)
+              ).astype(jnp.float32) + self.head.bias[...]
     return logits, new_carry
 
   def step(self, token: jax.Array, carry: Carry) -> tuple[jax.Array, Carry]:

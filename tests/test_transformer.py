@@ -126,3 +126,108 @@ def test_transformer_trains_resumes_and_is_refused_by_look_inside(tmp_path):
   with pytest.raises(UserError, match='context_length'):
     train.train_and_evaluate(config, str(tmp_path / 'c'))
   assert not os.path.exists(tmp_path / 'c')
+
+
+def _np_cached_stream(model, tokens, context):
+  """model.context_states='cached' in NumPy float64, one character at a time: each
+  block's input at every position so far is kept, and position p of block l attends
+  to block l's inputs at p - context + 1 .. p (rotary at absolute indices)."""
+  f = lambda a: np.asarray(a[...], np.float64)
+  b, n = tokens.shape
+  ln = lambda v, m: ((v - v.mean(-1, keepdims=True)) / np.sqrt(v.var(-1, keepdims=True) + 1e-6)
+                     * f(m.scale) + f(m.bias))
+  gelu = lambda v: 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v ** 3)))
+
+  def rope(t, pos):  # t [B, S, heads, hd] at positions pos [S].
+    d = t.shape[-1]
+    ang = np.asarray(pos)[:, None] * (1.0 / (10000.0 ** (np.arange(0, d, 2) / d)))[None]
+    cos, sin = np.cos(ang)[None, :, None], np.sin(ang)[None, :, None]
+    x1, x2 = t[..., 0::2], t[..., 1::2]
+    return np.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).reshape(t.shape)
+
+  inputs = [[] for _ in model.blocks]  # Per block: its input at each position, [B, d].
+  out = []
+  for p in range(n):
+    x = f(model.embed.embedding)[tokens[:, p]]
+    for l, blk in enumerate(model.blocks):
+      inputs[l].append(x)
+      lo = max(0, p - context + 1)
+      seen = np.stack(inputs[l][lo:p + 1], 1)  # [B, S, d]
+      d, hd = x.shape[-1], x.shape[-1] // blk.heads
+      qkv = ln(seen, blk.ln1) @ f(blk.qkv.kernel) + f(blk.qkv.bias)
+      q, k, v = (a.reshape(b, -1, blk.heads, hd) for a in np.split(qkv, 3, -1))
+      q, k = rope(q[:, -1:], [p]), rope(k, range(lo, p + 1))
+      att = np.einsum('bqhd,bkhd->bhqk', q, k) / np.sqrt(hd)
+      att = np.exp(att - att.max(-1, keepdims=True))
+      att /= att.sum(-1, keepdims=True)
+      y = np.einsum('bhqk,bkhd->bqhd', att, v).reshape(b, d)
+      x = x + y @ f(blk.proj.kernel) + f(blk.proj.bias)
+      x = x + gelu(ln(x, blk.ln2) @ f(blk.fc.kernel) + f(blk.fc.bias)) @ f(blk.out.kernel) \
+          + f(blk.out.bias)
+    out.append(ln(x, model.ln_f) @ f(model.head.kernel) + f(model.head.bias))
+  return np.stack(out, 1)
+
+
+def test_cached_context_states_match_numpy_float64_in_any_windows():
+  # With cached states a character's states do not depend on the window boundaries:
+  # windows of 5, 3 and 7 (longer than the context), and one character at a time,
+  # all equal the one-character-at-a-time reference, with two layers.
+  v, c, n = 11, 6, 15
+  model = CharTransformer(v, hidden_size=16, num_layers=2, num_heads=2, context_length=c,
+                          positions='rotary', context_states='cached', rngs=nnx.Rngs(3))
+  tokens = np.random.default_rng(3).integers(0, v, (2, n))
+  want = _np_cached_stream(model, tokens, c)
+  carry, got = model.initial_carry(2), []
+  for lo, hi in ((0, 5), (5, 8), (8, 15)):
+    logits, carry = model(jnp.asarray(tokens[:, lo:hi]), carry)
+    got.append(logits)
+  np.testing.assert_allclose(np.concatenate(got, 1), want, rtol=1e-4, atol=1e-4)
+  assert carry['states'].shape == (2, 2, c, 16)
+  carry, steps = model.initial_carry(2), []
+  for i in range(n):
+    logits, carry = model.step(jnp.asarray(tokens[:, i]), carry)
+    steps.append(logits)
+  np.testing.assert_allclose(np.stack(steps, 1), want, rtol=1e-4, atol=1e-4)
+
+
+def test_cached_and_recomputed_context_agree_with_one_layer():
+  # One block: its input is the embedding either way, so the two modes are the same model.
+  v, c = 9, 8
+  kw = dict(hidden_size=16, num_layers=1, num_heads=4, context_length=c, positions='rotary')
+  cached = CharTransformer(v, context_states='cached', rngs=nnx.Rngs(4), **kw)
+  recomputed = CharTransformer(v, rngs=nnx.Rngs(4), **kw)
+  tokens = jnp.asarray(np.random.default_rng(4).integers(0, v, (2, 20)))
+  outs = []
+  for model in (cached, recomputed):
+    carry, got = model.initial_carry(2), []
+    for lo in range(0, 20, 5):
+      logits, carry = model(tokens[:, lo:lo + 5], carry)
+      got.append(logits)
+    outs.append(np.concatenate(got, 1))
+  np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-5)
+
+
+def test_cached_context_states_train_and_resume_exactly(tmp_path):
+  from configs import tiny
+  from rnnlm import train
+  from rnnlm.errors import UserError
+  config = tiny.get_config()
+  config.model.arch, config.model.hidden_size, config.model.context_length = 'transformer', 32, 16
+  config.model.num_layers, config.model.context_states = 2, 'cached'
+  config.train.num_steps, config.eval.eval_every, config.train.learning_rate = 20, 10, 3e-3
+  straight = train.train_and_evaluate(config, str(tmp_path / 'a'))
+  train.train_and_evaluate(config, str(tmp_path / 'b'), stop_after_step=10)
+  resumed = train.train_and_evaluate(config, str(tmp_path / 'b'))
+  assert resumed['best_val_loss'] == straight['best_val_loss']  # The carry's states resume.
+  losses = [json.loads(l)['val_loss'] for l in open(tmp_path / 'a' / 'metrics.jsonl')]
+  assert losses[-1] < losses[0]
+  config.model.context_states = 'recompute'  # The carry's shape differs: refused.
+  with pytest.raises(UserError, match='context_states'):
+    train.train_and_evaluate(config, str(tmp_path / 'b'))
+  config.model.context_states, config.model.positions = 'cached', 'learned'
+  with pytest.raises(UserError, match='rotary'):
+    train.train_and_evaluate(config, str(tmp_path / 'c'))
+  config.model.context_states = 'kept'
+  with pytest.raises(UserError, match='recompute or cached'):
+    train.train_and_evaluate(config, str(tmp_path / 'c'))
+  assert not os.path.exists(tmp_path / 'c')
