@@ -8,6 +8,7 @@ the machine's matmul rate measured in the same run) and writes every number to
 --json_out. The logic is in rnnlm/benchmark.py.
 """
 
+import functools
 import json
 import os
 import sys
@@ -43,6 +44,14 @@ _MATMUL_SIZE = flags.DEFINE_integer(
     'matmul_size', 2048, 'n of the [n, n] x [n, n] float32 matmul whose rate is the'
     ' reference for "of matmul rate"; timed in the same interleaved rounds as each'
     " shape's rows.")
+_TRANSFORMER_HIDDEN = flags.DEFINE_list(
+    'transformer_hidden', [], 'Widths at which to also time rnnlm\'s transformer (context'
+    ' recomputed and cached) against the nanoGPT-style PyTorch one (empty: skip).')
+_TRANSFORMER_LAYERS = flags.DEFINE_integer('transformer_layers', 4, 'Transformer blocks.')
+_TRANSFORMER_HEADS = flags.DEFINE_integer('transformer_heads', 4, 'Attention heads.')
+_CONTEXT = flags.DEFINE_integer('context_length', 128, "The transformers' context: rnnlm"
+                                " carries it before each window; PyTorch trains on windows"
+                                " of it.")
 _JSON_OUT = flags.DEFINE_string('json_out', None, 'Write all numbers here as JSON.')
 
 
@@ -60,7 +69,16 @@ def _check_flags() -> list[int]:
     hidden = []
   if not hidden or min(hidden) < 1:
     raise UserError(f'--hidden must list positive integers (got {",".join(_HIDDEN.value)})')
-  for flag in (_LAYERS, _BATCH, _SEQ, _STEPS, _REPEATS, _SAMPLE_HIDDEN, _MATMUL_SIZE):
+  try:
+    widths = [int(h) for h in _TRANSFORMER_HIDDEN.value]
+  except ValueError:
+    widths = [0]
+  if any(w < 1 or w % _TRANSFORMER_HEADS.value for w in widths):
+    raise UserError('--transformer_hidden must list positive multiples of'
+                    f' --transformer_heads={_TRANSFORMER_HEADS.value}'
+                    f' (got {",".join(_TRANSFORMER_HIDDEN.value)})')
+  for flag in (_LAYERS, _BATCH, _SEQ, _STEPS, _REPEATS, _SAMPLE_HIDDEN, _MATMUL_SIZE,
+               _TRANSFORMER_LAYERS, _TRANSFORMER_HEADS, _CONTEXT):
     if flag.value < 1:
       raise UserError(f'--{flag.name} must be at least 1 (got {flag.value})')
   if _VOCAB.value < 2:
@@ -73,6 +91,42 @@ def _check_flags() -> list[int]:
     if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
       raise UserError(f'--json_out: cannot write in {out_dir}; create it or pick another path')
   return hidden
+
+
+def _time_transformers(results: dict, use_torch: bool, n: int) -> None:
+  """rnnlm's transformer, context recomputed and cached, against the PyTorch one."""
+  layers, heads, c, t = (_TRANSFORMER_LAYERS.value, _TRANSFORMER_HEADS.value, _CONTEXT.value,
+                         _SEQ.value)
+  print(f'\nTransformers, {layers} blocks, {heads} heads, context {c}: rnnlm reads windows of'
+        f' {t} after a carried context of {c}; PyTorch trains on windows of {c} (nanoGPT).'
+        ' chars/s counts predicted characters; GFLOP/s the model\'s work per predicted'
+        ' character (not what recomputing the context adds).\n')
+  print('| hidden | implementation | chars/s | vs torch | GFLOP/s | of matmul rate | warm-up s |')
+  print('|---|---|---|---|---|---|---|')
+  results['transformer'] = []
+  for d in (int(h) for h in _TRANSFORMER_HIDDEN.value):
+    shape = bm.Shape('transformer', d, layers, _BATCH.value, t, _VOCAB.value)
+    trainers = {f'rnnlm, context {mode}': functools.partial(
+        bm.rnnlm_transformer_trainer, shape, c, heads, mode) for mode in ('recompute', 'cached')}
+    flops = {name: bm.transformer_flops_per_char(d, layers, _VOCAB.value, 1, c) for name in trainers}
+    chars = {}
+    if use_torch:
+      trainers['torch nanoGPT-style'] = lambda: bm.torch_transformer_trainer(shape, c, heads)
+      flops['torch nanoGPT-style'] = bm.transformer_flops_per_char(d, layers, _VOCAB.value, 1,
+                                                                   (c + 1) / 2)
+      chars['torch nanoGPT-style'] = _BATCH.value * c
+    trainers[_MATMUL] = lambda: bm.matmul_runner(n)
+    res = bm.measure_training(trainers, shape, _STEPS.value, _REPEATS.value, flops, chars)
+    rate = bm.matmul_rate(res.pop(_MATMUL)['times_s'], _STEPS.value, n)
+    torch_cps = res.get('torch nanoGPT-style', {}).get('chars_per_sec')
+    for name, r in res.items():
+      ratio = f"{r['chars_per_sec'] / torch_cps:.2f}x" if torch_cps else '-'
+      print(f"| {d} | {name} | {r['chars_per_sec']:.0f} | {ratio} | {r['gflops']:.1f} |"
+            f" {100 * r['gflops'] / rate:.0f}% | {r['warmup_s']:.1f} |", flush=True)
+      results['transformer'].append(dict(r, hidden=d, layers=layers, heads=heads, context=c,
+                                         implementation=name, matmul_gflops=rate,
+                                         vs_torch=r['chars_per_sec'] / torch_cps if torch_cps
+                                         else None))
 
 
 @report_user_errors
@@ -135,6 +189,8 @@ def main(argv):
         ' per-character input projection, which it replaces by a lookup in the product of'
         ' the embedding and W_x. "of matmul rate" is that over the float32 matmul row of'
         ' the same shape, timed in the same interleaved rounds.')
+  if _TRANSFORMER_HIDDEN.value:
+    _time_transformers(results, use_torch, n)
   if _SAMPLE_LENGTH.value > 0:
     print(f'\nSampling, lstm, hidden {_SAMPLE_HIDDEN.value}, {_LAYERS.value} layers,'
           f' {_SAMPLE_LENGTH.value} chars per stream:\n')

@@ -153,6 +153,57 @@ def rnnlm_trainer(shape: Shape, impl: str = 'auto', unroll: int = 1):
   return _jax_trainer(shape, forward, params, model.initial_carry(shape.batch))
 
 
+def rnnlm_transformer_trainer(shape: Shape, context: int, heads: int, context_states: str):
+  """rnnlm's transformer (`model.arch='transformer'`, rotary positions): `shape.num_layers`
+  blocks of width `shape.hidden`, windows of `shape.seq_length` read after a carried
+  context of `context` characters."""
+  from rnnlm.transformer import CharTransformer
+  model = CharTransformer(shape.vocab, hidden_size=shape.hidden, num_layers=shape.num_layers,
+                          num_heads=heads, context_length=context, positions='rotary',
+                          context_states=context_states, rngs=nnx.Rngs(0))
+  graphdef, params = nnx.split(model)
+
+  def forward(params, tokens, carry):
+    return nnx.merge(graphdef, params)(tokens, carry)
+  return _jax_trainer(shape, forward, params, model.initial_carry(shape.batch))
+
+
+def torch_transformer_trainer(shape: Shape, context: int, heads: int):
+  """The nanoGPT-style PyTorch transformer (`rnnlm.peers`) as nanoGPT trains it: windows
+  of `context` characters with no context before them, Adam with clipping."""
+  import torch
+  from rnnlm import peers
+  torch.set_num_threads(os.cpu_count() or 1)
+  torch.manual_seed(0)
+  model = peers.build_transformer(shape.vocab, shape.hidden, shape.num_layers, heads, context, 0.0)
+  opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+  rng = np.random.default_rng(0)
+  batches = [torch.from_numpy(rng.integers(0, shape.vocab, (shape.batch, context + 1)))
+             for _ in range(4)]
+
+  def run(n):
+    for i in range(n):
+      b = batches[i % len(batches)]
+      logits, _ = model(b[:, :-1])
+      loss = torch.nn.functional.cross_entropy(logits.reshape(-1, shape.vocab),
+                                               b[:, 1:].reshape(-1))
+      opt.zero_grad(set_to_none=True)
+      loss.backward()
+      torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+      opt.step()
+    loss.detach().item()
+  return run
+
+
+def transformer_flops_per_char(d: int, layers: int, vocab: int, computed: float,
+                               attended: float) -> float:
+  """Training matmul FLOPs per predicted character: per block 12 d^2 per computed
+  position (q, k, v, projection, 4x MLP) and 4 d per query-key pair (scores and
+  values), times `computed` positions and `attended` keys per predicted character;
+  the head once. Forward + backward = 3 x forward."""
+  return 3 * 2 * (layers * (12 * d * d * computed + 2 * d * attended) + d * vocab)
+
+
 class _FlaxRNNLM(nnx.Module):
   """The same model built from Flax's own `nnx.RNN` and its built-in cells."""
 
@@ -247,11 +298,13 @@ def torch_trainer(shape: Shape):
 
 def measure_training(trainers: dict[str, Callable[[], Callable[[int], None]]], shape: Shape,
                      steps: int, repeats: int,
-                     flops_per_char: dict[str, float] | None = None) -> dict[str, dict]:
+                     flops_per_char: dict[str, float] | None = None,
+                     chars_per_step: dict[str, int] | None = None) -> dict[str, dict]:
   """Builds, warms up and times each trainer, interleaved; chars/s is the median.
 
   GFLOP/s uses `flops_per_char[name]` where given (the work that trainer really
-  does), else the model's `train_flops_per_char`.
+  does), else the model's `train_flops_per_char`. A step trains `chars_per_step[name]`
+  characters where given, else batch x seq_length.
   """
   runs, compile_s = {}, {}
   for name, make in trainers.items():
@@ -265,10 +318,11 @@ def measure_training(trainers: dict[str, Callable[[], Callable[[int], None]]], s
       t0 = time.perf_counter()
       run(steps)
       times[name].append(time.perf_counter() - t0)
-  chars = steps * shape.batch * shape.seq_length
-  model_flops = train_flops_per_char(shape.cell, shape.hidden, shape.num_layers, shape.vocab)
+  model_flops = (train_flops_per_char(shape.cell, shape.hidden, shape.num_layers, shape.vocab)
+                 if shape.cell in ('lstm', 'gru', 'rnn') else 0.0)
   out = {}
   for name, ts in times.items():
+    chars = steps * (chars_per_step or {}).get(name, shape.batch * shape.seq_length)
     cps = chars / statistics.median(ts)
     flops = (flops_per_char or {}).get(name, model_flops)
     out[name] = {'chars_per_sec': cps, 'gflops': cps * flops / 1e9,

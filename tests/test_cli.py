@@ -110,8 +110,11 @@ def test_benchmark_smoke_table_and_json(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   rows = [l for l in proc.stdout.splitlines() if l.startswith('| rnn | 16 |')]
   names = [r.split('|')[3].strip() for r in rows]
-  assert names == ['rnnlm', 'rnnlm (custom-VJP scan)', 'rnnlm (autodiff scan)',
-                   'float32 matmul (same rounds)'], proc.stdout
+  from rnnlm import benchmark as bm
+  # The scan row is there where `auto` runs this shape through the kernels (AVX-512).
+  kernel = bm.uses_cpu_kernel(bm.Shape('rnn', 16, batch=4, seq_length=6, vocab=7))
+  assert names == ['rnnlm'] + ['rnnlm (custom-VJP scan)'] * kernel + [
+      'rnnlm (autodiff scan)', 'float32 matmul (same rounds)'], proc.stdout
   import json
   res = json.loads(out.read_text())
   [mm] = res['matmul_interleaved']
@@ -121,10 +124,31 @@ def test_benchmark_smoke_table_and_json(tmp_path):
     assert r['of_matmul_rate'] == pytest.approx(r['gflops'] / mm['gflops'])
 
 
+def test_benchmark_transformer_rows(tmp_path):
+  """The transformer table: both context modes, each in the JSON with its numbers."""
+  out = tmp_path / 'bench.json'
+  proc = run('benchmark.py', '--cells=rnn', '--hidden=16', '--batch=2', '--seq_length=5',
+             '--vocab=7', '--steps=1', '--repeats=1', '--sample_length=0', '--torch=false',
+             '--flax=false', '--noreference', '--noscan', '--matmul_size=64',
+             '--transformer_hidden=8', '--transformer_layers=2', '--transformer_heads=2',
+             '--context_length=4', f'--json_out={out}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = [l.split('|')[2].strip() for l in proc.stdout.splitlines() if l.startswith('| 8 |')]
+  assert rows == ['rnnlm, context recompute', 'rnnlm, context cached'], proc.stdout
+  import json
+  res = json.loads(out.read_text())['transformer']
+  assert [r['implementation'] for r in res] == rows
+  for r in res:
+    assert r['chars_per_sec'] > 0 and r['context'] == 4 and r['layers'] == 2
+    assert r['gflops'] == pytest.approx(r['chars_per_sec'] * 6 * (2 * (12 * 64 + 2 * 8 * 4)
+                                                                  + 8 * 7) / 1e9)
+
+
 @pytest.mark.parametrize('flag,needle', [
     ('--steps=0', '--steps'), ('--matmul_size=0', '--matmul_size'),
     ('--cells=lsmt', '--cells'), ('--hidden=12x', '--hidden'),
-    ('--json_out=/nonexistent_dir/b.json', '--json_out')])
+    ('--json_out=/nonexistent_dir/b.json', '--json_out'),
+    ('--transformer_hidden=18', '--transformer_hidden'), ('--context_length=0', '--context_length')])
 def test_benchmark_bad_flags(flag, needle):
   assert_user_error(run('benchmark.py', '--torch=false', '--flax=false', flag), needle)
 

@@ -333,6 +333,11 @@ def test_benchmark_flop_counts_by_hand():
   # No fold when the vocabulary exceeds the characters of a step.
   big = bm.Shape('gru', 64, batch=2, seq_length=3, vocab=65)
   assert bm.rnnlm_flops_per_char(big) == bm.train_flops_per_char('gru', 64, 2, 65)
+  # Transformer, d=192, 4 blocks, V=65, 128 keys per query: per block and character
+  # 12 * 192^2 = 442,368 multiply-adds in the dense layers and 2 * 192 * 128 = 49,152
+  # for scores and values; the head 192 * 65 = 12,480; 2 FLOPs each, x3.
+  want = 6 * (4 * (442_368 + 49_152) + 12_480)
+  assert bm.transformer_flops_per_char(192, 4, 65, 1, 128) == want
 
 
 @pytest.mark.skipif(bool(os.environ.get('RNNLM_KERNEL_FLAGS')), reason='already the inner run')
