@@ -184,13 +184,7 @@ def torch_transformer_trainer(shape: Shape, context: int, heads: int):
   def run(n):
     for i in range(n):
       b = batches[i % len(batches)]
-      logits, _ = model(b[:, :-1])
-      loss = torch.nn.functional.cross_entropy(logits.reshape(-1, shape.vocab),
-                                               b[:, 1:].reshape(-1))
-      opt.zero_grad(set_to_none=True)
-      loss.backward()
-      torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-      opt.step()
+      loss = _torch_update(model, opt, model(b[:, :-1])[0], b[:, 1:])
     loss.detach().item()
   return run
 
@@ -272,6 +266,18 @@ def _torch_detach(state):
   return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
+def _torch_update(model, opt, logits, targets):
+  """Cross-entropy, backward, global-norm clip 5 and one optimizer step; the loss."""
+  import torch
+  loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                           targets.reshape(-1))
+  opt.zero_grad(set_to_none=True)
+  loss.backward()
+  torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+  opt.step()
+  return loss
+
+
 def torch_trainer(shape: Shape):
   import torch
   torch.set_num_threads(os.cpu_count() or 1)
@@ -285,12 +291,7 @@ def torch_trainer(shape: Shape):
     for i in range(n):
       b = batches[i % len(batches)]
       logits, new_state = model(b[:, :-1], state[0])
-      loss = torch.nn.functional.cross_entropy(logits.reshape(-1, shape.vocab),
-                                               b[:, 1:].reshape(-1))
-      opt.zero_grad(set_to_none=True)
-      loss.backward()
-      torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-      opt.step()
+      loss = _torch_update(model, opt, logits, b[:, 1:])
       state[0] = _torch_detach(new_state)
     loss.detach().item()
   return run
