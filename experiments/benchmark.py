@@ -108,11 +108,11 @@ def _time_transformers(results: dict, use_torch: bool, n: int) -> None:
     shape = bm.Shape('transformer', d, layers, _BATCH.value, t, _VOCAB.value)
     trainers = {f'rnnlm, context {mode}': functools.partial(
         bm.rnnlm_transformer_trainer, shape, c, heads, mode) for mode in ('recompute', 'cached')}
-    flops = {name: bm.transformer_flops_per_char(d, layers, _VOCAB.value, 1, c) for name in trainers}
+    flops = {name: bm.transformer_flops_per_char(d, layers, _VOCAB.value, c) for name in trainers}
     chars = {}
     if use_torch:
       trainers['torch nanoGPT-style'] = lambda: bm.torch_transformer_trainer(shape, c, heads)
-      flops['torch nanoGPT-style'] = bm.transformer_flops_per_char(d, layers, _VOCAB.value, 1,
+      flops['torch nanoGPT-style'] = bm.transformer_flops_per_char(d, layers, _VOCAB.value,
                                                                    (c + 1) / 2)
       chars['torch nanoGPT-style'] = _BATCH.value * c
     trainers[_MATMUL] = lambda: bm.matmul_runner(n)

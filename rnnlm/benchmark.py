@@ -189,13 +189,12 @@ def torch_transformer_trainer(shape: Shape, context: int, heads: int):
   return run
 
 
-def transformer_flops_per_char(d: int, layers: int, vocab: int, computed: float,
-                               attended: float) -> float:
-  """Training matmul FLOPs per predicted character: per block 12 d^2 per computed
-  position (q, k, v, projection, 4x MLP) and 4 d per query-key pair (scores and
-  values), times `computed` positions and `attended` keys per predicted character;
-  the head once. Forward + backward = 3 x forward."""
-  return 3 * 2 * (layers * (12 * d * d * computed + 2 * d * attended) + d * vocab)
+def transformer_flops_per_char(d: int, layers: int, vocab: int, attended: float) -> float:
+  """Training matmul FLOPs per predicted character, the model's work only (not what
+  recomputing a context adds): per block 12 d^2 (q, k, v, projection, 4x MLP) and 4 d
+  per key attended to (scores and values), `attended` keys; the head. Forward +
+  backward = 3 x forward."""
+  return 3 * 2 * (layers * (12 * d * d + 2 * d * attended) + d * vocab)
 
 
 class _FlaxRNNLM(nnx.Module):

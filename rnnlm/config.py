@@ -14,6 +14,7 @@ from absl import logging
 
 from rnnlm import cells
 from rnnlm import recurrence
+from rnnlm import transformer
 from rnnlm.errors import UserError
 
 # Fields that fix the shape of the saved state or the meaning of the data position:
@@ -127,8 +128,9 @@ def _check_transformer(m, t) -> None:
                     f' model.num_heads={m.num_heads}')
   if m.positions not in ('learned', 'rotary'):
     raise UserError(f'unknown model.positions {m.positions!r}; use learned or rotary')
-  if m.context_states not in ('recompute', 'cached'):
-    raise UserError(f'unknown model.context_states {m.context_states!r}; use recompute or cached')
+  if m.context_states not in transformer.CONTEXT_STATES:
+    raise UserError(f'unknown model.context_states {m.context_states!r}; use'
+                    f' {" or ".join(transformer.CONTEXT_STATES)}')
   if m.context_states == 'cached' and m.positions != 'rotary':
     raise UserError('model.context_states=cached needs model.positions=rotary (a cached state'
                     ' is reused at a new offset)')

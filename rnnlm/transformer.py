@@ -37,6 +37,9 @@ from flax import nnx
 
 from rnnlm import dropout as dropout_lib
 
+# How the context's deeper states are had (the module docstring; `model.context_states`).
+CONTEXT_STATES = ('recompute', 'cached')
+
 # The carry: the last C characters of each stream (as float32, so that a reset can
 # scale it like a recurrent state) and a mask of which are real.
 Carry = dict
@@ -106,8 +109,8 @@ class CharTransformer(nnx.Module):
                context_states: str = 'recompute', rngs: nnx.Rngs):
     if hidden_size % num_heads:
       raise ValueError(f'hidden_size {hidden_size} is not a multiple of num_heads {num_heads}')
-    if context_states not in ('recompute', 'cached'):
-      raise ValueError(f'context_states is recompute or cached, not {context_states!r}')
+    if context_states not in CONTEXT_STATES:
+      raise ValueError(f'context_states is one of {CONTEXT_STATES}, not {context_states!r}')
     if context_states == 'cached' and positions != 'rotary':
       raise ValueError('cached context states need rotary positions')
     self.vocab_size = vocab_size

@@ -337,7 +337,7 @@ def test_benchmark_flop_counts_by_hand():
   # 12 * 192^2 = 442,368 multiply-adds in the dense layers and 2 * 192 * 128 = 49,152
   # for scores and values; the head 192 * 65 = 12,480; 2 FLOPs each, x3.
   want = 6 * (4 * (442_368 + 49_152) + 12_480)
-  assert bm.transformer_flops_per_char(192, 4, 65, 1, 128) == want
+  assert bm.transformer_flops_per_char(192, 4, 65, 128) == want
 
 
 @pytest.mark.skipif(bool(os.environ.get('RNNLM_KERNEL_FLAGS')), reason='already the inner run')
