@@ -260,16 +260,24 @@ def test_coordinate_search_runs_the_combination_and_reports_each_change(tmp_path
 
 
 @pytest.mark.parametrize('minutes', ['5', '15', '30'])
-def test_budget_search_trials_are_valid_configs(minutes):
+@pytest.mark.parametrize('amx', [True, False])
+def test_budget_search_trials_are_valid_configs(minutes, amx, monkeypatch):
   from configs.sweeps import shakespeare_budget
   from rnnlm import config as config_lib
+  from rnnlm import kernels
+  monkeypatch.setattr(kernels, 'amx', lambda: amx)
   c = shakespeare_budget.get_config(minutes)
   axes, centre = sweep.search_axes(c.sweep)
   grid = sweep.coordinate_grid(axes, centre)
   assert len(grid) == 1 + sum(len(v) - 1 for v in axes.values())
-  if minutes != '5':  # The centre first (a second run of it), then dropout.
+  if minutes == '30':  # The centre first (a second run of it), then dropout.
     assert [g['model.dropout'] for g in grid[:3]] == [0.1, 0.2, 0.3]
-    assert [g['model.cell'] for g in grid[-2:]] == ['lstm', 'lstm']
+  if minutes == '15':  # The centre first, then the lower rates.
+    assert [g['train.learning_rate'] for g in grid[:3]] == [6e-3, 3e-3, 4e-3]
+  if minutes != '5':  # The LSTM last, in bfloat16 too only where AMX runs it.
+    lstm = [g['model.compute_dtype'] for g in grid if g['model.cell'] == 'lstm']
+    assert lstm == (['float32', 'bfloat16'] if amx else ['float32'])
+    assert grid[-1]['model.cell'] == 'lstm'
   assert len({sweep.trial_name(o) for o in grid}) == len(grid)
   for overrides in grid:
     config_lib.validate(sweep.apply_overrides(c.base, overrides))
