@@ -12,13 +12,13 @@ nothing else running.
 
 Measured from scratch on that machine, as the search's trial of dropout 0.0 (this
 config, with evaluations every 250 steps): 3,642 steps in 903 s of training, best
-validation loss 1.419 nats (2.047 bits) per character at the last step, test 1.368.
+validation loss 1.419 nats (2.047 bits) per character at the last step, test 1.368;
+a second run with the command above, same machine, 3,629 steps, 1.424 (test 1.370).
 The config it replaces (the 5-minute recipe: dropout 0.1) had 1.438 there (3,596
-steps), and on the 2-core Intel Xeon
-of the other budget runs 1.427 (4,584 steps), where by 15 minutes the default config
-had 1.470, PyTorch char-rnn 1.500 and the nanoGPT-style transformer 1.500 at 4 x 192
-(docs/results.md, "Validation loss against training minutes"). The target of 1.40 was
-not reached.
+steps), and 1.427 (4,584 steps) on the 2-core Intel Xeon of the other budget runs,
+where by 15 minutes the default config had 1.470, PyTorch char-rnn 1.500 and the
+nanoGPT-style transformer 1.500 at 4 x 192 (docs/results.md, "Validation loss against
+training minutes"). The target of 1.40 was not reached.
 """
 
 from configs import shakespeare_5min

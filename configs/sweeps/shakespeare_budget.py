@@ -14,15 +14,15 @@ dropout, batch width, peak learning rate and matmul precision (float32, or bfloa
 on AMX tiles where the CPU has them): 11 trials and the combination (68 minutes;
 the result is in docs/results.md). At 15 and 30 minutes, where a trial costs 3 and 6
 times as much, the centre is the config shipped for the budget when the search began
-(the 15-minute config before this search: a 2-layer, 256-unit GRU at rate 0.006; the 30-minute
-config before this search: 384 units at 0.005; dropout 0.1, float32), so that the
-first trial is a second run of it and measures the spread any gain must exceed; then
-dropout (0.2, 0.3; at 15 minutes 0.0, 0.2), one wider model, two rates, and the cell with its precision as
-pairs (LSTM in float32, and in bfloat16 where the CPU has AMX tiles for it), in that
-order (`sweep.order`), the likeliest gains first: 8 trials (7 without AMX) and the
-combination, about 2.4 and 4.7 hours, resumable across stops. At 15 minutes the rate
-runs first, with only lower values (the 30-minute search's gain). Trials must run one at a time on an
-otherwise idle machine, since each one's step count depends on its speed.
+(both a 2-layer GRU with dropout 0.1 in float32: 256 units at rate 0.006 for 15
+minutes, 384 at 0.005 for 30), so that the first trial is a second run of it and
+measures the spread any gain must exceed; then dropout (0.2, 0.3; at 15 minutes 0.0,
+0.2), one wider model, two rates, and the cell with its precision as pairs (LSTM in
+float32, and in bfloat16 where the CPU has AMX tiles for it), in that order
+(`sweep.order`; at 15 minutes the rate first, with only lower values, the 30-minute
+search's gain): 8 trials (7 without AMX) and the combination, about 2.4 and 4.7
+hours, resumable across stops. Trials must run one at a time on an otherwise idle
+machine, since each one's step count depends on its speed.
 `sweep.search='grid'` with `sweep.sample` searches a random subset of every
 combination instead.
 """
@@ -90,7 +90,7 @@ def get_config(preset: str = '15'):
     if minutes <= 15:
       # The rate first, and only lower ones: at 30 minutes, over a similar number of
       # steps (about 5,000), 0.003 beat 0.005 by several times the run-to-run spread.
-      # Dropout 0.0 rather than 0.3: 0.2 lost at 30 minutes, and none won at 5.
+      # Dropout 0.0 rather than 0.3: 0.2 lost at 30 minutes, and no dropout won at 5.
       config.sweep.order = ('train:learning_rate', 'model:dropout', 'model:hidden_size',
                             'model:cell+model:compute_dtype')
   config.sweep.trials_at_once = 1  # Timing: one trial at a time.
