@@ -278,6 +278,9 @@ def test_budget_search_trials_are_valid_configs(minutes, amx, monkeypatch):
     lstm = [g['model.compute_dtype'] for g in grid if g['model.cell'] == 'lstm']
     assert lstm == (['float32', 'bfloat16'] if amx else ['float32'])
     assert grid[-1]['model.cell'] == 'lstm'
+  else:  # bfloat16 only where AMX runs it.
+    assert (sum(g['model.compute_dtype'] == 'bfloat16' for g in grid) == 1) == amx
+    assert len(grid) == (11 if amx else 10)
   assert len({sweep.trial_name(o) for o in grid}) == len(grid)
   for overrides in grid:
     config_lib.validate(sweep.apply_overrides(c.base, overrides))
