@@ -29,6 +29,7 @@ rotary (relative by construction).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -56,6 +57,58 @@ def _rotary(x: jax.Array, positions: jax.Array) -> jax.Array:
   return out.reshape(x.shape).astype(x.dtype)
 
 
+def attend(q: jax.Array, k: jax.Array, v: jax.Array, valid: jax.Array, window: int,
+           dtype) -> jax.Array:
+  """Causal attention of the last T of S positions over a band of `window`.
+
+  q [B, T, heads, d] are the queries of positions S-T..S-1, k and v [B, S, heads, d];
+  a position sees the real (valid [B, S]) positions among the `window` up to and
+  including itself. -> [B, T, heads, d]. Scores and softmax in float32."""
+  t, s, hd = q.shape[1], k.shape[1], q.shape[-1]
+  q_idx, k_idx = jnp.arange(s - t, s)[:, None], jnp.arange(s)[None, :]
+  seen = (k_idx <= q_idx) & (k_idx > q_idx - window) & valid[:, None, :]
+  # Masking by adding a bias (not a select) and heads before positions: each makes
+  # the step faster on a CPU (docs/performance.md, the transformer's attention).
+  bias = jnp.where(seen, 0.0, -1e30).astype(jnp.float32)  # [B, T, S]
+  heads_first = lambda a: jnp.swapaxes(a, 1, 2)  # [B, heads, positions, d]
+  y = _attend(heads_first(q * (1.0 / math.sqrt(hd))), heads_first(k), heads_first(v), bias,
+              dtype)
+  return heads_first(y)
+
+
+def _scores(q, k, bias):
+  logits = jnp.einsum('bhqd,bhkd->bhqk', q, k).astype(jnp.float32) + bias[:, None]
+  return jax.nn.softmax(logits, axis=-1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _attend(q, k, v, bias, dtype):
+  """softmax(q k^T + bias) v over [B, heads, positions, d]; the gradient written out
+  (autodiff's costs a fifth more time on a CPU)."""
+  return jnp.einsum('bhqk,bhkd->bhqd', _scores(q, k, bias).astype(dtype), v)
+
+
+def _attend_fwd(q, k, v, bias, dtype):
+  a = _scores(q, k, bias)
+  y = jnp.einsum('bhqk,bhkd->bhqd', a.astype(dtype), v)
+  return y, (q, k, v, a, y)
+
+
+def _attend_bwd(dtype, res, g):
+  q, k, v, a, y = res
+  dv = jnp.einsum('bhqk,bhqd->bhkd', a.astype(dtype), g.astype(dtype))
+  da = jnp.einsum('bhqd,bhkd->bhqk', g.astype(dtype), v).astype(jnp.float32)
+  # Softmax's gradient; sum_k a da = sum_d g y, the cheaper of the two.
+  row = jnp.sum(g.astype(jnp.float32) * y.astype(jnp.float32), -1, keepdims=True)
+  dl = (a * (da - row)).astype(dtype)
+  dq = jnp.einsum('bhqk,bhkd->bhqd', dl, k)
+  dk = jnp.einsum('bhqk,bhqd->bhkd', dl, q)
+  return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype), None
+
+
+_attend.defvjp(_attend_fwd, _attend_bwd)
+
+
 class Block(nnx.Module):
   def __init__(self, d: int, heads: int, dropout: float, num_layers: int, *, rngs: nnx.Rngs):
     init = nnx.initializers.normal(0.02)
@@ -69,11 +122,12 @@ class Block(nnx.Module):
     self.out = nnx.Linear(4 * d, d, kernel_init=out_init, rngs=rngs)
     self.dropout = dropout
 
-  def __call__(self, x, mask, positions, rotary: bool, dtype, deterministic, keys,
-               context=None):
+  def __call__(self, x, valid, window: int, positions, rotary: bool, dtype, deterministic,
+               keys, context=None):
     """x [B, T, d]: the positions computed; context [B, C, d] or None: the inputs of
-    earlier positions, attended to (keys and values) but not computed. mask [B, T, C+T]
-    says which keys each position sees; positions [C+T] are the rotary indices."""
+    earlier positions, attended to (keys and values) but not computed. valid [B, C+T]
+    says which positions are real, each position sees the `window` positions up to and
+    including itself; positions [C+T] are the rotary indices."""
     b, t, d = x.shape
     hd = d // self.heads
     dense = lambda v, w, bias: v.astype(dtype) @ w.astype(dtype) + bias.astype(dtype)
@@ -88,10 +142,7 @@ class Block(nnx.Module):
     q, k, v = split(q), split(k), split(v)
     if rotary:
       q, k = _rotary(q, positions[-t:]), _rotary(k, positions)
-    logits = jnp.einsum('bqhd,bkhd->bhqk', q, k).astype(jnp.float32) / math.sqrt(hd)
-    logits = jnp.where(mask[:, None], logits, -1e30)
-    attn = jax.nn.softmax(logits, axis=-1).astype(dtype)
-    y = jnp.einsum('bhqk,bkhd->bqhd', attn, v).reshape(b, t, d)
+    y = attend(q, k, v, valid, window, dtype).reshape(b, t, d)
     drop = lambda v, key: dropout_lib.dropout(v, self.dropout, None if deterministic else key,
                                               batch_axis=0)
     layer = lambda m, v: dense(v, m.kernel[...], m.bias[...])
@@ -156,12 +207,9 @@ class CharTransformer(nnx.Module):
     seq = jnp.concatenate([carry['tokens'].astype(jnp.int32), tokens.astype(jnp.int32)], 1)
     valid = jnp.concatenate([carry['valid'], jnp.ones((b, t), jnp.float32)], 1) > 0
     s = c + t
-    q_idx, k_idx = jnp.arange(s)[:, None], jnp.arange(s)[None, :]
-    # Causal, at most `context_length` back, and only real characters.
-    mask = (k_idx <= q_idx) & (k_idx > q_idx - c) & valid[:, None, :]
     positions = jnp.arange(s)
-    run = lambda i, x, mask, context: self.blocks[i](
-        x, mask, positions, self.rotary, self.compute_dtype, deterministic,
+    run = lambda i, x, context: self.blocks[i](
+        x, valid, c, positions, self.rotary, self.compute_dtype, deterministic,
         keys[2 * i:2 * i + 2], context)
     new_carry = {'tokens': seq[:, -c:].astype(jnp.float32),
                  'valid': valid[:, -c:].astype(jnp.float32)}
@@ -174,7 +222,7 @@ class CharTransformer(nnx.Module):
       for i in range(self.num_layers):
         context = carry['states'][:, i]
         states.append(jnp.concatenate([context, x], 1)[:, -c:])
-        x = run(i, x, mask[:, c:], context)
+        x = run(i, x, context)
       new_carry['states'] = jnp.stack(states, 1)
     else:
       x = self.embed(seq).astype(jnp.float32)
@@ -182,9 +230,9 @@ class CharTransformer(nnx.Module):
         x = x + self.pos[...][:s][None]
       x = dropout_lib.dropout(x, self.dropout, keys[-1], batch_axis=0)
       for i in range(self.num_layers - 1):
-        x = run(i, x, mask, None)
+        x = run(i, x, None)
       # The last block's outputs are read only at the window's positions.
-      x = run(self.num_layers - 1, x[:, c:], mask[:, c:], x[:, :c])
+      x = run(self.num_layers - 1, x[:, c:], x[:, :c])
     x = self.ln_f(x)
     logits = (x.astype(self.compute_dtype) @ self.head.kernel[...].astype(self.compute_dtype)
               ).astype(jnp.float32) + self.head.bias[...]

@@ -231,3 +231,45 @@ def test_cached_context_states_train_and_resume_exactly(tmp_path):
   with pytest.raises(UserError, match='recompute or cached'):
     train.train_and_evaluate(config, str(tmp_path / 'c'))
   assert not os.path.exists(tmp_path / 'c')
+
+
+def _np_attend(q, k, v, valid, window):
+  """Banded causal attention in NumPy float64: the last T of S positions query."""
+  t, s, hd = q.shape[1], k.shape[1], q.shape[-1]
+  q_i, k_i = np.arange(s - t, s)[:, None], np.arange(s)[None, :]
+  mask = (k_i <= q_i) & (k_i > q_i - window) & valid[:, None, :]
+  att = np.where(mask[:, None], np.einsum('bqhd,bkhd->bhqk', q, k) / np.sqrt(hd), -1e30)
+  att = np.exp(att - att.max(-1, keepdims=True))
+  att /= att.sum(-1, keepdims=True)
+  return np.einsum('bhqk,bkhd->bqhd', att, v)
+
+
+def test_attention_gradient_matches_finite_differences_in_float64():
+  """The attention's hand-written gradient against central differences of a NumPy
+  float64 attention, along random directions, with padding and a band narrower than
+  the keys."""
+  import jax
+  from rnnlm.transformer import attend
+  b, t, s, heads, hd, window = 2, 3, 7, 2, 4, 4
+  rng = np.random.default_rng(1)
+  q, k, v = (rng.normal(size=(b, n, heads, hd)) for n in (t, s, s))
+  valid = np.ones((b, s), bool)
+  valid[1, :3] = False  # A stream that began inside the context.
+  w = rng.normal(size=(b, t, heads, hd))  # The loss is sum(w * attention).
+  loss = lambda q, k, v: jnp.sum(jnp.asarray(w, jnp.float32) * attend(
+      q, k, v, jnp.asarray(valid), window, jnp.float32))
+  grads = jax.grad(loss, argnums=(0, 1, 2))(*(jnp.asarray(a, jnp.float32) for a in (q, k, v)))
+  eps = 1e-5
+  for i, g in enumerate(grads):
+    for _ in range(3):
+      u = rng.normal(size=g.shape)
+      args = lambda sign: [a + sign * eps * u if j == i else a for j, a in enumerate((q, k, v))]
+      numeric = (np.sum(w * _np_attend(*args(1), valid, window))
+                 - np.sum(w * _np_attend(*args(-1), valid, window))) / (2 * eps)
+      np.testing.assert_allclose(np.sum(np.asarray(g, np.float64) * u), numeric, rtol=1e-4,
+                                 atol=1e-4)
+  # The forward too, and the gradient of a key no query may see is zero.
+  np.testing.assert_allclose(
+      attend(*(jnp.asarray(a, jnp.float32) for a in (q, k, v)), jnp.asarray(valid), window,
+             jnp.float32), _np_attend(q, k, v, valid, window), rtol=1e-5, atol=1e-5)
+  assert np.all(np.asarray(grads[1])[1, :3] == 0) and np.all(np.asarray(grads[1])[:, 0] == 0)
