@@ -549,7 +549,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   eval_carry = parallel.shard_carry(
       model.initial_carry(parallel.padded_rows(e.batch_size, mesh)), mesh)
   logging.info('Model %s: %d parameters; %d steps (%.2f epochs of %d windows), %d devices',
-               config.model.cell, count_params(model), num_steps, num_steps / steps_per_epoch,
+               'transformer' if config.model.arch == 'transformer' else config.model.cell,
+               count_params(model), num_steps, num_steps / steps_per_epoch,
                steps_per_epoch, mesh.devices.size)
 
   files = RunFiles(workdir, is_chief)

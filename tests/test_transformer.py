@@ -103,7 +103,7 @@ def test_each_character_sees_at_most_context_length_characters():
   assert not np.allclose(run(near)[0, -1], run(base)[0, -1])
 
 
-def test_transformer_trains_resumes_and_is_refused_by_look_inside(tmp_path):
+def test_transformer_trains_resumes_and_is_refused_by_look_inside(tmp_path, caplog):
   from configs import tiny
   from rnnlm import train
   from rnnlm.errors import UserError
@@ -113,7 +113,9 @@ def test_transformer_trains_resumes_and_is_refused_by_look_inside(tmp_path):
   config.model.arch, config.model.hidden_size, config.model.context_length = 'transformer', 32, 16
   config.model.positions = 'learned'
   config.train.num_steps, config.eval.eval_every, config.train.learning_rate = 30, 10, 3e-3
-  straight = train.train_and_evaluate(config, str(tmp_path / 'a'))
+  with caplog.at_level('INFO'):
+    straight = train.train_and_evaluate(config, str(tmp_path / 'a'))
+  assert 'Model transformer: ' in caplog.text  # Not the unused model.cell.
   train.train_and_evaluate(config, str(tmp_path / 'b'), stop_after_step=15)
   resumed = train.train_and_evaluate(config, str(tmp_path / 'b'))
   assert resumed['best_val_loss'] == straight['best_val_loss']  # Resume is exact.
@@ -215,7 +217,9 @@ def test_cached_context_states_train_and_resume_exactly(tmp_path):
   config.model.arch, config.model.hidden_size, config.model.context_length = 'transformer', 32, 16
   config.model.num_layers, config.model.context_states = 2, 'cached'
   config.train.num_steps, config.eval.eval_every, config.train.learning_rate = 20, 10, 3e-3
-  straight = train.train_and_evaluate(config, str(tmp_path / 'a'))
+  with caplog.at_level('INFO'):
+    straight = train.train_and_evaluate(config, str(tmp_path / 'a'))
+  assert 'Model transformer: ' in caplog.text  # Not the unused model.cell.
   train.train_and_evaluate(config, str(tmp_path / 'b'), stop_after_step=10)
   resumed = train.train_and_evaluate(config, str(tmp_path / 'b'))
   assert resumed['best_val_loss'] == straight['best_val_loss']  # The carry's states resume.
