@@ -8,6 +8,7 @@ compares the version at that commit ('before') with the working tree ('after').
 """
 
 import importlib.util
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ def main(commit: str):
   spec = importlib.util.spec_from_file_location('transformer_before', f.name)
   before = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(before)
+  os.unlink(f.name)
   after = transformer.CharTransformer
   runs = {}
   for width in (96, 192):
