@@ -76,20 +76,16 @@ def attend(q: jax.Array, k: jax.Array, v: jax.Array, valid: jax.Array, window: i
   return heads_first(y)
 
 
-def _scores(q, k, bias):
-  logits = jnp.einsum('bhqd,bhkd->bhqk', q, k).astype(jnp.float32) + bias[:, None]
-  return jax.nn.softmax(logits, axis=-1)
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
 def _attend(q, k, v, bias, dtype):
   """softmax(q k^T + bias) v over [B, heads, positions, d]; the gradient written out
   (autodiff's costs a fifth more time on a CPU)."""
-  return jnp.einsum('bhqk,bhkd->bhqd', _scores(q, k, bias).astype(dtype), v)
+  return _attend_fwd(q, k, v, bias, dtype)[0]
 
 
 def _attend_fwd(q, k, v, bias, dtype):
-  a = _scores(q, k, bias)
+  a = jax.nn.softmax(
+      jnp.einsum('bhqd,bhkd->bhqk', q, k).astype(jnp.float32) + bias[:, None], axis=-1)
   y = jnp.einsum('bhqk,bhkd->bhqd', a.astype(dtype), v)
   return y, (q, k, v, a, y)
 
