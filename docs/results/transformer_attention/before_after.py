@@ -22,8 +22,12 @@ from rnnlm.benchmark import Shape
 
 
 def main(commit: str):
-  source = subprocess.run(['git', 'show', f'{commit}:rnnlm/transformer.py'], check=True,
-                          capture_output=True, text=True).stdout
+  shown = subprocess.run(['git', 'show', f'{commit}:rnnlm/transformer.py'],
+                         capture_output=True, text=True)
+  if shown.returncode:
+    sys.exit(f'no rnnlm/transformer.py at {commit!r}: give a commit of this repository, '
+             'from its root')
+  source = shown.stdout
   with tempfile.NamedTemporaryFile('w', suffix='.py', delete=False) as f:
     f.write(source)
   spec = importlib.util.spec_from_file_location('transformer_before', f.name)
@@ -54,4 +58,6 @@ def main(commit: str):
 
 
 if __name__ == '__main__':
+  if len(sys.argv) != 2:
+    sys.exit('usage: python docs/results/transformer_attention/before_after.py COMMIT')
   main(sys.argv[1])
