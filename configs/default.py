@@ -97,6 +97,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.optimizer = 'adam'
   # Peak learning rate.
   config.train.learning_rate = 2e-3
+  # Adam's (and AdamW's) decay rates of the gradient's first and second moments.
+  # nanoGPT's small character models use b2 = 0.99: the second moment follows the
+  # gradient's scale over ~100 steps rather than ~1,000.
+  config.train.adam_b1 = 0.9
+  config.train.adam_b2 = 0.999
   # Decoupled weight decay for adamw.
   config.train.weight_decay = 0.0
   # RMSProp's squared-gradient decay (char-rnn used 0.95).

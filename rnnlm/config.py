@@ -55,7 +55,8 @@ def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
   if 'train' in config:  # Fields added later; their defaults are what earlier runs did.
     for field, default in (('early_stopping_patience', 0), ('time_budget_minutes', 0.0),
-                           ('schedule_from_budget', False)):
+                           ('schedule_from_budget', False), ('adam_b1', 0.9),
+                           ('adam_b2', 0.999)):
       if field not in config.train:
         config.train[field] = default
   if 'init_from' not in config:
@@ -104,6 +105,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                     f' {t.time_budget_minutes!r})')
   if t.optimizer not in ('adam', 'adamw', 'rmsprop'):
     raise UserError(f'unknown train.optimizer {t.optimizer!r}; use adam, adamw or rmsprop')
+  for name in ('adam_b1', 'adam_b2'):
+    if not 0 <= t[name] < 1:
+      raise UserError(f'train.{name} must be in [0, 1) (got {t[name]!r})')
   if t.lr_schedule not in ('constant', 'exponential', 'cosine'):
     raise UserError(f'unknown train.lr_schedule {t.lr_schedule!r};'
                     ' use constant, exponential or cosine')

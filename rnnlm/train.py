@@ -81,9 +81,9 @@ def budget_schedule(train_config, steps_per_epoch: int, plan: dict) -> optax.Sch
 def make_optimizer(train_config, schedule: optax.Schedule) -> optax.GradientTransformation:
   t = train_config
   if t.optimizer == 'adam':
-    opt = optax.adam(schedule)
+    opt = optax.adam(schedule, b1=t.adam_b1, b2=t.adam_b2)
   elif t.optimizer == 'adamw':
-    opt = optax.adamw(schedule, weight_decay=t.weight_decay)
+    opt = optax.adamw(schedule, b1=t.adam_b1, b2=t.adam_b2, weight_decay=t.weight_decay)
   elif t.optimizer == 'rmsprop':
     opt = optax.rmsprop(schedule, decay=t.rmsprop_decay)
   else:

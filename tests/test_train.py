@@ -67,6 +67,31 @@ def test_schedules():
                              [0, 1.0, 2.0, 0.2 + 1.8 * 0.5, 0.2], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize('optimizer', ['adam', 'adamw'])
+def test_adam_moment_decays_match_numpy(optimizer):
+  """train.adam_b1/adam_b2 reach the optimizer: three updates with b1 0.8, b2 0.99
+  (and decoupled decay for adamw), clipping off, against Adam written out in float64."""
+  t = tiny_config(**{'train.optimizer': optimizer, 'train.adam_b1': 0.8,
+                     'train.adam_b2': 0.99, 'train.weight_decay': 0.1,
+                     'train.grad_clip_norm': 0.0}).train
+  lr = [0.1, 0.05, 0.02]
+  opt = train.make_optimizer(t, lambda count: jnp.asarray(lr)[count])
+  rng = np.random.default_rng(0)
+  grads = rng.normal(size=(3, 5)) * np.array([1e-3, 1e-1, 1.0, 10.0, 100.0])
+  p = np.array([0.5, -1.0, 2.0, 0.0, 3.0])
+  params = jnp.asarray(p, jnp.float32)
+  state = opt.init(params)
+  m = v = np.zeros(5)
+  for i, g in enumerate(grads):
+    updates, state = opt.update(jnp.asarray(g, jnp.float32), state, params)
+    params = params + updates
+    m = 0.8 * m + 0.2 * g
+    v = 0.99 * v + 0.01 * g * g
+    step = (m / (1 - 0.8 ** (i + 1))) / (np.sqrt(v / (1 - 0.99 ** (i + 1))) + 1e-8)
+    p = p - lr[i] * (step + (0.1 * p if optimizer == 'adamw' else 0.0))
+  np.testing.assert_allclose(np.asarray(params), p, rtol=1e-5, atol=1e-6)
+
+
 def _event_steps(workdir):
   """{tag: [steps]} of the scalars in a workdir's TensorBoard event file (TFRecord
   framing: length, its CRC, an Event protobuf, its CRC)."""
@@ -338,6 +363,7 @@ def test_bad_config_fields_are_one_line_errors(tmp_path):
                                ('train.optimizer', 'sgd', 'train.optimizer'),
                                ('train.lr_schedule', 'step', 'train.lr_schedule'),
                                ('model.embed_dim', -1, 'model.embed_dim'),
+                               ('train.adam_b2', 1.0, 'train.adam_b2'),
                                ('log_every', 0, 'log_every')):
     with pytest.raises(UserError, match=needle):
       train.train_and_evaluate(tiny_config(**{field: value}), str(tmp_path / 'x'))
