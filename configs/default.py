@@ -124,8 +124,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.time_budget_minutes = 0.0
   # With a time budget: lay the learning-rate schedule over the steps the budget
   # allows, instead of over the step cap: estimated from timing a few steps at the
-  # start, then again from the train loop's own steps 5% in (both recorded in
-  # schedule.json, so that resume is exact).
+  # start, then again from the train loop's own steps 5, 25, 50, 75 and 90% of the
+  # way in (all recorded in schedule.json, so that resume is exact).
   config.train.schedule_from_budget = False
 
   config.eval = ml_collections.ConfigDict()

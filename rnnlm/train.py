@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import json
 import math
 import os
@@ -66,16 +67,18 @@ def make_schedule(train_config, steps_per_epoch: int, num_steps: int) -> optax.S
 
 def budget_schedule(train_config, steps_per_epoch: int, plan: dict) -> optax.Schedule:
   """The schedule a time-budgeted run follows, from its schedule.json `plan`: laid over
-  `plan['schedule_steps']`, and from step `plan['retimed']['at_step']` on (if the run
-  was re-timed) over `plan['retimed']['schedule_steps']`."""
-  first = make_schedule(train_config, steps_per_epoch, plan['schedule_steps'])
-  retimed = plan.get('retimed')
-  if not retimed:
-    return first
-  later = make_schedule(train_config, steps_per_epoch, retimed['schedule_steps'])
-  at = retimed['at_step']
-  # optax calls a schedule with the count of updates already made: step s uses s - 1.
-  return lambda count: jnp.where(count < at, first(count), later(count))
+  `plan['schedule_steps']`, and from each re-timing's `at_step` on (`plan['retimes']`)
+  over that re-timing's `schedule_steps`."""
+  schedule = make_schedule(train_config, steps_per_epoch, plan['schedule_steps'])
+  for retimed in _retimes(plan):
+    later = make_schedule(train_config, steps_per_epoch, retimed['schedule_steps'])
+    # optax calls a schedule with the count of updates already made: step s uses s - 1.
+    schedule = functools.partial(_switch, schedule, later, retimed['at_step'])
+  return schedule
+
+
+def _switch(first: optax.Schedule, later: optax.Schedule, at: int, count):
+  return jnp.where(count < at, first(count), later(count))
 
 
 def make_optimizer(train_config, schedule: optax.Schedule) -> optax.GradientTransformation:
@@ -587,11 +590,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       logging.info('Started from %s (step %d); characters new to it: %r', config.init_from,
                    init_record['source_step'], ''.join(init_record['new_chars']))
     run_start, start_step = time.time(), step
-    # A budgeted run not yet re-timed is re-timed a few steps into this loop.
-    retime_at = None
-    if plan is not None and 'retimed' not in plan:
-      retime_at = max(_retime_step(plan['schedule_steps']), start_step + _TIMED_STEPS + 1)
-      retime_at = retime_at if retime_at < num_steps else None
+    # A budgeted run re-times itself a few times in this loop (`_next_retime`).
+    retime_at = None if plan is None else _next_retime(plan, start_step, num_steps)
     timed_from = None  # (step, training seconds) once the first step of the loop is done.
     pbar = tqdm(total=num_steps, initial=step, disable=None if is_chief else True,
                 unit='step', dynamic_ncols=True)
@@ -610,6 +610,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           clock.pause()
           plan = _retime(plan, workdir, is_chief, step, timed_from, clock.seconds(),
                          stopping.budget_s, num_steps)
+          timed_from = (step, clock.seconds())  # The next re-timing times from here.
+          retime_at = _next_retime(plan, step, num_steps)
           schedule = budget_schedule(t, steps_per_epoch, plan)
           train_fn, _ = compile_steps(graphdef, make_optimizer(t, schedule), mesh)
           train_fn = train_fn.lower(state, batch).compile()  # Not charged to the budget.
@@ -686,12 +688,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
 SCHEDULE_FILE = 'schedule.json'
 _TIMED_STEPS = 20
-_RETIME_FRACTION = 0.05
+# Fractions of the schedule (as last laid) at which the train loop re-times it.
+_RETIME_FRACTIONS = (0.05, 0.25, 0.5, 0.75, 0.9)
 
 
-def _retime_step(schedule_steps: int) -> int:
-  """The step at which a budgeted run re-times itself: 5% into the first plan."""
-  return max(_TIMED_STEPS + 1, math.ceil(_RETIME_FRACTION * schedule_steps))
+def _retimes(plan: dict) -> list[dict]:
+  """The plan's re-timings, in order (a run of an earlier version recorded at most
+  one, as 'retimed')."""
+  return plan.get('retimes') or ([plan['retimed']] if 'retimed' in plan else [])
+
+
+def _laid_steps(plan: dict) -> int:
+  """The steps the schedule spans as last laid."""
+  retimes = _retimes(plan)
+  return retimes[-1]['schedule_steps'] if retimes else plan['schedule_steps']
+
+
+def _next_retime(plan: dict, after_step: int, num_steps: int) -> int | None:
+  """The step at which a budgeted run next re-times itself, or None: at the next of
+  `_RETIME_FRACTIONS` of the schedule as last laid, and at least `_TIMED_STEPS` steps
+  after `after_step` (where the loop starts timing, or last re-timed)."""
+  done = len(_retimes(plan))
+  if done >= len(_RETIME_FRACTIONS):
+    return None
+  steps = _laid_steps(plan)
+  at = max(math.ceil(_RETIME_FRACTIONS[done] * steps), after_step + _TIMED_STEPS + 1)
+  return at if at < min(steps, num_steps) else None
 
 
 def _budget_plan(config, splits: Splits, mesh, workdir: str, num_steps: int,
@@ -700,14 +722,15 @@ def _budget_plan(config, splits: Splits, mesh, workdir: str, num_steps: int,
 
   A fresh run times `_TIMED_STEPS` steps (after compiling) on a throwaway copy of
   its state and lays the schedule over the steps the budget then allows (at most
-  the step cap). A few percent into the run, the train loop times its own steps
-  (data, logging and all) and lays the rest of the schedule again (`_retime`).
-  Both counts are written to schedule.json and read back on resume, so that the
-  schedule, and with it the run, resumes exactly.
+  the step cap). At 5, 25, 50, 75 and 90% of the schedule the train loop times its
+  own steps since the last timing (data, logging and all) and lays the rest of the
+  schedule again (`_retime`), so that a machine whose speed drifts still ends the
+  schedule near the budget's end. All counts are written to schedule.json and read
+  back on resume, so that the schedule, and with it the run, resumes exactly.
 
   Returns:
     The plan: {'schedule_steps', 'seconds_per_step', 'timed_steps'} and, once the
-    run is re-timed, 'retimed' (see `budget_schedule`).
+    run is re-timed, 'retimes' (see `budget_schedule`).
   """
   path = os.path.join(workdir, SCHEDULE_FILE)
   if os.path.exists(path):
@@ -759,10 +782,12 @@ def _retime(plan: dict, workdir: str, is_chief: bool, step: int, timed_from: tup
     steps = int(multihost_utils.broadcast_one_to_all(np.int32(steps)))
   logging.info('Re-timed %.4f s per step over steps %d-%d: the schedule spans %d steps'
                ' from step %d on (was %d)', seconds_per_step, timed_from[0] + 1, step, steps,
-               step, plan['schedule_steps'])
-  plan = dict(plan, retimed={'at_step': step, 'schedule_steps': steps,
-                             'seconds_per_step': seconds_per_step,
-                             'timed_steps': step - timed_from[0]})
+               step, _laid_steps(plan))
+  retimed = {'at_step': step, 'schedule_steps': steps, 'seconds_per_step': seconds_per_step,
+             'timed_steps': step - timed_from[0]}
+  earlier = _retimes(plan)
+  plan = {k: v for k, v in plan.items() if k != 'retimed'}
+  plan['retimes'] = earlier + [retimed]
   if is_chief:
     data.atomic_write(os.path.join(workdir, SCHEDULE_FILE), json.dumps(plan, indent=2))
   return plan

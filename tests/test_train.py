@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 
@@ -463,10 +464,10 @@ def test_schedule_laid_over_the_time_budget(tmp_path, monkeypatch):
   config = tiny_config(**{'train.time_budget_minutes': 0.1, 'train.schedule_from_budget': True,
                           'train.num_steps': 1_000_000, 'train.lr_schedule': 'cosine',
                           'eval.eval_every': 50})
-  monkeypatch.setattr(train, '_RETIME_FRACTION', 0.2)  # Re-timed well after step 60.
+  monkeypatch.setattr(train, '_RETIME_FRACTIONS', (0.2,))  # Re-timed well after step 60.
   train.train_and_evaluate(config, str(wd), stop_after_step=60)
   recorded = json.loads((wd / 'schedule.json').read_text())
-  assert 'retimed' not in recorded  # Not before 20% of the schedule.
+  assert 'retimes' not in recorded  # Not before 20% of the schedule.
   steps = recorded['schedule_steps']
   # The budget divided by the timed step: 6 s at whatever speed this machine has.
   assert steps == int(0.1 * 60 / recorded['seconds_per_step']) and 1 < steps < 1_000_000
@@ -492,38 +493,56 @@ def _cosine_lr(t, steps: int, s: int) -> float:
 
 
 def test_budget_schedule_is_retimed_in_the_loop_and_resumes_exactly(tmp_path, monkeypatch):
-  monkeypatch.setattr(train, '_RETIME_FRACTION', 0.0)  # Re-time at step 21.
+  monkeypatch.setattr(train, '_RETIME_FRACTIONS', (0.0, 0.0))  # Re-time at steps 21 and 42.
   config = tiny_config(**{'train.time_budget_minutes': 0.5, 'train.schedule_from_budget': True,
                           'train.num_steps': 1_000_000, 'train.lr_schedule': 'cosine',
                           'train.warmup_steps': 5, 'train.end_lr_fraction': 0.0,
                           'eval.eval_every': 10})
   a = tmp_path / 'a'
-  train.train_and_evaluate(config, str(a), stop_after_step=35)
+  train.train_and_evaluate(config, str(a), stop_after_step=50)
   plan = json.loads((a / 'schedule.json').read_text())
-  retimed = plan['retimed']
-  assert retimed['at_step'] == 21 and retimed['timed_steps'] == 20
-  assert 21 < retimed['schedule_steps'] <= 1_000_000
-  # The recorded rates follow the first count up to step 21 and the new one after.
+  retimes = plan['retimes']
+  # Each re-timing times the steps since the one before: 2-21, then 22-42.
+  assert [(r['at_step'], r['timed_steps']) for r in retimes] == [(21, 20), (42, 21)]
+  assert all(21 < r['schedule_steps'] <= 1_000_000 for r in retimes)
+  # The recorded rates follow the first count up to step 21, the second to 42, then the third.
   t = config.train
   lrs = {r['step']: r['learning_rate'] for r in map(json.loads, open(a / 'metrics.jsonl'))}
-  assert sorted(lrs) == [10, 20, 30]
+  assert sorted(lrs) == [10, 20, 30, 40, 50]
   for s, lr in lrs.items():
-    steps = plan['schedule_steps'] if s <= 21 else retimed['schedule_steps']
+    steps = (plan['schedule_steps'] if s <= 21 else retimes[0]['schedule_steps'] if s <= 42
+             else retimes[1]['schedule_steps'])
     assert lr == pytest.approx(_cosine_lr(t, steps, s), rel=1e-5), s
-  # Preempted after the re-timing, it resumes from step 30 with the recorded plan and
-  # matches a run that followed that plan from the start.
-  train.train_and_evaluate(config, str(a), stop_after_step=40)
-  assert json.loads((a / 'schedule.json').read_text()) == plan
+  # A run given that plan from the start, preempted at step 30 and resumed, makes no
+  # re-timing of its own and ends where the run that re-timed itself did.
   b = tmp_path / 'b'
   b.mkdir()
   (b / 'schedule.json').write_text(json.dumps(plan))
-  train.train_and_evaluate(config, str(b), stop_after_step=40)
-  pa, pb = _read_params(str(a), 40), _read_params(str(b), 40)
+  train.train_and_evaluate(config, str(b), stop_after_step=30)
+  train.train_and_evaluate(config, str(b), stop_after_step=50)
+  assert json.loads((b / 'schedule.json').read_text()) == plan
+  pa, pb = _read_params(str(a), 50), _read_params(str(b), 50)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), pa, pb)
-  # The comparison is sharp: a plan whose rate reaches zero at step 23 ends elsewhere.
+  # The comparison is sharp: a plan whose last rate reaches zero at step 44 ends elsewhere.
   c = tmp_path / 'c'
   c.mkdir()
-  (c / 'schedule.json').write_text(json.dumps(dict(plan, retimed=dict(retimed, schedule_steps=23))))
-  train.train_and_evaluate(config, str(c), stop_after_step=40)
-  pc = _read_params(str(c), 40)
-  assert max(float(np.max(np.abs(x - y))) for x, y in zip(jax.tree.leaves(pa), jax.tree.leaves(pc))) > 1e-4
+  (c / 'schedule.json').write_text(json.dumps(
+      dict(plan, retimes=[retimes[0], dict(retimes[1], schedule_steps=44)])))
+  train.train_and_evaluate(config, str(c), stop_after_step=50)
+  pc = _read_params(str(c), 50)
+  assert max(float(np.max(np.abs(x - y)))
+             for x, y in zip(jax.tree.leaves(pa), jax.tree.leaves(pc))) > 1e-4
+
+
+def test_a_plan_recorded_with_one_retiming_reads_as_before():
+  """schedule.json of earlier versions held at most one re-timing, as 'retimed': its
+  schedule is unchanged, and the run goes on to the next re-timing from there."""
+  t = tiny_config(**{'train.lr_schedule': 'cosine', 'train.warmup_steps': 5,
+                     'train.end_lr_fraction': 0.0}).train
+  plan = {'schedule_steps': 400, 'retimed': {'at_step': 21, 'schedule_steps': 300}}
+  s = train.budget_schedule(t, 1, plan)
+  # optax counts updates already made: step s reads count s - 1.
+  for step in (10, 21, 22, 200, 300):
+    assert float(s(step - 1)) == pytest.approx(_cosine_lr(t, 400 if step <= 21 else 300, step),
+                                               rel=1e-5, abs=1e-9), step
+  assert train._next_retime(plan, 21, 1_000_000) == math.ceil(train._RETIME_FRACTIONS[1] * 300)
