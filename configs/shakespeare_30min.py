@@ -6,9 +6,9 @@ The 5-minute recipe (configs/shakespeare_5min.py) grown with the budget: a 2-lay
 of 384 units (1.46M parameters), dropout 0.1, batch 50 x 100, and a lower peak
 learning rate, 0.003, found by the 30-minute search (configs/sweeps/shakespeare_budget.py:30;
 docs/results.md, "Best validation loss in 30 minutes"), with the cosine schedule laid
-over the steps that 30 minutes of training allow (timed at the start, timed again on
-the run's own steps 5% in, both recorded so that resume is exact). Evaluation time is
-not counted.
+over the steps that 30 minutes of training allow (timed at the start, then on the
+run's own steps 5, 25, 50, 75 and 90% in, all recorded so that resume is exact; the
+runs measured below were re-timed once, 5% in). Evaluation time is not counted.
 
 Measured from scratch on the 2-core Intel Xeon, nothing else running, as that
 search's trial (this config exactly): 5,600 steps in 1,804 s of training (the
