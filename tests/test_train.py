@@ -359,6 +359,14 @@ def test_legacy_recurrence_booleans_still_load(tmp_path, fast, kernel, want):
   assert model.recurrence == 'reference'
 
 
+def test_a_config_saved_before_the_adam_fields_loads_with_adams_defaults(tmp_path):
+  saved = tiny_config().to_dict()
+  for field in ('adam_b1', 'adam_b2'):
+    del saved['train'][field]
+  (tmp_path / 'config.json').write_text(json.dumps(saved))
+  t = config_lib.load(str(tmp_path)).train
+  assert (t.adam_b1, t.adam_b2) == (0.9, 0.999)  # optax.adam's, which such a run used.
+
 def test_bad_config_fields_are_one_line_errors(tmp_path):
   for field, value, needle in (('model.recurrence', 'fast', 'model.recurrence'),
                                ('train.optimizer', 'sgd', 'train.optimizer'),
