@@ -16,8 +16,8 @@ of training, best validation loss 1.419 nats (2.047 bits) per character at the l
 step, test 1.368; a second run with the command above, same machine, 3,629 steps,
 1.424 (test 1.370). A third, on another day (the machine 10% faster), with the five
 re-timings: 4,000 steps, 1.415 (test 1.370); in that day's runs Adam's b2 0.99, batch
-32 and batch 100 x 50 each did worse (1.421 to 1.428; docs/results.md, "A second round
-at 15 minutes"). The config it replaces (the 5-minute recipe: dropout 0.1) had 1.438
+32, batch 100 x 50 and rate 0.008 each did worse (1.420 to 1.428; docs/results.md, "A
+second round at 15 minutes"). The config it replaces (the 5-minute recipe: dropout 0.1) had 1.438
 there (3,596 steps), and 1.427 (4,584 steps) on the 2-core Intel Xeon of the other
 budget runs, where by 15 minutes the default config had 1.470, PyTorch char-rnn 1.500
 and the nanoGPT-style transformer 1.500 at 4 x 192 (docs/results.md, "Validation loss

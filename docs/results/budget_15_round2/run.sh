@@ -19,3 +19,7 @@ python experiments/train.py --config=configs/shakespeare_15min.py --workdir=runs
 # The shipped config unchanged, on the code that re-times the schedule at 5, 25, 50, 75
 # and 90% (the runs above, and the reference runs, re-timed once, 5% in).
 python experiments/train.py --config=configs/shakespeare_15min.py --workdir=runs/r15_retimed
+# Then a higher peak rate (the first round tried only lower ones), at 446235c's
+# re-timing, after a 30-minute run on the same machine.
+python experiments/train.py --config=configs/shakespeare_15min.py --workdir=runs/r15_rate008 \
+    --config.train.learning_rate=0.008
