@@ -8,7 +8,8 @@ learning rate, 0.003, found by the 30-minute search (configs/sweeps/shakespeare_
 docs/results.md, "Best validation loss in 30 minutes"), with the cosine schedule laid
 over the steps that 30 minutes of training allow (timed at the start, then on the
 run's own steps 5, 25, 50, 75 and 90% in, all recorded so that resume is exact; the
-runs measured below were re-timed once, 5% in). Evaluation time is not counted.
+runs measured below were re-timed once, 5% in, except where said). Evaluation time is
+not counted.
 
 Measured from scratch on the 2-core Intel Xeon, nothing else running, as that
 search's trial (this config exactly): 5,600 steps in 1,804 s of training (the
