@@ -17,7 +17,7 @@ the same gradients (tests compare them against NumPy float64):
     `lax.associative_scan` over the window (`cells.PARALLEL`); for them 'scan'
     and 'reference' are the plain sequential `lax.scan`;
   * 'auto': 'kernel' where the kernels run and are faster than 'scan' (a CPU
-    backend, float32, H a multiple of 16, a library built with AVX-512), else
+    backend, float32, H a multiple of 16, a library built with AVX-512 or AVX2), else
     'scan'; for the parallel cells 'parallel' on an accelerator and 'scan' on a
     CPU, where the sequential scan was measured 1.6x (lru) to 2.6x (mingru)
     faster per training step than the parallel one (docs/performance.md).
@@ -101,7 +101,7 @@ def resolve(name: str, cell: str, hidden: int, dtype=jnp.float32) -> str:
     return 'parallel' if jax.default_backend() != 'cpu' else 'scan'
   if name == 'auto':  # 'cudnn' joins auto once it has been timed on a GPU.
     fast = (kernel_unavailable_reason(cell, hidden, dtype) is None
-            and kernels.instruction_set() == 'avx512')
+            and kernels.instruction_set() in ('avx512', 'avx2'))
     return 'kernel' if fast else 'scan'
   if name == 'cudnn':
     reason = cudnn_unavailable_reason(cell)

@@ -33,7 +33,7 @@ def test_kernel_builds_where_a_compiler_exists():
   with pytest.raises(UserError, match='model.recurrence=kernel cannot run here: .*multiple'):
     recurrence.resolve('kernel', 'gru', 33)
   assert recurrence.resolve('auto', 'gru', 33) == 'scan'
-  want = 'kernel' if kernels.instruction_set() == 'avx512' else 'scan'
+  want = 'kernel' if kernels.instruction_set() in ('avx512', 'avx2') else 'scan'
   assert recurrence.resolve('auto', 'lstm', 32) == want
 
 
@@ -93,6 +93,29 @@ def test_forward_matches_numpy_float64(cell, t, b, h, zero_carry):
   np.testing.assert_allclose(hs, np.stack(want), rtol=1e-5, atol=2e-6)
   for got, w in zip(final, state):
     np.testing.assert_allclose(got, w, rtol=1e-5, atol=2e-6)
+
+
+@needs_kernel
+@pytest.mark.parametrize('cell', ['lstm', 'gru', 'rnn'])
+def test_forward_matches_numpy_float64_in_saturation(cell):
+  # Pre-activations of every size from 1e-3 to 200, both signs: the vector exp
+  # clamps its argument and scales by 2^n near n = +-126, sigmoid and tanh
+  # saturate, and tanh switches to its series below |x| = 1/8.
+  t, b, h = 3, 5, 32
+  w_h, biases, _, carry = _inputs(cell, t, b, h, zero_carry=False, seed=3)
+  rng = np.random.default_rng(4)
+  g = cells.get_spec(cell).num_gates
+  xp = rng.choice([-1.0, 1.0], size=(t, b, g * h)) * 10.0 ** rng.uniform(-3, 2.3, (t, b, g * h))
+  p = {'W_x': np.eye(g * h), 'W_h': w_h, 'b': biases[0]}
+  if cell == 'gru':
+    p['b_hn'] = biases[1]
+  state, want = carry, []
+  for x in xp:
+    state = NP_STEPS[cell](p, x, *state)
+    want.append(state[0])
+  hs, _ = jax.jit(_kernel(cell))(*f32((w_h, biases, xp, carry)))
+  assert np.all(np.isfinite(hs))
+  np.testing.assert_allclose(hs, np.stack(want), rtol=1e-5, atol=2e-6)
 
 
 @needs_kernel
@@ -342,17 +365,24 @@ def test_benchmark_flop_counts_by_hand():
 
 @pytest.mark.skipif(bool(os.environ.get('RNNLM_KERNEL_FLAGS')), reason='already the inner run')
 @needs_kernel
-def test_portable_build_without_avx512_passes_the_kernel_tests(tmp_path):
-  # The same source built with AVX-512 turned off runs its portable (AVX2 or scalar)
-  # loops, which the default build on an AVX-512 machine never executes: the
-  # reference tests run again against that build, in a fresh process.
-  env = dict(os.environ, RNNLM_KERNEL_FLAGS='-mno-avx512f', RNNLM_CACHE=str(tmp_path),
+@pytest.mark.parametrize('flags,want_isa', [('-mno-avx512f', 'avx2'),
+                                            ('-mno-avx512f -mno-avx2 -mno-fma', 'scalar')])
+def test_narrower_builds_pass_the_kernel_tests(tmp_path, flags, want_isa):
+  # The same source built for a narrower instruction set runs loops the default
+  # build never executes (AVX2 intrinsics on an AVX-512 machine; the plain C++
+  # loops left to the compiler anywhere): the reference tests run again against
+  # that build, in a fresh process.
+  if kernels.instruction_set() == want_isa:
+    pytest.skip(f'the default build is already {want_isa}')
+  env = dict(os.environ, RNNLM_KERNEL_FLAGS=flags, RNNLM_CACHE=str(tmp_path),
              JAX_PLATFORMS='cpu')
   code = ('from rnnlm import kernels; assert kernels.available(), kernels.unavailable_reason();'
           'print(kernels.instruction_set())')
   isa = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
                        check=True).stdout.split()[-1]
-  assert isa in ('avx2', 'scalar')
+  if want_isa == 'avx2' and isa == 'scalar':
+    pytest.skip('this CPU has no AVX2')
+  assert isa == want_isa
   proc = subprocess.run(
       [sys.executable, '-m', 'pytest', '-q', '-x', '-p', 'no:cacheprovider',
        os.path.abspath(__file__), '-k',

@@ -46,7 +46,7 @@
 
 #include "xla/ffi/api/ffi.h"
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 #if defined(__AMX_TILE__)
@@ -65,57 +65,119 @@ namespace {
 // ---------------------------------------------------------------------------
 // Vectorised nonlinearities.
 
+// One SIMD vector type V of kLanes floats and the few operations the kernels use,
+// for AVX-512 (16 lanes) or AVX2 with FMA (8 lanes); RNNLM_SIMD is defined when
+// either is there. kTileVecs: the vectors of one register tile's row (four zmm
+// or two ymm per row, so that a 6-row tile's accumulators, one row of W and the
+// broadcast fit the 32 or 16 vector registers).
+
 #if defined(__AVX512F__)
+#define RNNLM_SIMD 1
 using V = __m512;
 constexpr int kLanes = 16;
+constexpr int kTileVecs = 4;
 
 inline V vload(const float* p) { return _mm512_loadu_ps(p); }
 inline void vstore(float* p, V v) { _mm512_storeu_ps(p, v); }
+inline void vstream(float* p, V v) { _mm512_stream_ps(p, v); }
 inline V vset(float x) { return _mm512_set1_ps(x); }
+inline V vzero() { return _mm512_setzero_ps(); }
+inline V vadd(V a, V b) { return _mm512_add_ps(a, b); }
+inline V vsub(V a, V b) { return _mm512_sub_ps(a, b); }
+inline V vmul(V a, V b) { return _mm512_mul_ps(a, b); }
+inline V vdiv(V a, V b) { return _mm512_div_ps(a, b); }
+inline V vfmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }    // a b + c
+inline V vfnmadd(V a, V b, V c) { return _mm512_fnmadd_ps(a, b, c); }  // c - a b
+inline V vmin(V a, V b) { return _mm512_min_ps(a, b); }
+inline V vmax(V a, V b) { return _mm512_max_ps(a, b); }
+inline V vround(V x) {
+  return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+inline V vscale(V p, V n) { return _mm512_scalef_ps(p, n); }  // p 2^n, n integral
+inline V vabs(V x) { return _mm512_abs_ps(x); }
+inline V vcopysign(V mag, V sign) {  // |mag| with the sign of `sign`
+  const __m512i m = _mm512_set1_epi32(0x80000000);
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(mag),
+                                             _mm512_and_si512(m, _mm512_castps_si512(sign))));
+}
+inline V vselect_lt(V a, V b, V if_lt, V otherwise) {  // a < b ? if_lt : otherwise
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), otherwise, if_lt);
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+#define RNNLM_SIMD 1
+using V = __m256;
+constexpr int kLanes = 8;
+constexpr int kTileVecs = 2;
 
+inline V vload(const float* p) { return _mm256_loadu_ps(p); }
+inline void vstore(float* p, V v) { _mm256_storeu_ps(p, v); }
+inline void vstream(float* p, V v) { _mm256_stream_ps(p, v); }
+inline V vset(float x) { return _mm256_set1_ps(x); }
+inline V vzero() { return _mm256_setzero_ps(); }
+inline V vadd(V a, V b) { return _mm256_add_ps(a, b); }
+inline V vsub(V a, V b) { return _mm256_sub_ps(a, b); }
+inline V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
+inline V vdiv(V a, V b) { return _mm256_div_ps(a, b); }
+inline V vfmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+inline V vfnmadd(V a, V b, V c) { return _mm256_fnmadd_ps(a, b, c); }
+inline V vmin(V a, V b) { return _mm256_min_ps(a, b); }
+inline V vmax(V a, V b) { return _mm256_max_ps(a, b); }
+inline V vround(V x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+// p 2^n for integral n in [-126, 127] (vexp's clamp keeps it there): n + 127
+// written into the exponent field.
+inline V vscale(V p, V n) {
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n),
+                                                       _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+inline V vabs(V x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
+inline V vcopysign(V mag, V sign) {
+  const V m = _mm256_set1_ps(-0.0f);
+  return _mm256_or_ps(_mm256_andnot_ps(m, mag), _mm256_and_ps(m, sign));
+}
+inline V vselect_lt(V a, V b, V if_lt, V otherwise) {
+  return _mm256_blendv_ps(otherwise, if_lt, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
+}
+#endif
+
+#if defined(RNNLM_SIMD)
 // exp(x) to about 2 ulp: x = n ln2 + r, |r| <= ln2 / 2, a degree-6 polynomial
 // for exp(r), then a scale by 2^n.
 inline V vexp(V x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, vset(-87.0f)), vset(88.0f));
-  V n = _mm512_roundscale_ps(_mm512_mul_ps(x, vset(1.44269504088896341f)),
-                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  V r = _mm512_fnmadd_ps(n, vset(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, vset(-2.12194440e-4f), r);
+  x = vmin(vmax(x, vset(-87.0f)), vset(88.0f));
+  V n = vround(vmul(x, vset(1.44269504088896341f)));
+  V r = vfnmadd(n, vset(0.693359375f), x);
+  r = vfnmadd(n, vset(-2.12194440e-4f), r);
   V p = vset(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, vset(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, vset(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, vset(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, vset(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, vset(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, vset(1.0f)));
-  return _mm512_scalef_ps(p, n);
+  p = vfmadd(p, r, vset(1.3981999507e-3f));
+  p = vfmadd(p, r, vset(8.3334519073e-3f));
+  p = vfmadd(p, r, vset(4.1665795894e-2f));
+  p = vfmadd(p, r, vset(1.6666665459e-1f));
+  p = vfmadd(p, r, vset(5.0000001201e-1f));
+  p = vfmadd(p, vmul(r, r), vadd(r, vset(1.0f)));
+  return vscale(p, n);
 }
 
 inline V vsigmoid(V x) {
   V one = vset(1.0f);
-  return _mm512_div_ps(one, _mm512_add_ps(one, vexp(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+  return vdiv(one, vadd(one, vexp(vsub(vzero(), x))));
 }
 
 // tanh(|x|) = (1 - e) / (1 + e) with e = exp(-2|x|); below |x| = 1/8, where that
 // difference loses digits, its odd Taylor series to x^9 instead.
 inline V vtanh(V x) {
-  const __m512i sign_mask = _mm512_set1_epi32(0x80000000);
-  V a = _mm512_castsi512_ps(_mm512_andnot_si512(sign_mask, _mm512_castps_si512(x)));
+  V a = vabs(x);
   V one = vset(1.0f);
-  V e = vexp(_mm512_mul_ps(a, vset(-2.0f)));
-  V big = _mm512_div_ps(_mm512_sub_ps(one, e), _mm512_add_ps(one, e));
-  V a2 = _mm512_mul_ps(a, a);
+  V e = vexp(vmul(a, vset(-2.0f)));
+  V big = vdiv(vsub(one, e), vadd(one, e));
+  V a2 = vmul(a, a);
   V s = vset(62.0f / 2835.0f);
-  s = _mm512_fmadd_ps(s, a2, vset(-17.0f / 315.0f));
-  s = _mm512_fmadd_ps(s, a2, vset(2.0f / 15.0f));
-  s = _mm512_fmadd_ps(s, a2, vset(-1.0f / 3.0f));
-  s = _mm512_fmadd_ps(s, a2, one);
-  V small = _mm512_mul_ps(s, a);
-  __mmask16 is_small = _mm512_cmp_ps_mask(a, vset(0.125f), _CMP_LT_OQ);
-  V t = _mm512_mask_blend_ps(is_small, big, small);
-  return _mm512_castsi512_ps(_mm512_or_si512(
-      _mm512_castps_si512(t),
-      _mm512_and_si512(sign_mask, _mm512_castps_si512(x))));
+  s = vfmadd(s, a2, vset(-17.0f / 315.0f));
+  s = vfmadd(s, a2, vset(2.0f / 15.0f));
+  s = vfmadd(s, a2, vset(-1.0f / 3.0f));
+  s = vfmadd(s, a2, one);
+  V small = vmul(s, a);
+  return vcopysign(vselect_lt(a, vset(0.125f), small, big), x);
 }
 #endif
 
@@ -123,13 +185,13 @@ inline float ssigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 // ---------------------------------------------------------------------------
 // C[m, :N] = Init[m, :N] + A[m, :K] W[:K, :N] for the m <= kMaxRows rows of one
-// tile. Row strides in floats. Init may alias C. Columns in blocks of up to four
-// 16-wide vectors held in registers with all rows of the tile.
+// tile. Row strides in floats. Init may alias C. Columns in blocks of up to
+// kTileVecs vectors held in registers with all rows of the tile.
 
 constexpr int kMaxRows = 6;
 
-#if defined(__AVX512F__)
-// acc[r][j] = sum_kk A(r, kk) W[kk, 16 j : 16 j + 16] for one tile: R rows of A
+#if defined(RNNLM_SIMD)
+// acc[r][j] = sum_kk A(r, kk) W[kk, kLanes j : kLanes (j + 1)] for one tile: R rows of A
 // broadcast against NV vectors of each row of W, all in registers. A(r, kk) is
 // a[r * a_row + kk * a_k]: (lda, 1) for A as stored, (1, lda) for A transposed.
 template <int R, int NV>
@@ -138,13 +200,13 @@ __attribute__((always_inline)) inline void TileProducts(const float* a, int64_t 
                                                         int64_t ldw, int64_t k,
                                                         V (&acc)[R][NV]) {
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
+    for (int j = 0; j < NV; ++j) acc[r][j] = vzero();
   for (int64_t kk = 0; kk < k; ++kk) {
     V wv[NV];
     for (int j = 0; j < NV; ++j) wv[j] = vload(w + kk * ldw + j * kLanes);
     for (int r = 0; r < R; ++r) {
       V av = vset(a[r * a_row + kk * a_k]);
-      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(av, wv[j], acc[r][j]);
+      for (int j = 0; j < NV; ++j) acc[r][j] = vfmadd(av, wv[j], acc[r][j]);
     }
   }
 }
@@ -168,14 +230,14 @@ inline void TileBlock(const float* a, int64_t lda, const float* w, int64_t ldw, 
   TileProducts<R, NV>(a, lda, 1, w, ldw, k, acc);
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < NV; ++j) {
-      V out = _mm512_add_ps(acc[r][j], vload(irow[r] + j * kLanes));
-      if (bias) out = _mm512_add_ps(out, vload(bias + j * kLanes));
+      V out = vadd(acc[r][j], vload(irow[r] + j * kLanes));
+      if (bias) out = vadd(out, vload(bias + j * kLanes));
       vstore(c + r * ldc + j * kLanes, out);
     }
 }
 
 // The rows of A in tiles of at most kMaxRows (as even as possible) against one
-// [k, 16 NV] column block of W, which stays in cache across the tiles.
+// [k, kLanes NV] column block of W, which stays in cache across the tiles.
 template <int NV>
 inline void BlockColumns(int rows, const float* a, int64_t lda, const float* w, int64_t ldw,
                          int64_t k, const float* init, const float* bias, int64_t ldi,
@@ -219,25 +281,29 @@ std::vector<float> PackColumns(const float* w, int64_t k, int64_t n) {
 
 // C[rows, :n] = Init + bias + A[rows, :k] W[:k, :n], W as packed by PackColumns;
 // row strides in floats; row r of Init is init + r * ldi, or init + idx[r] * ldi
-// when idx is given. On the AVX-512 path n must be a multiple of 16 (the caller
+// when idx is given. On the SIMD paths n must be a multiple of kLanes (the caller
 // checks).
 inline void Matmul(int rows, const float* a, int64_t lda, const float* w_packed, int64_t k,
                    int64_t n, const float* init, const float* bias, int64_t ldi, float* c,
                    int64_t ldc, const int32_t* idx = nullptr) {
-#if defined(__AVX512F__)
-  static_assert(kBlock == 4 * kLanes, "a column block is four vectors");
-  int64_t j = 0;
-  for (; j + kBlock <= n; j += kBlock)
-    BlockColumns<4>(rows, a, lda, w_packed + j * k, kBlock, k, init + j,
-                    bias ? bias + j : nullptr, ldi, idx, c + j, ldc);
-  const float* wj = w_packed + j * k;
-  const float* bj = bias ? bias + j : nullptr;
-  const int64_t width = n - j;
-  switch (width / kLanes) {
-    case 3: BlockColumns<3>(rows, a, lda, wj, width, k, init + j, bj, ldi, idx, c + j, ldc); break;
-    case 2: BlockColumns<2>(rows, a, lda, wj, width, k, init + j, bj, ldi, idx, c + j, ldc); break;
-    case 1: BlockColumns<1>(rows, a, lda, wj, width, k, init + j, bj, ldi, idx, c + j, ldc); break;
-    default: break;
+#if defined(RNNLM_SIMD)
+  // Each packed block in column tiles of kTileVecs vectors (the whole block with
+  // AVX-512, a quarter of it with AVX2), the last one narrower.
+  constexpr int64_t kTileCols = kTileVecs * kLanes;
+  static_assert(kBlock % kTileCols == 0, "a column block is whole tiles");
+  for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
+    const int64_t width = std::min(kBlock, n - j0);
+    for (int64_t j = j0; j < j0 + width; j += kTileCols) {
+      const float* wj = w_packed + j0 * k + (j - j0);
+      const float* bj = bias ? bias + j : nullptr;
+      switch (std::min(kTileCols, j0 + width - j) / kLanes) {
+        case 4: BlockColumns<4>(rows, a, lda, wj, width, k, init + j, bj, ldi, idx, c + j, ldc); break;
+        case 3: BlockColumns<3>(rows, a, lda, wj, width, k, init + j, bj, ldi, idx, c + j, ldc); break;
+        case 2: BlockColumns<2>(rows, a, lda, wj, width, k, init + j, bj, ldi, idx, c + j, ldc); break;
+        case 1: BlockColumns<1>(rows, a, lda, wj, width, k, init + j, bj, ldi, idx, c + j, ldc); break;
+        default: break;
+      }
+    }
   }
 #else
   for (int r = 0; r < rows; ++r) {
@@ -405,8 +471,8 @@ void MatmulAmx(int rows, const float* a, int64_t lda, const uint16_t* w, int64_t
     const float* cr = cbuf.data() + r * n;
     float* out = c + r * ldc;
     for (int64_t j = 0; j < n; j += kLanes) {
-      V v = _mm512_add_ps(vload(cr + j), vload(ir + j));
-      if (bias) v = _mm512_add_ps(v, vload(bias + j));
+      V v = vadd(vload(cr + j), vload(ir + j));
+      if (bias) v = vadd(v, vload(bias + j));
       vstore(out + j, v);
     }
   }
@@ -434,14 +500,14 @@ inline void RecurrentMatmul(const RecurrentW& w, int rows, const float* a, int64
 
 // ---------------------------------------------------------------------------
 // Weight gradients: C[M, N] = sum over segments of A_s[K_s, M]^T B_s[K_s, N]
-// (row-major, N a multiple of 16 on the AVX-512 path). XLA's dot runs this
+// (row-major, N a multiple of kLanes on the SIMD paths). XLA's dot runs this
 // transposed-operand form at 55-75% of its plain matmul rate on small M; here
 // the contraction index is the loop index of the same register-blocked tile,
 // so both operands are read along their rows: for each k, a run of R
 // consecutive floats of A's row k (broadcast) and NV vectors of B's row k.
 
-// The column units threads split: 16-wide vectors, or single columns without AVX-512.
-#if defined(__AVX512F__)
+// The column units threads split: vectors, or single columns without SIMD.
+#if defined(RNNLM_SIMD)
 constexpr int64_t kUnitTN = kLanes;
 #else
 constexpr int64_t kUnitTN = 1;
@@ -453,7 +519,7 @@ struct Segment {
   int64_t k;
 };
 
-#if defined(__AVX512F__)
+#if defined(RNNLM_SIMD)
 template <int R, int NV>
 inline void TileT(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k,
                   bool accumulate, float* c, int64_t ldc) {
@@ -462,7 +528,7 @@ inline void TileT(const float* a, int64_t lda, const float* b, int64_t ldb, int6
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < NV; ++j) {
       V out = acc[r][j];
-      if (accumulate) out = _mm512_add_ps(out, vload(c + r * ldc + j * kLanes));
+      if (accumulate) out = vadd(out, vload(c + r * ldc + j * kLanes));
       vstore(c + r * ldc + j * kLanes, out);
     }
 }
@@ -490,7 +556,7 @@ inline void ColumnChunkT(int64_t m, const float* a, int64_t lda, const float* b,
 }
 #endif
 
-// Columns [v0 * 16, v1 * 16) of C (the scalar path: columns [v0, v1)). The
+// Columns [v0 * kLanes, v1 * kLanes) of C (the scalar path: columns [v0, v1)). The
 // contraction runs in panels of kc rows so that a panel of A ([kc, M]) and a
 // chunk of B ([kc, 64]) stay in L2 while every tile reads them.
 void MatmulTNColumns(const std::vector<Segment>& segs, int64_t M, int64_t N, float* c,
@@ -505,10 +571,10 @@ void MatmulTNColumns(const std::vector<Segment>& segs, int64_t M, int64_t N, flo
       const int64_t k = std::min(kc, s.k - k0);
       const float* a = s.a + k0 * M;
       const float* b = s.b + k0 * N;
-#if defined(__AVX512F__)
+#if defined(RNNLM_SIMD)
       int64_t v = v0;
-      for (; v + 4 <= v1; v += 4)
-        ColumnChunkT<4>(M, a, M, b + v * kLanes, N, k, accumulate, c + v * kLanes, N);
+      for (; v + kTileVecs <= v1; v += kTileVecs)
+        ColumnChunkT<kTileVecs>(M, a, M, b + v * kLanes, N, k, accumulate, c + v * kLanes, N);
       switch (v1 - v) {
         case 3: ColumnChunkT<3>(M, a, M, b + v * kLanes, N, k, accumulate, c + v * kLanes, N); break;
         case 2: ColumnChunkT<2>(M, a, M, b + v * kLanes, N, k, accumulate, c + v * kLanes, N); break;
@@ -581,8 +647,8 @@ void MatmulTNAmx(ffi::ThreadPool& pool, const std::vector<Segment>& segs, int64_
       const float* r1 = 2 * p + 1 < K ? b_rows[2 * p + 1] : nullptr;
       uint16_t* out = bp.data() + p * N * 2;
       for (int64_t n = 0; n < N; n += 16) {
-        const V v0 = vload(r0 + n), v1 = r1 ? vload(r1 + n) : _mm512_setzero_ps();
-        if (sums) vstore(sums + n, _mm512_add_ps(vload(sums + n), _mm512_add_ps(v0, v1)));
+        const V v0 = vload(r0 + n), v1 = r1 ? vload(r1 + n) : vzero();
+        if (sums) vstore(sums + n, vadd(vload(sums + n), vadd(v0, v1)));
         const __m256i lo = Bf16Bits(v0), hi = Bf16Bits(v1);
         __m256i ul = _mm256_unpacklo_epi16(lo, hi), uh = _mm256_unpackhi_epi16(lo, hi);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + n * 2),
@@ -594,7 +660,7 @@ void MatmulTNAmx(ffi::ThreadPool& pool, const std::vector<Segment>& segs, int64_
     if (sums) {
       std::lock_guard<std::mutex> lock(colsum_mutex);
       for (int64_t n = 0; n < N; n += kLanes)
-        vstore(colsum + n, _mm512_add_ps(vload(colsum + n), vload(sums + n)));
+        vstore(colsum + n, vadd(vload(colsum + n), vload(sums + n)));
     }
   }, 64);
   const int64_t col_blocks = N / 32;
@@ -659,7 +725,7 @@ void ForwardRows(int64_t T, int64_t B, int64_t H, const Inputs& xp, const Recurr
   // `gates` with streaming stores where aligned, since only the backward pass
   // reads them again.
   std::vector<float> zbuf(static_cast<size_t>(rows) * G);
-#if defined(__AVX512F__)
+#if defined(RNNLM_SIMD)
   const bool stream = reinterpret_cast<uintptr_t>(gates) % 64 == 0;
 #endif
   for (int64_t t = 0; t < T; ++t) {
@@ -675,18 +741,18 @@ void ForwardRows(int64_t T, int64_t B, int64_t H, const Inputs& xp, const Recurr
       float* cr = cs + (t * B + r0 + r) * H;
       float* hr = hs + (t * B + r0 + r) * H;
       int64_t j = 0;
-#if defined(__AVX512F__)
+#if defined(RNNLM_SIMD)
       for (; j + kLanes <= H; j += kLanes) {
         V i = vsigmoid(vload(zr + j));
         V f = vsigmoid(vload(zr + H + j));
         V g = vtanh(vload(zr + 2 * H + j));
         V o = vsigmoid(vload(zr + 3 * H + j));
-        V c = _mm512_fmadd_ps(f, vload(cp + j), _mm512_mul_ps(i, g));
+        V c = vfmadd(f, vload(cp + j), vmul(i, g));
         if (stream) {
-          _mm512_stream_ps(gr + j, i);
-          _mm512_stream_ps(gr + H + j, f);
-          _mm512_stream_ps(gr + 2 * H + j, g);
-          _mm512_stream_ps(gr + 3 * H + j, o);
+          vstream(gr + j, i);
+          vstream(gr + H + j, f);
+          vstream(gr + 2 * H + j, g);
+          vstream(gr + 3 * H + j, o);
         } else {
           vstore(gr + j, i);
           vstore(gr + H + j, f);
@@ -694,7 +760,7 @@ void ForwardRows(int64_t T, int64_t B, int64_t H, const Inputs& xp, const Recurr
           vstore(gr + 3 * H + j, o);
         }
         vstore(cr + j, c);
-        vstore(hr + j, _mm512_mul_ps(o, vtanh(c)));
+        vstore(hr + j, vmul(o, vtanh(c)));
       }
 #endif
       for (; j < H; ++j) {
@@ -707,7 +773,7 @@ void ForwardRows(int64_t T, int64_t B, int64_t H, const Inputs& xp, const Recurr
       }
     }
   }
-#if defined(__AVX512F__)
+#if defined(RNNLM_SIMD)
   _mm_sfence();  // Streaming stores visible before the block is reported done.
 #endif
 }
@@ -736,24 +802,24 @@ void BackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const floa
         float* dcr = dc + br * H;
         float* dzr = dz + r * G;
         int64_t j = 0;
-#if defined(__AVX512F__)
+#if defined(RNNLM_SIMD)
         const V one = vset(1.0f);
         for (; j + kLanes <= H; j += kLanes) {
           V i = vload(gr + j), f = vload(gr + H + j), g = vload(gr + 2 * H + j),
             o = vload(gr + 3 * H + j);
-          V d_h = _mm512_add_ps(vload(dht + j), vload(dhr + j));
+          V d_h = vadd(vload(dht + j), vload(dhr + j));
           V tc = vtanh(vload(ct + j));
-          V dho = _mm512_mul_ps(d_h, o);
-          V d_c = _mm512_fmadd_ps(dho, _mm512_fnmadd_ps(tc, tc, one), vload(dcr + j));
-          vstore(dzr + j, _mm512_mul_ps(_mm512_mul_ps(d_c, g),
-                                        _mm512_mul_ps(i, _mm512_sub_ps(one, i))));
-          vstore(dzr + H + j, _mm512_mul_ps(_mm512_mul_ps(d_c, vload(cp + j)),
-                                            _mm512_mul_ps(f, _mm512_sub_ps(one, f))));
-          vstore(dzr + 2 * H + j, _mm512_mul_ps(_mm512_mul_ps(d_c, i),
-                                                _mm512_fnmadd_ps(g, g, one)));
-          vstore(dzr + 3 * H + j, _mm512_mul_ps(_mm512_mul_ps(dho, tc),
-                                                _mm512_sub_ps(one, o)));
-          vstore(dcr + j, _mm512_mul_ps(d_c, f));
+          V dho = vmul(d_h, o);
+          V d_c = vfmadd(dho, vfnmadd(tc, tc, one), vload(dcr + j));
+          vstore(dzr + j, vmul(vmul(d_c, g),
+                                        vmul(i, vsub(one, i))));
+          vstore(dzr + H + j, vmul(vmul(d_c, vload(cp + j)),
+                                            vmul(f, vsub(one, f))));
+          vstore(dzr + 2 * H + j, vmul(vmul(d_c, i),
+                                                vfnmadd(g, g, one)));
+          vstore(dzr + 3 * H + j, vmul(vmul(dho, tc),
+                                                vsub(one, o)));
+          vstore(dcr + j, vmul(d_c, f));
         }
 #endif
         for (; j < H; ++j) {
@@ -802,20 +868,20 @@ void GruForwardRows(int64_t T, int64_t B, int64_t H, const Inputs& xp, const flo
       float* ar = acts + (t * B + br) * A;
       float* hr = hs + (t * B + br) * H;
       int64_t j = 0;
-#if defined(__AVX512F__)
+#if defined(RNNLM_SIMD)
       for (; j + kLanes <= H; j += kLanes) {
-        V rg = vsigmoid(_mm512_add_ps(_mm512_add_ps(vload(x + j), vload(b + j)), vload(q + j)));
-        V zg = vsigmoid(_mm512_add_ps(_mm512_add_ps(vload(x + H + j), vload(b + H + j)),
+        V rg = vsigmoid(vadd(vadd(vload(x + j), vload(b + j)), vload(q + j)));
+        V zg = vsigmoid(vadd(vadd(vload(x + H + j), vload(b + H + j)),
                                       vload(q + H + j)));
-        V hn = _mm512_add_ps(vload(q + 2 * H + j), vload(b_hn + j));
-        V n = vtanh(_mm512_fmadd_ps(rg, hn, _mm512_add_ps(vload(x + 2 * H + j),
+        V hn = vadd(vload(q + 2 * H + j), vload(b_hn + j));
+        V n = vtanh(vfmadd(rg, hn, vadd(vload(x + 2 * H + j),
                                                           vload(b + 2 * H + j))));
         vstore(ar + j, rg);
         vstore(ar + H + j, zg);
         vstore(ar + 2 * H + j, n);
         vstore(ar + 3 * H + j, hn);
         // (1 - z) n + z h = n + z (h - n)
-        vstore(hr + j, _mm512_fmadd_ps(zg, _mm512_sub_ps(vload(hp + j), n), n));
+        vstore(hr + j, vfmadd(zg, vsub(vload(hp + j), n), n));
       }
 #endif
       for (; j < H; ++j) {
@@ -849,24 +915,24 @@ void GruBackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const f
       float* dx = dxp + (t * B + br) * G;
       float* dq = dhh + (t * B + br) * G;
       int64_t j = 0;
-#if defined(__AVX512F__)
+#if defined(RNNLM_SIMD)
       const V one = vset(1.0f);
       for (; j + kLanes <= H; j += kLanes) {
         V rg = vload(ar + j), zg = vload(ar + H + j), n = vload(ar + 2 * H + j),
           hn = vload(ar + 3 * H + j);
-        V d_h = _mm512_add_ps(vload(dht + j), vload(dhr + j));
-        V dan = _mm512_mul_ps(_mm512_mul_ps(d_h, _mm512_sub_ps(one, zg)),
-                              _mm512_fnmadd_ps(n, n, one));
-        V dar = _mm512_mul_ps(_mm512_mul_ps(dan, hn), _mm512_mul_ps(rg, _mm512_sub_ps(one, rg)));
-        V daz = _mm512_mul_ps(_mm512_mul_ps(d_h, _mm512_sub_ps(vload(hp + j), n)),
-                              _mm512_mul_ps(zg, _mm512_sub_ps(one, zg)));
+        V d_h = vadd(vload(dht + j), vload(dhr + j));
+        V dan = vmul(vmul(d_h, vsub(one, zg)),
+                              vfnmadd(n, n, one));
+        V dar = vmul(vmul(dan, hn), vmul(rg, vsub(one, rg)));
+        V daz = vmul(vmul(d_h, vsub(vload(hp + j), n)),
+                              vmul(zg, vsub(one, zg)));
         vstore(dx + j, dar);
         vstore(dx + H + j, daz);
         vstore(dx + 2 * H + j, dan);
         vstore(dq + j, dar);
         vstore(dq + H + j, daz);
-        vstore(dq + 2 * H + j, _mm512_mul_ps(dan, rg));
-        vstore(dhr + j, _mm512_mul_ps(d_h, zg));  // The direct path; dhh W_h^T added below.
+        vstore(dq + 2 * H + j, vmul(dan, rg));
+        vstore(dhr + j, vmul(d_h, zg));  // The direct path; dhh W_h^T added below.
       }
 #endif
       for (; j < H; ++j) {
@@ -902,7 +968,7 @@ void RnnForwardRows(int64_t T, int64_t B, int64_t H, const Inputs& xp, const flo
     for (int r = 0; r < rows; ++r) {
       float* hr = out + r * H;
       int64_t j = 0;
-#if defined(__AVX512F__)
+#if defined(RNNLM_SIMD)
       for (; j + kLanes <= H; j += kLanes) vstore(hr + j, vtanh(vload(hr + j)));
 #endif
       for (; j < H; ++j) hr[j] = std::tanh(hr[j]);
@@ -923,12 +989,12 @@ void RnnBackwardRows(int64_t T, int64_t B, int64_t H, const float* d_hs, const f
       const float* dhr = dh + br * H;
       float* dzr = dz + r * H;
       int64_t j = 0;
-#if defined(__AVX512F__)
+#if defined(RNNLM_SIMD)
       const V one = vset(1.0f);
       for (; j + kLanes <= H; j += kLanes) {
         V h = vload(hr + j);
-        vstore(dzr + j, _mm512_mul_ps(_mm512_add_ps(vload(dht + j), vload(dhr + j)),
-                                      _mm512_fnmadd_ps(h, h, one)));
+        vstore(dzr + j, vmul(vadd(vload(dht + j), vload(dhr + j)),
+                                      vfnmadd(h, h, one)));
       }
 #endif
       for (; j < H; ++j) dzr[j] = (dht[j] + dhr[j]) * (1.0f - hr[j] * hr[j]);
@@ -956,9 +1022,10 @@ ffi::Error Inconsistent() {
 ffi::Error CheckShapes(int64_t T, int64_t B, int64_t H) {
   if (T < 1 || B < 1 || H < 1)
     return ffi::Error::InvalidArgument("rnnlm kernel: empty time, batch or hidden size");
-#if defined(__AVX512F__)
+#if defined(RNNLM_SIMD)
   if (H % kLanes != 0)
-    return ffi::Error::InvalidArgument("rnnlm kernel: hidden size must be a multiple of 16");
+    return ffi::Error::InvalidArgument("rnnlm kernel: hidden size must be a multiple of the"
+                                       " vector width (16 floats with AVX-512, 8 with AVX2)");
 #endif
   return ffi::Error::Success();
 }
@@ -1388,7 +1455,7 @@ extern "C" int RnnlmAmx() {
 extern "C" const char* RnnlmInstructionSet() {
 #if defined(__AVX512F__)
   return "avx512";
-#elif defined(__AVX2__)
+#elif defined(__AVX2__) && defined(__FMA__)
   return "avx2";
 #else
   return "scalar";
