@@ -11,8 +11,10 @@ do at install time: `pip install` ships the source.
 
 The build is logged (start, seconds, instruction set) and given
 `BUILD_TIMEOUT_S`; `instruction_set()` says what the library was built for
-('avx512', 'avx2' or 'scalar'). `$RNNLM_KERNEL_FLAGS` adds compiler flags (for
-example `-mno-avx512f`, which builds and tests the portable paths). `amx()` says
+('avx512', 'avx2' or 'scalar': the vector width of its hot loops, or plain C++ loops).
+`$RNNLM_KERNEL_FLAGS` adds compiler flags (for example `-mno-avx512f` for an AVX2 build
+on an AVX-512 machine, or `-mno-avx512f -mno-avx2 -mno-fma` for the scalar one; the
+tests build and check both). `amx()` says
 whether the LSTM kernels can also run with bfloat16 matmuls on AMX tiles
 (`lstm_recurrence_bf16`, used for `model.compute_dtype=bfloat16`).
 

@@ -22,6 +22,10 @@
 // on its block: no synchronisation between time steps, and results that do not
 // depend on the thread count.
 //
+// Vectors: the hot loops are written once over a vector type V (below) that is
+// AVX-512's 16 floats or AVX2's 8 (with FMA); built for neither, they are plain
+// loops left to the compiler.
+//
 // bfloat16: with the attribute bf16, the LSTM kernels run their matmuls (the
 // recurrent one, its transpose, the weight gradient) on Intel AMX tiles with the
 // operands rounded to bfloat16 and float32 sums; buffers stay float32 (MatmulAmx,
