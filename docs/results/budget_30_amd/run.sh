@@ -9,3 +9,7 @@ python experiments/train.py --config=configs/shakespeare_30min.py --workdir=runs
 # the schedule at 5, 25, 50, 75 and 90% (the two runs above re-timed once, 5% in).
 python experiments/train.py --config=configs/shakespeare_30min.py --workdir=runs/d30_rate002 \
     --config.train.learning_rate=0.002
+# Once the CPU kernels had AVX2 loops (model.recurrence=auto runs them on this machine
+# from then on; the runs above ran the custom-VJP scan), the shipped config again,
+# same machine, nothing else running; files in avx2_kernels/.
+python experiments/train.py --config=configs/shakespeare_30min.py --workdir=runs/r30_avx2k
