@@ -75,22 +75,28 @@ f32 = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)
 SHAPES = [(1, 1, 16), (5, 3, 16), (9, 13, 48), (3, 7, 80), (4, 50, 128)]
 
 
+def _numpy_forward(cell, w_h, biases, xp, carry):
+  """(hs [T, B, H], final carry) step by step in float64. The NumPy step takes
+  x W_x; with W_x = I (G*H wide input) that is xp itself."""
+  p = {'W_x': np.eye(xp.shape[-1]), 'W_h': w_h, 'b': biases[0]}
+  if cell == 'gru':
+    p['b_hn'] = biases[1]
+  state, hs = carry, []
+  for x in xp:
+    state = NP_STEPS[cell](p, x, *state)
+    hs.append(state[0])
+  return np.stack(hs), state
+
+
 @needs_kernel
 @pytest.mark.parametrize('cell', ['lstm', 'gru', 'rnn'])
 @pytest.mark.parametrize('t,b,h', SHAPES)
 @pytest.mark.parametrize('zero_carry', [True, False])
 def test_forward_matches_numpy_float64(cell, t, b, h, zero_carry):
   w_h, biases, xp, carry = _inputs(cell, t, b, h, zero_carry)
-  # The NumPy step takes x W_x; with W_x = I (G*H wide input) that is xp itself.
-  p = {'W_x': np.eye(cells.get_spec(cell).num_gates * h), 'W_h': w_h, 'b': biases[0]}
-  if cell == 'gru':
-    p['b_hn'] = biases[1]
-  state, want = carry, []
-  for x in xp:
-    state = NP_STEPS[cell](p, x, *state)
-    want.append(state[0])
+  want, state = _numpy_forward(cell, w_h, biases, xp, carry)
   hs, final = jax.jit(_kernel(cell))(*f32((w_h, biases, xp, carry)))
-  np.testing.assert_allclose(hs, np.stack(want), rtol=1e-5, atol=2e-6)
+  np.testing.assert_allclose(hs, want, rtol=1e-5, atol=2e-6)
   for got, w in zip(final, state):
     np.testing.assert_allclose(got, w, rtol=1e-5, atol=2e-6)
 
@@ -106,16 +112,10 @@ def test_forward_matches_numpy_float64_in_saturation(cell):
   rng = np.random.default_rng(4)
   g = cells.get_spec(cell).num_gates
   xp = rng.choice([-1.0, 1.0], size=(t, b, g * h)) * 10.0 ** rng.uniform(-3, 2.3, (t, b, g * h))
-  p = {'W_x': np.eye(g * h), 'W_h': w_h, 'b': biases[0]}
-  if cell == 'gru':
-    p['b_hn'] = biases[1]
-  state, want = carry, []
-  for x in xp:
-    state = NP_STEPS[cell](p, x, *state)
-    want.append(state[0])
+  want, _ = _numpy_forward(cell, w_h, biases, xp, carry)
   hs, _ = jax.jit(_kernel(cell))(*f32((w_h, biases, xp, carry)))
   assert np.all(np.isfinite(hs))
-  np.testing.assert_allclose(hs, np.stack(want), rtol=1e-5, atol=2e-6)
+  np.testing.assert_allclose(hs, want, rtol=1e-5, atol=2e-6)
 
 
 @needs_kernel
