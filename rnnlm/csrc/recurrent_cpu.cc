@@ -99,7 +99,7 @@ inline V vround(V x) {
 }
 inline V vscale(V p, V n) { return _mm512_scalef_ps(p, n); }  // p 2^n, n integral
 inline V vabs(V x) { return _mm512_abs_ps(x); }
-inline V vcopysign(V mag, V sign) {  // |mag| with the sign of `sign`
+inline V vcopysign(V mag, V sign) {  // mag (>= 0 here: tanh's |result|) with sign's sign
   const __m512i m = _mm512_set1_epi32(0x80000000);
   return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(mag),
                                              _mm512_and_si512(m, _mm512_castps_si512(sign))));
