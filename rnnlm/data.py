@@ -98,6 +98,14 @@ def atomic_write(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
+def atomic_write_bytes(path: str, raw: bytes) -> None:
+  """`atomic_write` for bytes."""
+  tmp = f'{path}.tmp{os.getpid()}'
+  with open(tmp, 'wb') as f:
+    f.write(raw)
+  os.replace(tmp, path)
+
+
 # ----------------------------------------------------------------------------
 # Reading text files, with the errors a user can cause caught at the edge.
 

@@ -49,9 +49,21 @@ def still_improving(row: dict) -> bool:
 # The 2015 comparison
 
 
+def resolve_budgets(s: ml_collections.ConfigDict, vocab_size: int, embed_dim: int = 0) -> None:
+  """Sets `s.budgets` from `s.budget_lstm_cells` where that is given: the paper's
+  budgets are the parameter counts of 1-layer LSTMs of those widths on this vocabulary."""
+  cells_ = tuple(s.get('budget_lstm_cells') or ())
+  if cells_:
+    s.budgets = tuple(scaling.num_params('lstm', 1, h, vocab_size, embed_dim) for h in cells_)
+    if s.get('seed_budget_lstm_cells'):
+      s.seed_budget = scaling.num_params('lstm', 1, s.seed_budget_lstm_cells, vocab_size,
+                                         embed_dim)
+
+
 def paper_grid(s: ml_collections.ConfigDict, vocab_size: int, embed_dim: int = 0
                ) -> list[tuple[int, dict]]:
   """(budget, overrides) for every cell x depth x budget x learning rate."""
+  resolve_budgets(s, vocab_size, embed_dim)
   grid = []
   for budget in s.budgets:
     for cell in s.cells:

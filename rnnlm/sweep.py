@@ -66,6 +66,9 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict
 def _trial_worker(config_json: str, workdir: str, conn, env: dict) -> None:
   """Runs one trial in a fresh process; sends ('done', '') or ('failed', cause)."""
   os.environ.update(env)  # Before JAX starts: which accelerator this trial sees.
+  if env.get('RNNLM_TRIAL_CPUS') and hasattr(os, 'sched_setaffinity'):
+    # Before JAX starts, so that its thread pools are sized to these cores.
+    os.sched_setaffinity(0, {int(c) for c in env['RNNLM_TRIAL_CPUS'].split(',')})
   try:
     from absl import logging as absl_logging
     from rnnlm import hostmem, train
@@ -100,6 +103,11 @@ def executor_config() -> ml_collections.ConfigDict:
   # one trial runs per device at a time and sees only that device. '': all devices.
   e.devices = ''
   e.cpus_per_trial = 2
+  # Local trials only: pin each trial to this many cores of its own (slot i takes
+  # cores i*n .. i*n+n-1, modulo the machine's) and cap the CPU kernels' threads to
+  # match, so that trials_at_once trials share the cores without contention; 0: each
+  # trial sees every core.
+  e.cpus_per_local_trial = 0
   e.mem_gb = 16
   # Any other submitit/SLURM parameters, e.g. {'slurm_account': 'lab'}.
   e.extra = {}
@@ -108,13 +116,20 @@ def executor_config() -> ml_collections.ConfigDict:
 
 def trial_env(executor: ml_collections.ConfigDict, slot: int) -> dict:
   """The environment variables that show local trial slot `slot` only its device."""
+  env = {}
+  n = int(executor.get('cpus_per_local_trial', 0) or 0)
+  if n > 0:
+    total = os.cpu_count() or 1
+    env['RNNLM_KERNEL_THREADS'] = str(n)
+    env['RNNLM_TRIAL_CPUS'] = ','.join(str((slot * n + i) % total) for i in range(n))
   if not executor.get('devices'):
-    return {}
+    return env
   device = executor.devices.split(',')[slot].strip()
   # CUDA (NVIDIA), ROCm (AMD) and TPU runtimes each read their own variable.
-  return {'CUDA_VISIBLE_DEVICES': device, 'HIP_VISIBLE_DEVICES': device,
-          'TPU_VISIBLE_CHIPS': device, 'TPU_PROCESS_BOUNDS': '1,1,1',
-          'TPU_CHIPS_PER_PROCESS_BOUNDS': '1,1,1'}
+  env.update({'CUDA_VISIBLE_DEVICES': device, 'HIP_VISIBLE_DEVICES': device,
+              'TPU_VISIBLE_CHIPS': device, 'TPU_PROCESS_BOUNDS': '1,1,1',
+              'TPU_CHIPS_PER_PROCESS_BOUNDS': '1,1,1'})
+  return env
 
 
 def _trial_job(config_json: str, workdir: str) -> dict:

@@ -126,3 +126,87 @@ def test_linux_from_tree_and_missing_source(tmp_path):
   with pytest.raises(UserError, match='not found'):
     corpora.get_corpus(data_config(name='linux', kernel_source=str(tmp_path / 'none.deb'),
                                    cache_dir=str(tmp_path / 'c2')))
+
+
+# ----------------------------------------------------------------------------
+# Single-file corpora fetched from a URL (warpeace, tinyshakespeare)
+
+import codecs  # noqa: E402
+import functools  # noqa: E402
+import hashlib  # noqa: E402
+import http.server  # noqa: E402
+import threading  # noqa: E402
+
+_TEXT = 'First line\nSecond, with a quote: "yes"\n'
+
+
+@pytest.fixture
+def fake_url_corpus(monkeypatch, tmp_path):
+  """A 'warpeace' whose pinned hash is that of _TEXT, served over local HTTP."""
+  served = tmp_path / 'served'
+  served.mkdir()
+  # As the real file at its URL: a byte order mark and CR LF line ends.
+  (served / 'wp.txt').write_bytes(codecs.BOM_UTF8 + _TEXT.replace('\n', '\r\n').encode())
+  handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+  handler.log_message = lambda *a: None
+  server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  spec = corpora.UrlCorpus(
+      url=f'http://127.0.0.1:{server.server_address[1]}/wp.txt', filename='wp.txt',
+      sha256=hashlib.sha256(_TEXT.encode()).hexdigest(), num_chars=len(_TEXT),
+      description='the test corpus')
+  monkeypatch.setitem(corpora.URL_CORPORA, 'warpeace', spec)
+  yield served
+  server.shutdown()
+  server.server_close()
+
+
+def test_url_corpus_fetched_once_normalized_and_kept(fake_url_corpus, tmp_path):
+  cache = tmp_path / 'cache'
+  corpus = corpora.get_corpus(data_config(name='warpeace', cache_dir=str(cache)))
+  assert corpus.vocab.decode(corpus.tokens) == _TEXT  # No BOM, no CR.
+  assert corpus.meta['sha256'] == corpora.URL_CORPORA['warpeace'].sha256
+  kept = cache / 'downloads' / 'wp.txt'
+  assert kept.read_bytes() == (fake_url_corpus / 'wp.txt').read_bytes()
+  # Offline from then on: the kept file is used, the URL not read again.
+  (fake_url_corpus / 'wp.txt').unlink()
+  assert corpora.url_corpus_text('warpeace', root=str(cache)) == _TEXT
+
+
+def test_url_corpus_offline_copy_by_path_or_file_url(fake_url_corpus, tmp_path):
+  copy = tmp_path / 'copy.txt'
+  copy.write_text(_TEXT)  # Already normalized: the same hash.
+  for i, source in enumerate((str(copy), copy.as_uri())):
+    corpus = corpora.get_corpus(data_config(name='warpeace', download_from=source,
+                                            cache_dir=str(tmp_path / f'c{i}')))
+    assert corpus.vocab.decode(corpus.tokens) == _TEXT
+
+
+def test_url_corpus_bad_hash_or_missing_is_one_line(fake_url_corpus, tmp_path):
+  wrong = tmp_path / 'wrong.txt'
+  wrong.write_text(_TEXT + 'one more line\n')
+  with pytest.raises(UserError, match='expected .* it is not the test corpus') as e:
+    corpora.get_corpus(data_config(name='warpeace', download_from=str(wrong),
+                                   cache_dir=str(tmp_path / 'a')))
+  assert '\n' not in str(e.value)
+  assert not (tmp_path / 'a' / 'warpeace').exists()  # Nothing prepared from it.
+  with pytest.raises(UserError, match='could not read warpeace .*download_from=PATH'):
+    corpora.get_corpus(data_config(name='warpeace', download_from=str(tmp_path / 'none.txt'),
+                                   cache_dir=str(tmp_path / 'b')))
+  (fake_url_corpus / 'wp.txt').unlink()  # The URL answers 404.
+  with pytest.raises(UserError, match='could not read warpeace'):
+    corpora.get_corpus(data_config(name='warpeace', cache_dir=str(tmp_path / 'c')))
+
+
+_SHARED = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data')
+
+
+@pytest.mark.parametrize('name', sorted(corpora.URL_CORPORA))
+def test_pinned_hashes_match_the_real_files(name, tmp_path):
+  spec = corpora.URL_CORPORA[name]
+  local = os.path.join(_SHARED, spec.filename)
+  if not os.path.exists(local):
+    pytest.skip(f'no local copy of {spec.filename}')
+  text = corpora.url_corpus_text(name, download_from=local, root=str(tmp_path))
+  assert len(text) == spec.num_chars

@@ -239,3 +239,29 @@ def test_architecture_comparison_runs_and_reports(tmp_path):
   assert 'Best model at each budget' in text
   for name in ('loss_vs_params', 'loss_vs_minutes'):
     assert os.path.exists(os.path.join(d, 'plots', name + '.png'))
+
+
+def test_paper_presets_set_budgets_from_lstm_widths_and_train_as_the_paper():
+  for preset, name in (('warpeace', 'warpeace'), ('linux_paper', 'linux')):
+    config = paper_table.get_config(preset)
+    b, s = config.base, config.sweep
+    assert b.data.name == name and tuple(b.data.split) == (0.8, 0.1, 0.1)
+    assert (b.train.optimizer, b.train.batch_size, b.train.seq_length) == ('rmsprop', 100, 100)
+    assert (b.train.num_epochs, b.train.lr_schedule, b.train.decay_after_epochs) == (
+        50, 'exponential', 10)
+    assert b.train.early_stopping_patience > 0
+    rates = sorted(s.learning_rates)  # The paper's 2e-3 inside the grid, not at an edge.
+    assert rates[0] < 2e-3 < rates[-1]
+  # Budgets: the parameter count of a 1-layer LSTM of 64 and 128 cells on the vocab,
+  # counted by hand: 4 gates x H x (V inputs + H recurrent + 1 bias) + the H x V + V head.
+  s = paper_table.get_config('warpeace').sweep
+  vocab = 82
+  grid = scale_runs.paper_grid(s, vocab)
+  hand = [4 * h * (vocab + h + 1) + h * vocab + vocab for h in (64, 128)]
+  assert list(s.budgets) == hand == [42_962, 118_610]
+  assert s.seed_budget == hand[0]
+  assert {b for b, _ in grid} == set(hand)
+  # The 1-layer LSTM at each budget is exactly 64 or 128 cells wide.
+  widths = sorted(o['model.hidden_size'] for b, o in grid
+                  if o['model.cell'] == 'lstm' and o['model.num_layers'] == 1)
+  assert set(widths) == {64, 128}

@@ -309,3 +309,22 @@ def test_an_unknown_search_is_a_user_error(tmp_path):
   with pytest.raises(UserError, match='unknown sweep.search .random.; use grid or coordinate'):
     sweep.run_from_config(config, str(tmp_path / 'x'))
   assert not os.path.exists(tmp_path / 'x' / 'results.csv')  # Nothing run or written.
+
+
+def test_local_trials_pinned_to_their_own_cores(tmp_path, monkeypatch):
+  executor = sweep.executor_config()
+  executor.cpus_per_local_trial = 1
+  monkeypatch.setattr(sweep.os, 'cpu_count', lambda: 2)
+  envs = [sweep.trial_env(executor, slot) for slot in range(3)]
+  assert [e['RNNLM_TRIAL_CPUS'] for e in envs] == ['0', '1', '0']  # Wraps past the cores.
+  assert all(e['RNNLM_KERNEL_THREADS'] == '1' for e in envs)
+  executor.cpus_per_local_trial = 2
+  assert sweep.trial_env(executor, 1)['RNNLM_TRIAL_CPUS'] == '0,1'
+  monkeypatch.undo()
+  # Two pinned trials side by side finish as unpinned ones do.
+  executor.cpus_per_local_trial = 1
+  base = tiny.get_config()
+  base.train.num_steps, base.eval.eval_every, base.eval.sample_length = 2, 2, 0
+  rows = sweep.run_sweep(base, [{'seed': s} for s in range(2)], str(tmp_path / 's'),
+                         trials_at_once=2, executor=executor)
+  assert [r['status'] for r in rows] == ['done'] * 2
