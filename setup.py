@@ -1,12 +1,12 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name='rnnlm',
-    version='0.2.0',
+    version='0.3.0',
     description='Character-level recurrent language models in JAX/Flax',
-    packages=['rnnlm', 'rnnlm.inside', 'configs', 'configs.sweeps', 'configs.emergence'],
-    package_data={'rnnlm': ['csrc/*.cc'],  # Compiled on first use (rnnlm/kernels.py).
-                  'rnnlm.inside': ['page.js', 'page.css']},
+    packages=find_packages(include=['rnnlm', 'rnnlm.*', 'configs', 'configs.*']),
+    package_data={'rnnlm.model': ['csrc/*.cc'],  # Compiled on first use (rnnlm/model/kernels.py).
+                  'rnnlm.studies.inside': ['page.js', 'page.css']},
     python_requires='>=3.11',
     # Lower bounds are the versions the test suite has been run with; the APIs used
     # (optax.tree.norm, flax nnx.List, Orbax's preservation_policy.BestN and partial

@@ -12,7 +12,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Seed for parameter init, dropout and sampling. Fixes the whole run.
   config.seed = 0
   # Start from the best parameters of the run in this workdir (fine-tuning, possibly
-  # on another corpus; see rnnlm/finetune.py); '' starts from scratch.
+  # on another corpus; see rnnlm/training/finetune.py); '' starts from scratch.
   config.init_from = ''
 
   config.data = ml_collections.ConfigDict()
@@ -52,7 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict()
   # 'rnn' (the recurrent model, `cell` below) or 'transformer' (a causal transformer:
-  # hidden_size wide, num_layers blocks, num_heads, context_length; rnnlm/transformer.py).
+  # hidden_size wide, num_layers blocks, num_heads, context_length; rnnlm/model/transformer.py).
   config.model.arch = 'rnn'
   # Transformer only: attention heads, characters of context, and 'rotary' or
   # 'learned' positions. Each window is read after the stream's last context_length
@@ -80,7 +80,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dropout = 0.0
   # lax.scan unroll factor of the recurrence (a speed knob; results unchanged).
   config.model.unroll = 1
-  # How the recurrent layers run (all give the same values; rnnlm/recurrence.py):
+  # How the recurrent layers run (all give the same values; rnnlm/model/recurrence.py):
   # 'auto' (the fastest that runs here), 'kernel' (compiled CPU kernels for all
   # three cells; an error where they cannot run), 'cudnn' (LSTM on a GPU; not yet
   # run on one), 'parallel' (an associative scan over the window, for mingru,

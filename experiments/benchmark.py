@@ -5,7 +5,7 @@
 
 Prints a markdown table (chars/s, ratio to PyTorch, achieved GFLOP/s and share of
 the machine's matmul rate measured in the same run) and writes every number to
---json_out. The logic is in rnnlm/benchmark.py.
+--json_out. The logic is in rnnlm/bench/benchmark.py.
 """
 
 import functools
@@ -15,8 +15,8 @@ import sys
 
 from absl import app, flags
 
-from rnnlm import benchmark as bm
-from rnnlm import hostmem
+from rnnlm.bench import benchmark as bm
+from rnnlm.training import hostmem
 from rnnlm.errors import UserError, report_user_errors
 
 _CELLS = flags.DEFINE_list('cells', ['lstm', 'gru', 'rnn'], 'Cells to measure.')
@@ -38,7 +38,7 @@ _TORCH = flags.DEFINE_bool('torch', True, 'Include PyTorch (if installed).')
 _FLAX = flags.DEFINE_bool('flax', True, "Include Flax's nnx.RNN.")
 _RETAIN_MEMORY = flags.DEFINE_bool(
     'retain_host_memory', True,
-    'Keep freed host memory for reuse (rnnlm/hostmem.py), as experiments/train.py does;'
+    'Keep freed host memory for reuse (rnnlm/training/hostmem.py), as experiments/train.py does;'
     ' process-wide, so PyTorch and Flax run with it too.')
 _MATMUL_SIZE = flags.DEFINE_integer(
     'matmul_size', 2048, 'n of the [n, n] x [n, n] float32 matmul whose rate is the'
@@ -185,7 +185,7 @@ def main(argv):
                                         of_matmul_rate=r['gflops'] / rate))
       print(f"| {cell} | {hidden} | {_MATMUL} | - | - | {rate:.1f} | 100% | - |", flush=True)
   print('\nGFLOP/s counts the matmul work each row performs: the model\'s (formula in'
-        ' rnnlm/benchmark.py) for Flax and PyTorch; for rnnlm, less the first layer\'s'
+        ' rnnlm/bench/benchmark.py) for Flax and PyTorch; for rnnlm, less the first layer\'s'
         ' per-character input projection, which it replaces by a lookup in the product of'
         ' the embedding and W_x. "of matmul rate" is that over the float32 matmul row of'
         ' the same shape, timed in the same interleaved rounds.')

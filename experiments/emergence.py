@@ -6,7 +6,7 @@ or, instead of training, measure the best model of every trial of a finished swe
 
   python experiments/emergence.py --config=configs/emergence/shakespeare.py:cpu --sweep_dir=runs/sweep_hidden
 
-Writes <workdir>/emergence.md (table, figure, samples in order). Logic: rnnlm/emergence_runs.py (runs) and rnnlm/emergence.py (measures).
+Writes <workdir>/emergence.md (table, figure, samples in order). Logic: rnnlm/studies/emergence_runs.py (runs) and rnnlm/studies/emergence.py (measures).
 """
 
 import sys
@@ -14,7 +14,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from rnnlm import emergence_runs
+from rnnlm.studies import emergence_runs
 from rnnlm.errors import report_user_errors
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory (resumed if it holds one).')

@@ -12,7 +12,7 @@ import json
 
 from absl import app, flags
 
-from rnnlm import evaluation
+from rnnlm.training import evaluation
 from rnnlm.errors import report_user_errors
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')

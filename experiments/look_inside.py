@@ -4,7 +4,7 @@
   python experiments/look_inside.py --workdir=runs/linux --text_file=some.c --out_dir=/tmp/inside
 
 Writes <out_dir>/inside.html (open it from disk), inside.md, inside.json and the
-figures. Logic: rnnlm/inside/.
+figures. Logic: rnnlm/studies/inside/.
 """
 
 import os
@@ -13,7 +13,7 @@ import sys
 from absl import app, flags
 
 from rnnlm.errors import UserError, report_user_errors
-from rnnlm.inside import study
+from rnnlm.studies.inside import study
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
 _OUT_DIR = flags.DEFINE_string('out_dir', None, 'Where to write (default: <workdir>/inside).')

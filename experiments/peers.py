@@ -6,7 +6,7 @@
 
 The corpus and split come from --config (default: the Shakespeare job's). Writes
 metrics.jsonl (validation loss against training minutes) and results.json.
-Logic: rnnlm/peers.py.
+Logic: rnnlm/bench/peers.py.
 """
 
 import importlib.util
@@ -14,7 +14,8 @@ import importlib.util
 from absl import app, flags
 from ml_collections import config_flags
 
-from rnnlm import hostmem, peers
+from rnnlm.training import hostmem
+from rnnlm.bench import peers
 from rnnlm.errors import UserError, report_user_errors
 
 _KIND = flags.DEFINE_enum('kind', 'char_rnn', ['char_rnn', 'transformer'], 'Which peer.')

@@ -9,7 +9,9 @@ import sys
 
 from absl import app, flags
 
-from rnnlm import checkpoint, evaluation, sample
+from rnnlm.training import checkpoint
+from rnnlm.training import evaluation
+from rnnlm.training import sample
 from rnnlm.errors import report_user_errors
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')

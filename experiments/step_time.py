@@ -6,7 +6,7 @@
 
 Each variant is `name:field=value,...` over --config; prints a markdown table of
 milliseconds per step, characters per second and the ratio to the first variant.
-Logic: rnnlm/step_time.py.
+Logic: rnnlm/bench/step_time.py.
 """
 
 import json
@@ -14,7 +14,8 @@ import json
 from absl import app, flags
 from ml_collections import config_flags
 
-from rnnlm import hostmem, step_time
+from rnnlm.training import hostmem
+from rnnlm.bench import step_time
 from rnnlm.errors import UserError, report_user_errors
 
 config_flags.DEFINE_config_file('config', 'configs/shakespeare.py', 'Training config.')

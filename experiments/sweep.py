@@ -9,7 +9,7 @@ resume (finished trials are skipped, interrupted ones resumed, failed ones retri
   python experiments/sweep.py --config=configs/sweeps/shakespeare_hidden.py:cpu --sweep_dir=runs/sweep_hidden
   python experiments/sweep.py --config=configs/sweeps/paper_table.py:cpu --sweep_dir=runs/paper_table
 
-Logic: rnnlm/sweep.py and rnnlm/scale_runs.py.
+Logic: rnnlm/studies/sweep.py and rnnlm/studies/scale_runs.py.
 """
 
 import sys
@@ -17,7 +17,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from rnnlm import scale_runs, sweep
+from rnnlm.studies import scale_runs
+from rnnlm.studies import sweep
 from rnnlm.errors import report_user_errors
 
 _SWEEP_DIR = flags.DEFINE_string('sweep_dir', None, 'Directory of the sweep (resumed if it holds one).')

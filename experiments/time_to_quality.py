@@ -7,7 +7,7 @@
 Each --run is `label=workdir` of an experiments/train.py or experiments/peers.py run.
 Writes report.md (the loss reached by 5, 15 and 30 minutes, speed, size, minutes to
 each --target), curves.json and loss_vs_minutes.png under --out.
-Logic: rnnlm/time_to_quality.py.
+Logic: rnnlm/bench/time_to_quality.py.
 """
 
 import shlex
@@ -15,7 +15,7 @@ import sys
 
 from absl import app, flags
 
-from rnnlm import time_to_quality
+from rnnlm.bench import time_to_quality
 from rnnlm.errors import UserError, report_user_errors
 
 _RUNS = flags.DEFINE_multi_string('run', None, 'label=workdir (repeatable).')

@@ -12,7 +12,9 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from rnnlm import hostmem, parallel, train
+from rnnlm.training import hostmem
+from rnnlm.training import parallel
+from rnnlm.training import train
 from rnnlm.errors import report_user_errors
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run (resumed if it holds one).')
@@ -30,7 +32,7 @@ _DISTRIBUTED = flags.DEFINE_enum(
 _RETAIN_MEMORY = flags.DEFINE_bool(
     'retain_host_memory', True,
     'Keep freed host memory for reuse instead of returning it to the OS after every step'
-    ' (glibc; see rnnlm/hostmem.py): fewer page faults, faster CPU training.')
+    ' (glibc; see rnnlm/training/hostmem.py): fewer page faults, faster CPU training.')
 flags.mark_flags_as_required(['workdir'])
 
 

@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import ml_collections
 from absl import logging
 
-from rnnlm import cells
-from rnnlm import recurrence
-from rnnlm import transformer
+from rnnlm.model import cells
+from rnnlm.model import recurrence
+from rnnlm.model import transformer
 from rnnlm.errors import UserError
 
 # Fields that fix the shape of the saved state or the meaning of the data position:

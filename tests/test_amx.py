@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from rnnlm import kernels, recurrence
+from rnnlm.model import kernels
+from rnnlm.model import recurrence
 from rnnlm.model import CharLM
 
 needs_amx = pytest.mark.skipif(not kernels.amx(), reason='no AMX bfloat16 kernels here')

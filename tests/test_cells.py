@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from np_reference import NP_STEPS
-from rnnlm import cells
+from rnnlm.model import cells
 
 
 
@@ -148,7 +148,7 @@ def test_fast_path_matches_reference_float32(cell, t, b, h, zero_carry):
 
 @pytest.mark.parametrize('cell', ['mingru', 'minlstm', 'lru'])
 def test_parallel_and_sequential_settings_agree_through_recurrence_layer(cell):
-  from rnnlm import recurrence
+  from rnnlm.model import recurrence
   t, b, d, h = 12, 3, 4, 5
   key = jax.random.key(0)
   p = cells.init_params(key, cell, d, h, dtype=jnp.float64)
@@ -171,7 +171,7 @@ def test_parallel_and_sequential_settings_agree_through_recurrence_layer(cell):
 
 
 def test_auto_and_parallel_settings_by_cell_and_backend():
-  from rnnlm import recurrence
+  from rnnlm.model import recurrence
   from rnnlm.errors import UserError
   for cell in cells.PARALLEL:
     assert recurrence.resolve('auto', cell, 64) == 'scan'  # This test runs on a CPU.

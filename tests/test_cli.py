@@ -110,7 +110,7 @@ def test_benchmark_smoke_table_and_json(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   rows = [l for l in proc.stdout.splitlines() if l.startswith('| rnn | 16 |')]
   names = [r.split('|')[3].strip() for r in rows]
-  from rnnlm import benchmark as bm
+  from rnnlm.bench import benchmark as bm
   # The scan row is there where `auto` runs this shape through the kernels (AVX-512, AVX2).
   kernel = bm.uses_cpu_kernel(bm.Shape('rnn', 16, batch=4, seq_length=6, vocab=7))
   assert names == ['rnnlm'] + ['rnnlm (custom-VJP scan)'] * kernel + [

@@ -5,7 +5,7 @@ import tarfile
 import ml_collections
 import pytest
 
-from rnnlm import corpora
+from rnnlm.data import corpora
 from rnnlm.errors import UserError
 
 

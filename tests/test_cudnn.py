@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from jax.experimental import rnn
 
-from rnnlm import cells, recurrence
+from rnnlm.model import cells
+from rnnlm.model import recurrence
 
 
 def _reference_lstm(x, h_0, c_0, weights, seq_lengths, *, input_size, hidden_size, num_layers,

@@ -25,7 +25,7 @@ SHIPPED = [('configs.default', [None]), ('configs.shakespeare', [None]),
 SCRIPT = r'''
 import importlib, json, sys, tempfile
 import jax
-from rnnlm import train
+from rnnlm.training import train
 assert len(jax.devices()) == 8, jax.devices()
 out, seen = [], set()
 for module, presets in json.loads(sys.argv[1]):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from rnnlm import dropout as dropout_lib
-from rnnlm import parallel
+from rnnlm.model import dropout as dropout_lib
+from rnnlm.training import parallel
 
 
 def _within(freq: float, p: float, n: int, sigmas: float = 5.0) -> bool:

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from rnnlm import emergence as em
-from rnnlm import emergence_runs
+from rnnlm.studies import emergence as em
+from rnnlm.studies import emergence_runs
 
 PLAY = """Kent.
 I thought the King had more affected the Duke of Albany than
@@ -136,7 +136,7 @@ def test_emergence_run_on_tiny(tmp_path):
 def test_measure_sweep_on_tiny(tmp_path):
   from configs import tiny
   from configs.emergence import shakespeare
-  from rnnlm import sweep
+  from rnnlm.studies import sweep
   base = tiny.get_config()
   base.train.num_steps = 4
   base.eval.eval_every = 2

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from rnnlm import checkpoint
+from rnnlm.training import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -133,7 +133,7 @@ def small_disk(tmp_path):
 
 def test_a_full_disk_is_a_clear_error_and_the_last_checkpoint_survives(small_disk):
   from configs import tiny
-  from rnnlm import train
+  from rnnlm.training import train
   from rnnlm.errors import UserError
   wd = str(small_disk / 'run')
   config = tiny.get_config()

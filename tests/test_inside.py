@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from rnnlm.inside import activations, features, ngram, scores
+from rnnlm.model import activations
+from rnnlm.studies.inside import features
+from rnnlm.studies.inside import ngram
+from rnnlm.studies.inside import scores
 from rnnlm.model import CharLM
 
 # ----------------------------------------------------------------------------

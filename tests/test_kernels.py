@@ -14,7 +14,9 @@ import pytest
 from flax import nnx
 
 from np_reference import NP_STEPS
-from rnnlm import cells, kernels, recurrence
+from rnnlm.model import cells
+from rnnlm.model import kernels
+from rnnlm.model import recurrence
 from rnnlm.errors import UserError
 from rnnlm.model import CharLM
 
@@ -302,7 +304,7 @@ def test_retain_freed_memory_stops_page_faults_on_reuse():
   # in anew by default (glibc mmap/munmap), and not after retain_freed_memory().
   code = '''
 import ctypes, resource, sys
-from rnnlm import hostmem
+from rnnlm.training import hostmem
 if sys.argv[1] == '1':
   assert hostmem.retain_freed_memory()
 libc = ctypes.CDLL('libc.so.6')
@@ -343,7 +345,7 @@ def test_failed_build_falls_back_with_reason(tmp_path):
 
 
 def test_benchmark_flop_counts_by_hand():
-  from rnnlm import benchmark as bm
+  from rnnlm.bench import benchmark as bm
   # LSTM, H=128, 2 layers, V=65: per layer and char 2 * 256 * 512 = 262,144 FLOPs,
   # head 2 * 128 * 65 = 16,640; x3 for forward + backward.
   model = 3 * (2 * 262_144 + 16_640)

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from np_reference import np_lru
-from rnnlm import cells
+from rnnlm.model import cells
 from rnnlm.model import CharLM
 
 

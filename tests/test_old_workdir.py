@@ -9,7 +9,10 @@ import shutil
 
 import pytest
 
-from rnnlm import checkpoint, evaluation, sample, train
+from rnnlm.training import checkpoint
+from rnnlm.training import evaluation
+from rnnlm.training import sample
+from rnnlm.training import train
 from rnnlm import config as config_lib
 
 _FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')

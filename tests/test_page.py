@@ -8,7 +8,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from rnnlm.inside import page, scores
+from rnnlm.studies.inside import page
+from rnnlm.studies.inside import scores
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 needs_chromium = pytest.mark.skipif(

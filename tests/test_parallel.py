@@ -10,18 +10,22 @@ import jax
 import pytest
 
 from configs import tiny
-from rnnlm import parallel, recurrence, train
+from rnnlm.training import parallel
+from rnnlm.model import recurrence
+from rnnlm.training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 WORKER = r'''
 import json, os, sys
 pid, port, wd, impl = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-from rnnlm import parallel
+from rnnlm.training import parallel
 parallel.initialize_distributed(f'127.0.0.1:{port}', num_processes=2, process_id=pid)
 import jax
 from configs import tiny
-from rnnlm import parallel, recurrence, train
+from rnnlm.training import parallel
+from rnnlm.model import recurrence
+from rnnlm.training import train
 c = tiny.get_config(); c.train.num_steps = 10; c.eval.eval_every = 5
 c.model.recurrence = impl
 r = train.train_and_evaluate(c, wd)
@@ -64,7 +68,7 @@ def test_two_processes_match_one(tmp_path):
 
 
 def test_cluster_detection_reads_the_launcher():
-  from rnnlm import parallel
+  from rnnlm.training import parallel
   slurm = {'SLURM_JOB_ID': '7', 'SLURM_STEP_NODELIST': 'node[1-2]', 'SLURM_NTASKS': '2',
            'SLURM_PROCID': '0', 'SLURM_LOCALID': '0'}
   assert parallel.detect_cluster(slurm) == 'SLURM'

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip('torch')
 
 from configs import tiny  # noqa: E402
-from rnnlm import peers  # noqa: E402
+from rnnlm.bench import peers  # noqa: E402
 
 
 @pytest.mark.parametrize('length,context', [(500, 128), (129, 128), (1000, 7), (300, 1)])

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from rnnlm import data, sample
+from rnnlm import data
+from rnnlm.training import sample
 from rnnlm.errors import UserError
 from rnnlm.model import CharLM
 

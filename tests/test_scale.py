@@ -7,7 +7,9 @@ import pytest
 
 from configs import tiny
 from configs.sweeps import paper_table
-from rnnlm import scale_runs, scaling, sweep
+from rnnlm.studies import scale_runs
+from rnnlm.studies import scaling
+from rnnlm.studies import sweep
 
 
 @pytest.mark.parametrize('cell,gates', [('rnn', 1), ('lstm', 4), ('gru', 3)])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from rnnlm import dropout as dropout_lib
-from rnnlm import step_time
+from rnnlm.model import dropout as dropout_lib
+from rnnlm.bench import step_time
 from rnnlm.errors import UserError
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from rnnlm import sweep
+from rnnlm.studies import sweep
 from rnnlm.errors import UserError
 
 
@@ -80,7 +80,7 @@ SWEEP_SCRIPT = r'''
 import sys
 from absl import logging
 from configs import tiny
-from rnnlm import sweep
+from rnnlm.studies import sweep
 from rnnlm.errors import Interrupted
 base = tiny.get_config()
 base.eval.sample_length, base.eval.eval_every, base.train.num_steps = 0, 50, 100000
@@ -117,7 +117,7 @@ def test_sigterm_to_a_sweep_stops_its_trials_with_checkpoints(tmp_path):
   assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
   assert 'SIGTERM: the sweep stopped' in err
   assert not os.path.exists(f'/proc/{trial[0]}'), 'the trial process outlived the sweep'
-  from rnnlm import checkpoint
+  from rnnlm.training import checkpoint
   step = checkpoint.Checkpointer(os.path.join(d, 'trials', 'hidden_size-8')).latest_step()
   assert step and step >= 50  # Saved where it stopped (evaluations alone save every 50).
 
@@ -264,7 +264,7 @@ def test_coordinate_search_runs_the_combination_and_reports_each_change(tmp_path
 def test_budget_search_trials_are_valid_configs(minutes, amx, monkeypatch):
   from configs.sweeps import shakespeare_budget
   from rnnlm import config as config_lib
-  from rnnlm import kernels
+  from rnnlm.model import kernels
   monkeypatch.setattr(kernels, 'amx', lambda: amx)
   c = shakespeare_budget.get_config(minutes)
   axes, centre = sweep.search_axes(c.sweep)

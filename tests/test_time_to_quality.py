@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from rnnlm import time_to_quality as ttq
+from rnnlm.bench import time_to_quality as ttq
 from rnnlm.errors import UserError
 
 # (minutes, loss): falls, then a worse evaluation at 12 minutes.

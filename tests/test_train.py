@@ -10,7 +10,11 @@ import pytest
 from flax import nnx
 
 from configs import tiny
-from rnnlm import checkpoint, config as config_lib, data, parallel, train
+from rnnlm.training import checkpoint
+from rnnlm import config as config_lib
+from rnnlm import data
+from rnnlm.training import parallel
+from rnnlm.training import train
 from rnnlm.errors import Diverged, Interrupted, UserError
 
 
@@ -392,7 +396,8 @@ def test_inference_restore_reads_no_optimizer_state(tmp_path, monkeypatch):
 
 
 def test_init_from_maps_parameters_by_character(tmp_path):
-  from rnnlm import finetune, model as model_lib
+  from rnnlm.training import finetune
+  from rnnlm.model import charlm as model_lib
   source = str(tmp_path / 'source')
   train.train_and_evaluate(tiny_config(**{'train.num_steps': 4, 'eval.eval_every': 2}), source)
   trained, old_vocab, _ = checkpoint.load_model(source, 'best')

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from rnnlm.transformer import CharTransformer
+from rnnlm.model.transformer import CharTransformer
 
 
 def _np_forward(model, seq, valid, context, rotary):
@@ -105,10 +105,10 @@ def test_each_character_sees_at_most_context_length_characters():
 
 def test_transformer_trains_resumes_and_is_refused_by_look_inside(tmp_path, caplog):
   from configs import tiny
-  from rnnlm import train
+  from rnnlm.training import train
   from rnnlm.errors import UserError
-  from rnnlm.inside import activations
-  from rnnlm import checkpoint
+  from rnnlm.model import activations
+  from rnnlm.training import checkpoint
   config = tiny.get_config()
   config.model.arch, config.model.hidden_size, config.model.context_length = 'transformer', 32, 16
   config.model.positions = 'learned'
@@ -211,7 +211,7 @@ def test_cached_and_recomputed_context_agree_with_one_layer():
 
 def test_cached_context_states_train_and_resume_exactly(tmp_path):
   from configs import tiny
-  from rnnlm import train
+  from rnnlm.training import train
   from rnnlm.errors import UserError
   config = tiny.get_config()
   config.model.arch, config.model.hidden_size, config.model.context_length = 'transformer', 32, 16
@@ -251,7 +251,7 @@ def test_attention_gradient_matches_finite_differences_in_float64():
   float64 attention, along random directions, with padding and a band narrower than
   the keys."""
   import jax
-  from rnnlm.transformer import attend
+  from rnnlm.model.transformer import attend
   b, t, s, heads, hd, window = 2, 3, 7, 2, 4, 4
   rng = np.random.default_rng(1)
   q, k, v = (rng.normal(size=(b, n, heads, hd)) for n in (t, s, s))

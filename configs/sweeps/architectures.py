@@ -17,7 +17,7 @@ import ml_collections
 
 from configs import default
 from configs import shakespeare
-from rnnlm import sweep
+from rnnlm.studies import sweep
 
 
 def get_config(preset: str = 'cpu'):

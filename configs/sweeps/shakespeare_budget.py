@@ -30,7 +30,8 @@ combination instead.
 import ml_collections
 
 from configs import shakespeare
-from rnnlm import kernels, sweep
+from rnnlm.model import kernels
+from rnnlm.studies import sweep
 
 
 def get_config(preset: str = '15'):

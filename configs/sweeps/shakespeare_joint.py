@@ -16,7 +16,7 @@ import ml_collections
 from configs import default
 from configs import shakespeare
 from configs.emergence import linux as emergence_defaults
-from rnnlm import sweep
+from rnnlm.studies import sweep
 
 
 def get_config(preset: str = 'cpu'):

@@ -19,7 +19,7 @@ import json
 import os
 from typing import Sequence
 
-from rnnlm import report
+from rnnlm.studies import report
 from rnnlm.errors import UserError
 
 MARKS = (5, 15, 30)
@@ -99,7 +99,7 @@ def first_reaching(points: Sequence[tuple[float, float]], target: float) -> floa
 def write_report(runs: Sequence[Run], out_dir: str, marks: Sequence[float] = MARKS,
                  targets: Sequence[float] = (), command: str = '') -> str:
   """report.md, curves.json and loss_vs_minutes.png in out_dir; returns report.md's path."""
-  from rnnlm import plots
+  from rnnlm.studies import plots
   os.makedirs(out_dir, exist_ok=True)
   lines = ['# Validation loss against training minutes', '', *report.made_by(command),
            'Loss (nats per character, validation split) each run had reached by each mark of'

@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 from scipy import stats
 
-from rnnlm.inside import features as features_lib
+from rnnlm.studies.inside import features as features_lib
 
 
 def pearson(acts: np.ndarray, feature: np.ndarray) -> np.ndarray:

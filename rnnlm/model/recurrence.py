@@ -43,9 +43,9 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from rnnlm import cells
-from rnnlm import kernels
-from rnnlm.parallel import DATA_AXIS
+from rnnlm.model import cells
+from rnnlm.model import kernels
+from rnnlm.model.axes import DATA_AXIS
 from rnnlm.errors import UserError
 
 CHOICES = ('auto', 'kernel', 'cudnn', 'parallel', 'scan', 'reference')

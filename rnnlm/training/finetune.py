@@ -16,7 +16,7 @@ import os
 import numpy as np
 from flax import nnx
 
-from rnnlm import checkpoint
+from rnnlm.training import checkpoint
 from rnnlm import config as config_lib
 from rnnlm import data
 from rnnlm.errors import UserError

@@ -1,6 +1,6 @@
 """Compiled CPU kernels, called through the XLA FFI.
 
-`rnnlm/csrc/recurrent_cpu.cc` holds fused LSTM, GRU and RNN recurrences (forward
+`rnnlm/model/csrc/recurrent_cpu.cc` holds fused LSTM, GRU and RNN recurrences (forward
 and backward over a whole sequence) and the weight-gradient contractions
 sum_k a_k^T b_k over all T*B rows (`dense`, and dW_h inside the recurrences'
 backward passes). It is compiled on first use with the machine's C++
@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import jaxlib
 import numpy as np
 
-from rnnlm import cells
+from rnnlm.model import cells
 
 _SOURCE = pathlib.Path(__file__).with_name('csrc') / 'recurrent_cpu.cc'
 _FLAGS = ('-O3', '-march=native', '-std=c++17', '-shared', '-fPIC', '-fno-math-errno',

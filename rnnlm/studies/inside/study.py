@@ -27,15 +27,19 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from rnnlm import checkpoint
+from rnnlm.training import checkpoint
 from rnnlm import config as config_lib
-from rnnlm import corpora
-from rnnlm import evaluation
-from rnnlm import model as model_lib
-from rnnlm import plots
-from rnnlm import report
+from rnnlm.data import corpora
+from rnnlm.training import evaluation
+from rnnlm.model import charlm as model_lib
+from rnnlm.studies import plots
+from rnnlm.studies import report
 from rnnlm.errors import UserError
-from rnnlm.inside import activations, features, ngram, page, scores
+from rnnlm.model import activations
+from rnnlm.studies.inside import features
+from rnnlm.studies.inside import ngram
+from rnnlm.studies.inside import page
+from rnnlm.studies.inside import scores
 
 LN2 = math.log(2.0)
 # A feature "has a cell" when its best cell reaches FOUND_STRENGTH (|r| or

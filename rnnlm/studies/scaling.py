@@ -36,7 +36,7 @@ def num_params(cell: str, num_layers: int, hidden_size: int, vocab_size: int,
   """Parameters of a CharLM, counted from its abstract shapes (nothing allocated)."""
   import jax
   from flax import nnx
-  from rnnlm import model as model_lib
+  from rnnlm.model import charlm as model_lib
   abstract = nnx.eval_shape(lambda: model_lib.CharLM(
       vocab_size, cell=cell, hidden_size=hidden_size, num_layers=num_layers,
       embed_dim=embed_dim, rngs=nnx.Rngs(0)))
@@ -60,7 +60,7 @@ def config_params(model: ml_collections.ConfigDict, vocab_size: int) -> int:
 def _config_params(model_json: str, vocab_size: int) -> int:
   import jax
   from flax import nnx
-  from rnnlm import model as model_lib
+  from rnnlm.model import charlm as model_lib
   config = ml_collections.ConfigDict({'model': json.loads(model_json), 'seed': 0})
   abstract = nnx.eval_shape(lambda: model_lib.from_config(config, vocab_size))
   return int(sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(abstract, nnx.Param))))

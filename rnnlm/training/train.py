@@ -28,14 +28,14 @@ from flax import nnx
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
-from rnnlm import checkpoint as checkpoint_lib
+from rnnlm.training import checkpoint as checkpoint_lib
 from rnnlm import config as config_lib
-from rnnlm import corpora
+from rnnlm.data import corpora
 from rnnlm import data
-from rnnlm import finetune
-from rnnlm import model as model_lib
-from rnnlm import parallel
-from rnnlm import sample as sample_lib
+from rnnlm.training import finetune
+from rnnlm.model import charlm as model_lib
+from rnnlm.training import parallel
+from rnnlm.training import sample as sample_lib
 from rnnlm.errors import Diverged, Interrupted, UserError
 from rnnlm.model import count_params
 

@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from rnnlm import cells
-from rnnlm import recurrence
+from rnnlm.model import cells
+from rnnlm.model import recurrence
 from rnnlm.errors import UserError
 from rnnlm.model import CharLM
 

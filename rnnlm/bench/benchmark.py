@@ -24,10 +24,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from rnnlm import cells
-from rnnlm import kernels
-from rnnlm import recurrence
-from rnnlm import sample as sample_lib
+from rnnlm.model import cells
+from rnnlm.model import kernels
+from rnnlm.model import recurrence
+from rnnlm.training import sample as sample_lib
 from rnnlm.model import CharLM
 
 
@@ -157,7 +157,7 @@ def rnnlm_transformer_trainer(shape: Shape, context: int, heads: int, context_st
   """rnnlm's transformer (`model.arch='transformer'`, rotary positions): `shape.num_layers`
   blocks of width `shape.hidden`, windows of `shape.seq_length` read after a carried
   context of `context` characters."""
-  from rnnlm.transformer import CharTransformer
+  from rnnlm.model.transformer import CharTransformer
   model = CharTransformer(shape.vocab, hidden_size=shape.hidden, num_layers=shape.num_layers,
                           num_heads=heads, context_length=context, positions='rotary',
                           context_states=context_states, rngs=nnx.Rngs(0))
@@ -172,7 +172,7 @@ def torch_transformer_trainer(shape: Shape, context: int, heads: int):
   """The nanoGPT-style PyTorch transformer (`rnnlm.peers`) as nanoGPT trains it: windows
   of `context` characters with no context before them, Adam with clipping."""
   import torch
-  from rnnlm import peers
+  from rnnlm.bench import peers
   torch.set_num_threads(os.cpu_count() or 1)
   torch.manual_seed(0)
   model = peers.build_transformer(shape.vocab, shape.hidden, shape.num_layers, heads, context, 0.0)

@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from rnnlm import cells
-from rnnlm import dropout as dropout_lib
-from rnnlm import recurrence as recurrence_lib
+from rnnlm.model import cells
+from rnnlm.model import dropout as dropout_lib
+from rnnlm.model import recurrence as recurrence_lib
 
 # Per-layer carry tuples, one per layer: ((h, c), (h, c)) for a 2-layer LSTM.
 ModelCarry = tuple[cells.Carry, ...]
@@ -121,7 +121,7 @@ def from_config(config, vocab_size: int) -> nnx.Module:
   `arch='transformer'`), initialised from `config.seed`."""
   m = config.model
   if m.get('arch', 'rnn') == 'transformer':
-    from rnnlm.transformer import CharTransformer
+    from rnnlm.model.transformer import CharTransformer
     return CharTransformer(vocab_size, hidden_size=m.hidden_size, num_layers=m.num_layers,
                            num_heads=m.num_heads, context_length=m.context_length,
                            positions=m.positions, dropout=m.dropout,

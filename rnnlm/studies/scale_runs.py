@@ -16,10 +16,10 @@ from typing import Sequence
 import ml_collections
 import numpy as np
 
-from rnnlm import corpora
-from rnnlm import report
-from rnnlm import scaling
-from rnnlm import sweep
+from rnnlm.data import corpora
+from rnnlm.studies import report
+from rnnlm.studies import scaling
+from rnnlm.studies import sweep
 from rnnlm.errors import UserError
 
 CELL_NAMES = {'rnn': 'RNN', 'lstm': 'LSTM', 'gru': 'GRU'}
@@ -204,7 +204,7 @@ def findings(table: dict, cells: Sequence[str], layers: Sequence[int], budgets: 
 
 def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = '') -> str:
   """Tables laid out like the paper's, the figure, the findings and the seed spread."""
-  from rnnlm import plots
+  from rnnlm.studies import plots
   with open(os.path.join(sweep_dir, 'budgets.json')) as f:
     budgets_by_name = json.load(f)
   rows = _with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets_by_name)
@@ -295,7 +295,9 @@ def measure_grid(sweep_dir: str, e: ml_collections.ConfigDict, data_config) -> l
   measures each (`rnnlm.emergence`); rows go to emergence_grid.csv, and trials
   measured before are not sampled again."""
   import csv
-  from rnnlm import checkpoint, emergence_runs, sample
+  from rnnlm.training import checkpoint
+  from rnnlm.studies import emergence_runs
+  from rnnlm.training import sample
   path = os.path.join(sweep_dir, EMERGENCE_CSV)
   rows = sweep.read_csv(path) if os.path.exists(path) else []
   seen = {(r['name'], int(r['seed'])) for r in rows}
@@ -357,7 +359,7 @@ def _curves(sweep_dir: str, rows: Sequence[dict], chars_per_step: int) -> list[d
 
 
 def joint_report(sweep_dir: str, config: ml_collections.ConfigDict, command: str = '') -> str:
-  from rnnlm import plots
+  from rnnlm.studies import plots
   s, base = config.sweep, config.base
   all_rows = sweep.read_csv(os.path.join(sweep_dir, 'results.csv'))
   rows = [r for r in all_rows if r['status'] == 'done']
@@ -441,7 +443,7 @@ def joint_report(sweep_dir: str, config: ml_collections.ConfigDict, command: str
                          for f, l in _thin(front, 12)])
   emergence_path = os.path.join(sweep_dir, EMERGENCE_CSV)
   if os.path.exists(emergence_path):
-    from rnnlm import emergence
+    from rnnlm.studies import emergence
     samples = sweep.read_csv(emergence_path)
     baseline = {}
     if os.path.exists(os.path.join(sweep_dir, 'emergence_baseline.json')):
@@ -540,7 +542,7 @@ def _val_curve(sweep_dir: str, name: str) -> list[tuple[float, float]]:
 
 def architectures_report(sweep_dir: str, config: ml_collections.ConfigDict,
                          command: str = '') -> str:
-  from rnnlm import plots
+  from rnnlm.studies import plots
   s, base = config.sweep, config.base
   with open(os.path.join(sweep_dir, FAMILIES_FILE)) as f:
     family_of = {name: tuple(v) for name, v in json.load(f).items()}

@@ -17,8 +17,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from rnnlm.errors import UserError
-
-DATA_AXIS = 'data'
+from rnnlm.model.axes import DATA_AXIS
 
 
 def make_mesh(devices=None) -> Mesh:

@@ -7,12 +7,12 @@ import os
 
 import numpy as np
 
-from rnnlm import checkpoint
+from rnnlm.training import checkpoint
 from rnnlm import config as config_lib
-from rnnlm import corpora
+from rnnlm.data import corpora
 from rnnlm import data
 from rnnlm.errors import UserError
-from rnnlm.inside import activations
+from rnnlm.model import activations
 
 
 def read_text(path: str, vocab: data.Vocab, skip_unknown: bool,

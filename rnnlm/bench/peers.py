@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from rnnlm import corpora
+from rnnlm.data import corpora
 from rnnlm import data
 
 LN2 = math.log(2.0)

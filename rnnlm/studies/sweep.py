@@ -33,7 +33,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from rnnlm import report
+from rnnlm.studies import report
 from rnnlm.errors import Interrupted, UserError
 
 COLUMNS = ('name', 'cell', 'hidden_size', 'num_layers', 'learning_rate', 'seed',
@@ -71,7 +71,8 @@ def _trial_worker(config_json: str, workdir: str, conn, env: dict) -> None:
     os.sched_setaffinity(0, {int(c) for c in env['RNNLM_TRIAL_CPUS'].split(',')})
   try:
     from absl import logging as absl_logging
-    from rnnlm import hostmem, train
+    from rnnlm.training import hostmem
+    from rnnlm.training import train
     absl_logging.set_verbosity(absl_logging.WARNING)
     hostmem.retain_freed_memory()  # A process of its own, as experiments/train.py.
     config = ml_collections.ConfigDict(json.loads(config_json))
@@ -134,7 +135,8 @@ def trial_env(executor: ml_collections.ConfigDict, slot: int) -> dict:
 
 def _trial_job(config_json: str, workdir: str) -> dict:
   """One trial as a submitit job (in the job's own process)."""
-  from rnnlm import hostmem, train
+  from rnnlm.training import hostmem
+  from rnnlm.training import train
   hostmem.retain_freed_memory()
   return train.train_and_evaluate(ml_collections.ConfigDict(json.loads(config_json)), workdir)
 
@@ -341,7 +343,7 @@ def fit_power_law(x: Sequence[float], y: Sequence[float]) -> dict:
 def write_report(sweep_dir: str, title: str, x_key: str, x_label: str,
                  command: str = '') -> str:
   """Fits, figures and report.md from results.csv. Returns the report path."""
-  from rnnlm import plots
+  from rnnlm.studies import plots
   rows = read_csv(os.path.join(sweep_dir, 'results.csv'))
   done = [r for r in rows if r['status'] == 'done']
   fits = {}

@@ -146,7 +146,7 @@ def paper_figure(rows: Sequence[dict], out_path: str) -> str:
 def joint_loss_figure(loss: dict, fit: dict | None, out_path: str) -> str:
   """Two panels: loss against N, a line per data size D, and against D, a line per
   N; the fitted law dashed in the same colour. `loss` is {(N, D): loss}."""
-  from rnnlm import scaling
+  from rnnlm.studies import scaling
   plt = _plt()
   ns = sorted({n for n, _ in loss})
   ds = sorted({d for _, d in loss})

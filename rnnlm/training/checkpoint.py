@@ -20,7 +20,7 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 from rnnlm import config as config_lib
 from rnnlm import data
-from rnnlm import model as model_lib
+from rnnlm.model import charlm as model_lib
 from rnnlm.errors import UserError
 
 

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from rnnlm import dropout as dropout_lib
+from rnnlm.model import dropout as dropout_lib
 
 # How the context's deeper states are had (the module docstring; `model.context_states`).
 CONTEXT_STATES = ('recompute', 'cached')

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rnnlm.inside.scores import CellScore
+from rnnlm.studies.inside.scores import CellScore
 
 _HERE = pathlib.Path(__file__).parent
 

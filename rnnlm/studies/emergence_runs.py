@@ -13,13 +13,13 @@ import os
 
 import ml_collections
 
-from rnnlm import checkpoint
-from rnnlm import corpora
-from rnnlm import emergence
-from rnnlm import plots
-from rnnlm import report
-from rnnlm import sample
-from rnnlm import train
+from rnnlm.training import checkpoint
+from rnnlm.data import corpora
+from rnnlm.studies import emergence
+from rnnlm.studies import plots
+from rnnlm.studies import report
+from rnnlm.training import sample
+from rnnlm.training import train
 from rnnlm.errors import UserError
 
 

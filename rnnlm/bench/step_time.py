@@ -18,10 +18,10 @@ import jax
 import ml_collections
 
 from rnnlm import config as config_lib
-from rnnlm import dropout as dropout_lib
-from rnnlm import parallel
-from rnnlm import sweep
-from rnnlm import train
+from rnnlm.model import dropout as dropout_lib
+from rnnlm.training import parallel
+from rnnlm.studies import sweep
+from rnnlm.training import train
 from rnnlm.errors import UserError
 
 
