@@ -27,7 +27,7 @@ setup(
         'tree-sitter-c>=0.23,<0.25',
     ],
     extras_require={
-        'test': ['pytest>=8', 'submitit>=1.5.4,<2'],
+        'test': ['pytest>=8', 'pytest-xdist>=3.5', 'submitit>=1.5.4,<2'],
         # Sweeps on a SLURM cluster (--config.sweep.executor=slurm).
         'slurm': ['submitit>=1.5.4,<2'],
         # PyPI's Linux torch wheel is a CUDA build; for the CPU one, first run

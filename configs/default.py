@@ -126,6 +126,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.end_lr_fraction = 0.0
   # Stop after this many evaluations without a new best validation loss; 0: off.
   config.train.early_stopping_patience = 0
+  # An evaluation counts as a new best for early stopping only when it beats the best
+  # so far by more than this many nats (Keras's min_delta); 0: any improvement.
+  config.train.early_stopping_min_delta = 0.0
   # Stop after this many minutes of training (evaluation, sampling and checkpoints
   # not counted; carried over resumes); 0: no limit. The learning-rate schedule
   # spans the step cap unless `schedule_from_budget` says otherwise.

@@ -9,7 +9,7 @@ resume (finished trials are skipped, interrupted ones resumed, failed ones retri
   python experiments/sweep.py --config=configs/sweeps/shakespeare_hidden.py:cpu --sweep_dir=runs/sweep_hidden
   python experiments/sweep.py --config=configs/sweeps/paper_table.py:cpu --sweep_dir=runs/paper_table
 
-Logic: rnnlm/studies/sweep.py and rnnlm/studies/scale_runs.py.
+Logic: rnnlm/studies/sweep.py, and rnnlm/studies/scale_runs.py with the study it names.
 """
 
 import sys

@@ -1,6 +1,6 @@
 """Trains a character-level language model.
 
-This file is intentionally thin: the logic lives in `rnnlm.train`, which tests
+This file is intentionally thin: the logic lives in `rnnlm.training.train`, which tests
 and notebooks import. Running it again on the same --workdir resumes the run.
 
   python experiments/train.py --workdir=runs/shakespeare

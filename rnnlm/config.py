@@ -56,13 +56,15 @@ def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if 'train' in config:  # Fields added later; their defaults are what earlier runs did.
     for field, default in (('early_stopping_patience', 0), ('time_budget_minutes', 0.0),
                            ('schedule_from_budget', False), ('adam_b1', 0.9),
-                           ('adam_b2', 0.999)):
+                           ('adam_b2', 0.999), ('early_stopping_min_delta', 0.0)):
       if field not in config.train:
         config.train[field] = default
   if 'init_from' not in config:
     config.init_from = ''
-  if 'data' in config and 'max_chars' not in config.data:
-    config.data.max_chars = 0
+  if 'data' in config:
+    for field, default in (('max_chars', 0), ('download_from', '')):
+      if field not in config.data:
+        config.data[field] = default
   return config
 
 
@@ -100,6 +102,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if not isinstance(t.early_stopping_patience, int) or t.early_stopping_patience < 0:
     raise UserError('train.early_stopping_patience must be an integer >= 0 (0: off; got'
                     f' {t.early_stopping_patience!r})')
+  if not t.early_stopping_min_delta >= 0:
+    raise UserError('train.early_stopping_min_delta must be >= 0 nats (got'
+                    f' {t.early_stopping_min_delta!r})')
   if not t.time_budget_minutes >= 0:
     raise UserError('train.time_budget_minutes must be >= 0 (0: no limit; got'
                     f' {t.time_budget_minutes!r})')
@@ -156,8 +161,19 @@ def load(workdir: str) -> ml_collections.ConfigDict:
   if not os.path.exists(path):
     raise UserError(f'{workdir} holds no run (no config.json); give the --workdir of a'
                     ' training run')
-  with open(path) as f:
-    return upgrade(ml_collections.ConfigDict(json.load(f)))
+  return upgrade(ml_collections.ConfigDict(_read_json(path)))
+
+
+def _read_json(path: str) -> dict:
+  try:
+    with open(path) as f:
+      value = json.load(f)
+    if not isinstance(value, dict):
+      raise ValueError('not a JSON object')
+    return value
+  except (ValueError, UnicodeDecodeError) as e:
+    raise UserError(f'{path} is damaged (not a JSON object: {str(e)[:80]}); restore it from'
+                    ' a copy of the workdir') from None
 
 
 def check_resume_compatible(workdir: str, config: ml_collections.ConfigDict) -> None:
@@ -165,8 +181,13 @@ def check_resume_compatible(workdir: str, config: ml_collections.ConfigDict) -> 
   path = os.path.join(workdir, 'config.json')
   if not os.path.exists(path):
     return
-  with open(path) as f:
-    old = json.load(f)
+  try:
+    old = _read_json(path)
+  except UserError as e:
+    # The checkpoint's own shapes are still checked before it is read, and config.json
+    # is written again from this run's config.
+    logging.warning('%s; resuming with the config given, checked against the checkpoint', e)
+    return
   for field in RESUME_FIELDS:
     try:
       before = _get(old, field)

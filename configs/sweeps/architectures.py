@@ -29,7 +29,7 @@ def get_config(preset: str = 'cpu'):
   base.train.end_lr_fraction = 0.1
   base.eval.sample_length = 200
   config.sweep = ml_collections.ConfigDict()
-  # experiments/sweep.py runs this grid with rnnlm.scale_runs.run_architectures.
+  # experiments/sweep.py runs this grid with rnnlm.studies.architectures.
   config.sweep.kind = 'architectures'
   config.sweep.title = 'Shakespeare: RNN, LSTM, GRU, minGRU, minLSTM, LRU and a transformer at equal size'
   # Each family: the config fields that make it (':' stands for '.'); its width is

@@ -29,7 +29,7 @@ def get_config(preset: str = 'cpu'):
   config.sweep.grid = (32, 64, 128, 256, 512)
   # Trials run at once (each in its own process).
   config.sweep.trials_at_once = 1
-  # Where trials run: local processes, or a SLURM job array (rnnlm.sweep.executor_config),
+  # Where trials run: local processes, or a SLURM job array (rnnlm.studies.sweep.executor_config),
   # e.g. --config.sweep.executor.kind=slurm --config.sweep.executor.gpus_per_trial=1
   config.sweep.executor = sweep.executor_config()
   # results.csv column for the x axis of the figure and the power-law fit.

@@ -29,14 +29,14 @@ def get_config(preset: str = 'cpu'):
   base.train.early_stopping_patience = 3
   base.eval.sample_length = 200
   config.sweep = ml_collections.ConfigDict()
-  # experiments/sweep.py runs this grid with rnnlm.scale_runs.run_joint.
+  # experiments/sweep.py runs this grid with rnnlm.studies.joint.
   config.sweep.kind = 'joint'
   config.sweep.title = 'Shakespeare: loss over model size x data size'
   config.sweep.hidden_sizes = (32, 64, 128, 256, 384)
   # Leading fractions of the train split (the validation and test splits are fixed).
   config.sweep.train_fractions = (1 / 81, 1 / 27, 1 / 9, 1 / 3, 1.0)
   config.sweep.trials_at_once = 1
-  # Where trials run: local processes, or a SLURM job array (rnnlm.sweep.executor_config),
+  # Where trials run: local processes, or a SLURM job array (rnnlm.studies.sweep.executor_config),
   # e.g. --config.sweep.executor.kind=slurm --config.sweep.executor.gpus_per_trial=1
   config.sweep.executor = sweep.executor_config()
   # Bootstrap resamples for the intervals of the fitted constants.

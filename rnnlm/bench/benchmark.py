@@ -142,7 +142,7 @@ def _jax_trainer(shape: Shape, forward: Callable, params, carry) -> Callable[[in
 
 
 def rnnlm_trainer(shape: Shape, impl: str = 'auto', unroll: int = 1):
-  """rnnlm's model with `model.recurrence=impl` (see `rnnlm.recurrence`)."""
+  """rnnlm's model with `model.recurrence=impl` (see `rnnlm.model.recurrence`)."""
   model = CharLM(shape.vocab, cell=shape.cell, hidden_size=shape.hidden,
                  num_layers=shape.num_layers, embed_dim=shape.hidden, unroll=unroll,
                  recurrence=impl, rngs=nnx.Rngs(0))
@@ -169,7 +169,7 @@ def rnnlm_transformer_trainer(shape: Shape, context: int, heads: int, context_st
 
 
 def torch_transformer_trainer(shape: Shape, context: int, heads: int):
-  """The nanoGPT-style PyTorch transformer (`rnnlm.peers`) as nanoGPT trains it: windows
+  """The nanoGPT-style PyTorch transformer (`rnnlm.bench.peers`) as nanoGPT trains it: windows
   of `context` characters with no context before them, Adam with clipping."""
   import torch
   from rnnlm.bench import peers

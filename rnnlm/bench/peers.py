@@ -158,6 +158,12 @@ def _evaluate(model, kind: str, val: np.ndarray, batch: int, seq: int, context: 
   return total / count
 
 
+def now() -> float:
+  """The seconds a peer's training time is read from (tests replace it with a clock
+  that advances by a fixed amount per reading: two readings per step)."""
+  return time.perf_counter()
+
+
 def train_peer(kind: str, data_config, workdir: str, *, minutes: float, hidden: int = 256,
                layers: int = 2, heads: int = 4, context: int = 128, dropout: float = 0.0,
                batch: int = 50, seq: int = 100, lr: float | None = None,
@@ -189,7 +195,7 @@ def train_peer(kind: str, data_config, workdir: str, *, minutes: float, hidden: 
   eval_marks = sorted({m * 60.0 for m in marks if m * 60.0 < budget_s} | {budget_s})
   step_time, records = None, []
   while train_s < budget_s:
-    start = time.perf_counter()
+    start = now()
     if kind == 'char_rnn':
       b = stream.next()
       if b.reset:
@@ -219,7 +225,7 @@ def train_peer(kind: str, data_config, workdir: str, *, minutes: float, hidden: 
     torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0 if kind == 'char_rnn' else 1.0)
     opt.step()
     step += 1
-    dt = time.perf_counter() - start
+    dt = now() - start
     train_s += dt
     if step == 20:  # Steady-state rate, for the transformer's schedule.
       step_time = train_s / step

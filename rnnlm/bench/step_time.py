@@ -4,7 +4,7 @@ every variant alike.
 
 A variant is a name and config overrides, e.g. `dropout:model.dropout=0.1`; the
 pseudo-field `impl.dropout` (`lanes` or `bernoulli`) picks the dropout mask
-implementation at compile time (`rnnlm.dropout.IMPLEMENTATIONS`).
+implementation at compile time (`rnnlm.model.dropout.IMPLEMENTATIONS`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from rnnlm.training import parallel
 from rnnlm.studies import sweep
 from rnnlm.training import train
 from rnnlm.errors import UserError
+from rnnlm.training import steps as steps_lib
 
 
 def parse_variant(text: str) -> tuple[str, dict, dict]:
@@ -66,11 +67,11 @@ def time_steps(base: ml_collections.ConfigDict, variants: list[str], *, rounds: 
     config = config_lib.validate(sweep.apply_overrides(base, overrides))
     t = config.train
     splits = train.build_data(config)  # Batches of this variant's shape.
-    _, graphdef, optimizer, state = train.create_train_state(
+    _, graphdef, optimizer, state = steps_lib.create_train_state(
         config, len(splits.vocab), len(splits.train), 1000, mesh)
     with _dropout_impl(impl.get('dropout', 'lanes')):  # Read while tracing.
-      train_fn, _ = train.compile_steps(graphdef, optimizer, mesh)
-      batch = train._device_batch(splits.train.window_at(0), mesh)  # pylint: disable=protected-access
+      train_fn, _ = steps_lib.compile_steps(graphdef, optimizer, mesh)
+      batch = steps_lib.device_batch(splits.train.window_at(0), mesh)
       state, m = train_fn(state, batch)
       jax.block_until_ready(m['loss'])
     runs.append({'name': name, 'overrides': overrides, 'impl': impl, 'fn': train_fn,

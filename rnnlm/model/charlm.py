@@ -15,7 +15,7 @@ ModelCarry = tuple[cells.Carry, ...]
 
 
 class RecurrentLayer(nnx.Module):
-  """Owns one layer's weights; the math lives in `rnnlm.cells`."""
+  """Owns one layer's weights; the math lives in `rnnlm.model.cells`."""
 
   def __init__(self, cell: str, in_dim: int, hidden_size: int, *, one_hot_input: bool = False,
                rngs: nnx.Rngs):
@@ -37,7 +37,7 @@ class CharLM(nnx.Module):
   `dropout`) is applied to each layer's output, i.e. between layers and before the
   output projection, never on the recurrent connection. `recurrence` picks how
   the layers run ('auto', 'kernel', 'scan' or 'reference', see
-  `rnnlm.recurrence`); all give the same values. `compute_dtype` ('float32' or
+  `rnnlm.model.recurrence`); all give the same values. `compute_dtype` ('float32' or
   'bfloat16') is the dtype of the matmuls and activations; parameters, the carried
   state, the logits' softmax and the loss stay float32.
   """

@@ -19,8 +19,8 @@ whether the LSTM kernels can also run with bfloat16 matmuls on AMX tiles
 (`lstm_recurrence_bf16`, used for `model.compute_dtype=bfloat16`).
 
 Where it cannot be used (no compiler, a build error, `RNNLM_KERNELS=0`),
-`unavailable_reason()` says why, logged once; `rnnlm.recurrence` then runs the
-`lax.scan` path of `rnnlm.cells`, which computes the same values.
+`unavailable_reason()` says why, logged once; `rnnlm.model.recurrence` then runs the
+`lax.scan` path of `rnnlm.model.cells`, which computes the same values.
 `RNNLM_KERNEL_THREADS` caps the threads a kernel call uses (default: all cores).
 """
 
@@ -292,7 +292,7 @@ lstm_recurrence_bf16 = _lstm(True)
 
 
 # ----------------------------------------------------------------------------
-# The GRU recurrence, the same way (PyTorch / cuDNN form, see `rnnlm.cells`).
+# The GRU recurrence, the same way (PyTorch / cuDNN form, see `rnnlm.model.cells`).
 
 
 def _gru_results(t, bsz, g, dtype):

@@ -7,7 +7,7 @@ the same gradients (tests compare them against NumPy float64):
     path the others are checked against;
   * 'scan': the same scan with a hand-written VJP (`cells.recurrence_fast`):
     dW_h as one matmul over all steps instead of one per step;
-  * 'kernel': the compiled CPU kernels (`rnnlm.kernels`): forward and backward
+  * 'kernel': the compiled CPU kernels (`rnnlm.model.kernels`): forward and backward
     loops in C++, and the weight gradients of the projections and the head;
     an error where they cannot run;
   * 'cudnn': LSTM layers through cuDNN on a GPU (`jax.experimental.rnn.lstm`,
@@ -122,7 +122,7 @@ _TIME_MAJOR, _BATCH = P(None, DATA_AXIS), P(DATA_AXIS)
 
 def _per_device(fn, in_specs, out_specs):
   """`fn` run on each device's rows of the batch, when a mesh with a 'data' axis is
-  in context (`train.compile_steps` sets it). XLA cannot split a custom call by
+  in context (`steps.compile_steps` sets it). XLA cannot split a custom call by
   itself: without this it gathers the whole batch onto every device around each
   kernel. Parameters (spec P()) are replicated; shard_map sums their gradients."""
   mesh = jax.sharding.get_abstract_mesh()

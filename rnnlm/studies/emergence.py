@@ -14,7 +14,7 @@ Both:
                        training text: lower means more corpus-like.
 
 `measure` computes those that apply to a text. The runs that produce the texts
-(an emergence run, a sweep's trials) are in `rnnlm.emergence_runs`.
+(an emergence run, a sweep's trials) are in `rnnlm.studies.emergence_runs`.
 """
 
 from __future__ import annotations

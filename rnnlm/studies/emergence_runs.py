@@ -1,4 +1,4 @@
-"""The runs that produce texts for the emergence measures (`rnnlm.emergence`).
+"""The runs that produce texts for the emergence measures (`rnnlm.studies.emergence`).
 
 `run_emergence` trains one model and measures a fixed-seed sample at fixed
 steps; `measure_sweep` measures one sample from the best checkpoint of every

@@ -184,6 +184,21 @@ def _exit_cause(exitcode: int | None) -> str:
   return f'the trial process exited with status {exitcode} and no result'
 
 
+def _finished(workdir: str) -> bool:
+  """Whether a trial's results.json is there and readable; a damaged one (cut short,
+  garbage) is not counted: the trial runs again (and resumes from its checkpoints)."""
+  path = os.path.join(workdir, 'results.json')
+  if not os.path.exists(path):
+    return False
+  try:
+    with open(path) as f:
+      r = json.load(f)
+    return all(k in r for k in ('num_params', 'best_step', 'best_val_loss', 'final_step'))
+  except (OSError, ValueError, TypeError):
+    logging.warning('Trial results %s are damaged; running the trial again', path)
+    return False
+
+
 def _row(name: str, config, workdir: str, status: str, error: str = '') -> dict:
   row = {c: '' for c in COLUMNS}
   row.update(name=name, cell=config.model.cell, hidden_size=config.model.hidden_size,
@@ -195,8 +210,12 @@ def _row(name: str, config, workdir: str, status: str, error: str = '') -> dict:
   if status == 'done' and os.path.exists(results_path):
     with open(results_path) as f:
       r = json.load(f)
-    metrics = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl')) if l.strip()]
-    last = metrics[-1] if metrics else {}
+    last = {}
+    for line in open(os.path.join(workdir, 'metrics.jsonl')):
+      try:
+        last = json.loads(line)
+      except ValueError:  # A damaged line: the last good one stands.
+        continue
     row.update(num_params=r['num_params'], best_step=r['best_step'],
                best_val_loss=r['best_val_loss'], best_val_bpc=r['best_val_bpc'],
                test_loss=r.get('test_loss', ''), wall_s=r['elapsed_s'],
@@ -248,9 +267,10 @@ def run_sweep(base: ml_collections.ConfigDict, grid: Sequence[dict], sweep_dir: 
   rows = {}
   pending = []
   for name, config, workdir in trials:
-    if os.path.exists(os.path.join(workdir, 'results.json')):
+    row = _row(name, config, workdir, 'done') if _finished(workdir) else None
+    if row is not None:
       logging.info('Trial %s finished before; skipping', name)
-      rows[name] = _row(name, config, workdir, 'done')
+      rows[name] = row
     else:
       pending.append((name, config, workdir))
   csv_path = os.path.join(sweep_dir, 'results.csv')

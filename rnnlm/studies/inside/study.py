@@ -3,7 +3,7 @@
 `inspect` runs the model over a held-out text (a split of its corpus, or a file)
 and writes to `out_dir`:
 
-  inside.html      the page (`rnnlm.inside.page`)
+  inside.html      the page (`rnnlm.studies.inside.page`)
   inside.md        the tables below, with the command that made them
   saturation.png   gate saturation per layer
   brackets.png     closing brackets: model against the best n-gram, by distance

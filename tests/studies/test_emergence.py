@@ -133,6 +133,7 @@ def test_emergence_run_on_tiny(tmp_path):
   assert (tmp_path / 'emergence.png').exists()
 
 
+@pytest.mark.slow
 def test_measure_sweep_on_tiny(tmp_path):
   from configs import tiny
   from configs.emergence import shakespeare

@@ -82,6 +82,7 @@ def test_initial_eigenvalues_lie_on_the_ring_and_gamma_normalises():
   assert phase.min() >= 0 and phase.max() <= cells.LRU_MAX_PHASE + 1e-5
 
 
+@pytest.mark.slow
 def test_model_windows_carry_and_sampling_steps_agree():
   model = CharLM(11, cell='lru', hidden_size=16, num_layers=2, rngs=nnx.Rngs(0))
   tokens = jnp.asarray(np.random.default_rng(0).integers(0, 11, (2, 24)), jnp.int32)

@@ -12,9 +12,10 @@ import pytest
 from configs import tiny
 from rnnlm.training import parallel
 from rnnlm.model import recurrence
+from rnnlm.training import steps
 from rnnlm.training import train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 WORKER = r'''
 import json, os, sys
@@ -39,6 +40,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
   port = _free_port()
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2',
@@ -81,6 +83,7 @@ def test_cluster_detection_reads_the_launcher():
   assert parallel.detect_cluster({'HOME': '/root'}) is None
 
 
+@pytest.mark.slow
 def test_train_joins_an_srun_job_without_flags(tmp_path):
   """Two processes started as srun would start them (its environment, faked on
   loopback): experiments/train.py, given no distributed flags, forms one job."""
@@ -119,8 +122,8 @@ def test_kernels_run_per_device_without_gathering_the_batch():
   config = tiny.get_config()
   config.model.recurrence, config.train.batch_size = 'kernel', 8
   mesh = parallel.make_mesh(jax.devices()[:4])
-  _, graphdef, optimizer, state = train.create_train_state(config, 40, 10, 100, mesh)
-  train_fn, _ = train.compile_steps(graphdef, optimizer, mesh)
+  _, graphdef, optimizer, state = steps.create_train_state(config, 40, 10, 100, mesh)
+  train_fn, _ = steps.compile_steps(graphdef, optimizer, mesh)
   put = lambda x: parallel.shard_batch(x, mesh)
   batch = {'inputs': put(np.zeros((8, 16), np.int32)), 'targets': put(np.zeros((8, 16), np.int32)),
            'mask': put(np.ones((8, 16), np.float32)), 'reset': jnp.float32(0)}

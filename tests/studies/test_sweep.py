@@ -1,3 +1,4 @@
+import json
 import os
 
 import numpy as np
@@ -48,6 +49,7 @@ def test_sweep_resumes_and_isolates_failures(tmp_path):
   assert os.path.exists(os.path.join(d, 'plots', 'loss_vs_num_params.png'))
 
 
+@pytest.mark.slow
 def test_a_segfaulting_trial_is_recorded_and_the_others_go_on(tmp_path):
   import multiprocessing
   import signal
@@ -97,7 +99,7 @@ def test_sigterm_to_a_sweep_stops_its_trials_with_checkpoints(tmp_path):
   import subprocess
   import sys
   import time
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   d = str(tmp_path / 'sweep')
   proc = subprocess.Popen([sys.executable, '-c', SWEEP_SCRIPT, d], cwd=root,
                           env=dict(os.environ, XLA_FLAGS='', PYTHONPATH=root),
@@ -122,6 +124,7 @@ def test_sigterm_to_a_sweep_stops_its_trials_with_checkpoints(tmp_path):
   assert step and step >= 50  # Saved where it stopped (evaluations alone save every 50).
 
 
+@pytest.mark.slow
 def test_submitit_executor_runs_trials_as_jobs(tmp_path):
   """The SLURM code path (a job array through submitit), run by submitit's local
   executor: the same results.csv, failures recorded with the job's error, reruns
@@ -145,6 +148,7 @@ def test_submitit_executor_runs_trials_as_jobs(tmp_path):
   assert os.path.getmtime(os.path.join(d, 'trials', 'hidden_size-8', 'results.json')) == mtime
 
 
+@pytest.mark.slow
 def test_one_local_trial_per_listed_device(tmp_path):
   executor = sweep.executor_config()
   executor.devices = '2,5'
@@ -174,6 +178,7 @@ def _search_config(title, steps, eval_every, axes, **sweep_fields):
   return config
 
 
+@pytest.mark.slow
 def test_grid_search_over_axes(tmp_path):
   assert sweep.grid_product({'a': (1, 2), 'b': ('x', 'y', 'z')})[:4] == [
       {'a': 1, 'b': 'x'}, {'a': 1, 'b': 'y'}, {'a': 1, 'b': 'z'}, {'a': 2, 'b': 'x'}]
@@ -234,6 +239,7 @@ def test_a_joint_axis_sets_its_fields_together(tmp_path):
     sweep.coordinate_grid(axes, {'a': 1, 'c': 'lstm'})
 
 
+@pytest.mark.slow
 def test_coordinate_search_runs_the_combination_and_reports_each_change(tmp_path):
   config = _search_config(
       'coordinate', 6, 3, {'model:hidden_size': (8, 16), 'train:learning_rate': (1e-3, 3e-2)},
@@ -328,3 +334,26 @@ def test_local_trials_pinned_to_their_own_cores(tmp_path, monkeypatch):
   rows = sweep.run_sweep(base, [{'seed': s} for s in range(2)], str(tmp_path / 's'),
                          trials_at_once=2, executor=executor)
   assert [r['status'] for r in rows] == ['done'] * 2
+
+
+@pytest.mark.slow
+def test_a_trial_with_damaged_results_runs_again_and_the_table_is_rebuilt(tmp_path):
+  base = tiny.get_config()
+  base.train.num_steps, base.eval.eval_every, base.eval.sample_length = 4, 2, 0
+  d = str(tmp_path / 's')
+  grid = [{'seed': s} for s in range(2)]
+  first = sweep.run_sweep(base, grid, d)
+  results = os.path.join(d, 'trials', first[1]['name'], 'results.json')
+  with open(results, 'r+') as f:
+    text = f.read()
+    f.seek(0)
+    f.write(text[:len(text) // 2])  # Cut short, as an interrupted copy leaves it.
+    f.truncate()
+  with open(os.path.join(d, 'results.csv'), 'w') as f:
+    f.write('garbage\n')
+  again = sweep.run_sweep(base, grid, d)
+  assert json.load(open(results))['best_val_loss'] == float(first[1]['best_val_loss'])
+  assert [r['status'] for r in again] == ['done', 'done']
+  rows = sweep.read_csv(os.path.join(d, 'results.csv'))
+  assert [(r['name'], r['best_val_loss']) for r in rows] == [
+      (r['name'], str(r['best_val_loss'])) for r in first]

@@ -7,6 +7,9 @@ import pytest
 
 from configs import tiny
 from configs.sweeps import paper_table
+from rnnlm.studies import architectures as architectures_study
+from rnnlm.studies import joint
+from rnnlm.studies import paper_table as paper_study
 from rnnlm.studies import scale_runs
 from rnnlm.studies import scaling
 from rnnlm.studies import sweep
@@ -48,9 +51,10 @@ def _tiny_paper_config():
   return config
 
 
+@pytest.mark.slow
 def test_paper_table_runs_chooses_rates_and_reports(tmp_path):
   d = str(tmp_path / 'pt')
-  path = scale_runs.run_paper_table(_tiny_paper_config(), d, command='test')
+  path = paper_study.run_paper_table(_tiny_paper_config(), d, command='test')
   rows = sweep.read_csv(os.path.join(d, 'results.csv'))
   assert len(rows) == 2 * 1 * 2 * 2 + 2 and all(r['status'] == 'done' for r in rows)
   budgets = json.load(open(os.path.join(d, 'budgets.json')))
@@ -83,14 +87,14 @@ def test_findings_on_a_hand_made_table():
       t[('gru', l, b)] = 1.52 * scale + depth
   t[('lstm', 3, 2)] -= 0.05  # One third layer helps; the others tie.
   f = {claim: (verdict, evidence) for claim, verdict, evidence in
-       scale_runs.findings(t, ('rnn', 'lstm', 'gru'), (1, 2, 3), (1, 2), noise=0.01)}
+       paper_study.findings(t, ('rnn', 'lstm', 'gru'), (1, 2, 3), (1, 2), noise=0.01)}
   assert f['LSTM and GRU are far better than the vanilla RNN'][0] == 'held'
   assert f['2 layers are better than 1'][0] == 'held'
   assert f['a third layer gives mixed results'][0] == 'held (mixed)'
   assert 'better in 1 of 6' in f['a third layer gives mixed results'][1]
   assert f['LSTM and GRU are close to each other'][0] == 'held'
   t[('gru', 1, 1)] = 2.5  # GRU worse than the RNN once.
-  f = {c: v for c, v, _ in scale_runs.findings(t, ('rnn', 'lstm', 'gru'), (1, 2, 3), (1, 2),
+  f = {c: v for c, v, _ in paper_study.findings(t, ('rnn', 'lstm', 'gru'), (1, 2, 3), (1, 2),
                                                 noise=0.01)}
   assert f['LSTM and GRU are far better than the vanilla RNN'] == 'not held'
 
@@ -138,6 +142,7 @@ def test_still_improving_is_a_cap_stop_at_the_best_evaluation():
   assert not scale_runs.best_at_first_eval(row('num_steps', '200', '200'), 200)  # Capped.
 
 
+@pytest.mark.slow
 def test_joint_grid_runs_and_reports_with_emergence_maps(tmp_path):
   from configs.sweeps import shakespeare_joint
   config = shakespeare_joint.get_config('cpu')
@@ -154,7 +159,7 @@ def test_joint_grid_runs_and_reports_with_emergence_maps(tmp_path):
   config.emergence.reference_chars = 5000
   config.emergence.seeds = (0, 1)
   d = str(tmp_path / 'joint')
-  path = scale_runs.run_joint(config, d, command='test')
+  path = joint.run_joint(config, d, command='test')
   text = open(path).read()
   rows = sweep.read_csv(os.path.join(d, 'results.csv'))
   assert len(rows) == 9 and all(r['status'] == 'done' for r in rows)
@@ -174,14 +179,14 @@ def test_joint_grid_runs_and_reports_with_emergence_maps(tmp_path):
   assert len(samples) == 9 * 2
   # The map's cell is the mean over the two samples of that trial, with their range.
   one = [float(r['word_validity']) for r in samples if r['name'] == rows[0]['name']]
-  summ = scale_runs.emergence_summary(samples, 'word_validity')
+  summ = joint.emergence_summary(samples, 'word_validity')
   key = (int(rows[0]['num_params']), int(rows[0]['train_split_chars']))
   assert summ[key] == pytest.approx((np.mean(one), min(one), max(one)))
   for name in ('loss_vs_N_and_D', 'overfitting', 'compute_frontier', 'emergence_word_validity'):
     assert os.path.exists(os.path.join(d, 'plots', name + '.png')), name
   # Run again: nothing retrained, nothing resampled.
   mtime = os.path.getmtime(os.path.join(d, 'emergence_grid.csv'))
-  scale_runs.measure_grid(d, config.emergence, config.base.data)
+  joint.measure_grid(d, config.emergence, config.base.data)
   assert os.path.getmtime(os.path.join(d, 'emergence_grid.csv')) == mtime
 
 
@@ -205,6 +210,7 @@ def test_config_params_counts_a_transformer_by_hand():
   assert scaling.config_params(model, v) == v * d + 2 * c * d + layers * block + 2 * d + d * v + v
 
 
+@pytest.mark.slow
 def test_architecture_comparison_runs_and_reports(tmp_path):
   from configs.sweeps import architectures
   config = architectures.get_config('cpu')
@@ -219,9 +225,9 @@ def test_architecture_comparison_runs_and_reports(tmp_path):
   config.sweep.hidden_multiple = 4
   config.sweep.minute_marks = (0.001, 100)
   config.sweep.trials_at_once = 2
-  grid = scale_runs.architecture_grid(config)
+  grid = architectures_study.architecture_grid(config)
   assert len(grid) == 6
-  vocab = scale_runs._vocab_size(config.base)
+  vocab = scale_runs.vocab_size(config.base)
   for family, budget, overrides in grid:
     model = sweep.apply_overrides(config.base, overrides).model
     n = scaling.config_params(model, vocab)
@@ -232,7 +238,7 @@ def test_architecture_comparison_runs_and_reports(tmp_path):
         m2 = sweep.apply_overrides(config.base, {**overrides, 'model.hidden_size': other}).model
         assert abs(n - budget) <= abs(scaling.config_params(m2, vocab) - budget)
   d = str(tmp_path / 'arch')
-  text = open(scale_runs.run_architectures(config, d, command='test')).read()
+  text = open(architectures_study.run_architectures(config, d, command='test')).read()
   rows = sweep.read_csv(os.path.join(d, 'results.csv'))
   assert len(rows) == 6 and all(r['status'] == 'done' for r in rows)
   for family in ('LSTM', 'minGRU', 'transformer'):
@@ -250,15 +256,16 @@ def test_paper_presets_set_budgets_from_lstm_widths_and_train_as_the_paper():
     assert b.data.name == name and tuple(b.data.split) == (0.8, 0.1, 0.1)
     assert (b.train.optimizer, b.train.batch_size, b.train.seq_length) == ('rmsprop', 100, 100)
     assert (b.train.num_epochs, b.train.lr_schedule, b.train.decay_after_epochs) == (
-        50, 'exponential', 10)
-    assert b.train.early_stopping_patience > 0
+        100, 'exponential', 10)
+    # Early stopping ends each run, with the cap far away: 5 epochs gaining <= 0.001.
+    assert b.train.early_stopping_patience == 5 and b.train.early_stopping_min_delta == 0.001
     rates = sorted(s.learning_rates)  # The paper's 2e-3 inside the grid, not at an edge.
     assert rates[0] < 2e-3 < rates[-1]
   # Budgets: the parameter count of a 1-layer LSTM of 64 and 128 cells on the vocab,
   # counted by hand: 4 gates x H x (V inputs + H recurrent + 1 bias) + the H x V + V head.
   s = paper_table.get_config('warpeace').sweep
   vocab = 82
-  grid = scale_runs.paper_grid(s, vocab)
+  grid = paper_study.paper_grid(s, vocab)
   hand = [4 * h * (vocab + h + 1) + h * vocab + vocab for h in (64, 128)]
   assert list(s.budgets) == hand == [42_962, 118_610]
   assert s.seed_budget == hand[0]
@@ -267,3 +274,22 @@ def test_paper_presets_set_budgets_from_lstm_widths_and_train_as_the_paper():
   widths = sorted(o['model.hidden_size'] for b, o in grid
                   if o['model.cell'] == 'lstm' and o['model.num_layers'] == 1)
   assert set(widths) == {64, 128}
+
+
+def test_a_best_rate_at_the_grids_edge_is_bracketed_by_hand():
+  s = paper_table.get_config('warpeace').sweep
+  s.learning_rates, s.max_extra_rates = (1e-3, 2e-3, 4e-3), 1
+  def row(cell, lr, val, seed=0):
+    return {'status': 'done', 'seed': str(seed), 'cell': cell, 'num_layers': '1',
+            'budget': '100', 'hidden_size': '8', 'learning_rate': str(lr),
+            'best_val_loss': str(val)}
+  rows = [row('rnn', 1e-3, 2.0), row('rnn', 2e-3, 1.9), row('rnn', 4e-3, 1.8),  # Top edge.
+          row('gru', 1e-3, 1.7), row('gru', 2e-3, 1.8), row('gru', 4e-3, 1.9),  # Bottom.
+          row('lstm', 1e-3, 2.0), row('lstm', 2e-3, 1.7), row('lstm', 4e-3, 1.9),  # Inside.
+          row('lstm', 4e-3, 1.0, seed=1)]  # Other seeds do not choose.
+  more = paper_study.bracket_trials(rows, s)
+  assert sorted((o['model.cell'], o['train.learning_rate']) for _, o in more) == [
+      ('gru', 5e-4), ('rnn', 8e-3)]
+  # One step beyond the grid at most: a best at 8e-3 is not carried to 1.6e-2.
+  rows.append(row('rnn', 8e-3, 1.7))
+  assert [o['model.cell'] for _, o in paper_study.bracket_trials(rows, s)] == ['gru']

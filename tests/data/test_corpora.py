@@ -199,7 +199,7 @@ def test_url_corpus_bad_hash_or_missing_is_one_line(fake_url_corpus, tmp_path):
     corpora.get_corpus(data_config(name='warpeace', cache_dir=str(tmp_path / 'c')))
 
 
-_SHARED = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data')
+_SHARED = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'shared', 'data')
 
 
 @pytest.mark.parametrize('name', sorted(corpora.URL_CORPORA))

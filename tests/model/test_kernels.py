@@ -276,7 +276,7 @@ def test_model_gradient_takes_weight_gradients_in_kernel_iff_enabled():
 
 
 def test_disabled_by_environment_falls_back_with_reason():
-  code = ('from rnnlm import kernels, recurrence;'
+  code = ('from rnnlm.model import kernels, recurrence;'
           'print(kernels.unavailable_reason()); print(recurrence.resolve("auto", "lstm", 32))')
   env = dict(os.environ, RNNLM_KERNELS='0', JAX_PLATFORMS='cpu')
   out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
@@ -334,7 +334,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def test_failed_build_falls_back_with_reason(tmp_path):
   # A compiler that always fails: the reason names the build, and the model still runs
   # (on the scan path) with the same numbers.
-  code = ('from rnnlm import kernels, recurrence;'
+  code = ('from rnnlm.model import kernels, recurrence;'
           'r = kernels.unavailable_reason(); print(r.split(":")[0]);'
           'print(recurrence.resolve("auto", "lstm", 32))')
   env = dict(os.environ, CXX='false', RNNLM_CACHE=str(tmp_path), JAX_PLATFORMS='cpu')
@@ -369,6 +369,7 @@ def test_benchmark_flop_counts_by_hand():
 @needs_kernel
 @pytest.mark.parametrize('flags,want_isa', [('-mno-avx512f', 'avx2'),
                                             ('-mno-avx512f -mno-avx2 -mno-fma', 'scalar')])
+@pytest.mark.slow
 def test_narrower_builds_pass_the_kernel_tests(tmp_path, flags, want_isa):
   # The same source built for a narrower instruction set runs loops the default
   # build never executes (AVX2 intrinsics on an AVX-512 machine; the plain C++
@@ -378,7 +379,7 @@ def test_narrower_builds_pass_the_kernel_tests(tmp_path, flags, want_isa):
     pytest.skip(f'the default build is already {want_isa}')
   env = dict(os.environ, RNNLM_KERNEL_FLAGS=flags, RNNLM_CACHE=str(tmp_path),
              JAX_PLATFORMS='cpu')
-  code = ('from rnnlm import kernels; assert kernels.available(), kernels.unavailable_reason();'
+  code = ('from rnnlm.model import kernels; assert kernels.available(), kernels.unavailable_reason();'
           'print(kernels.instruction_set())')
   isa = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
                        check=True).stdout.split()[-1]
@@ -391,6 +392,6 @@ def test_narrower_builds_pass_the_kernel_tests(tmp_path, flags, want_isa):
        'forward_matches_numpy or gradients_match_float64 or token_inputs or dense_and_its'
        ' or model_uses_kernel'],
       env=env, capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(
-          os.path.abspath(__file__))))
+          os.path.dirname(os.path.abspath(__file__)))))
   assert proc.returncode == 0, proc.stdout[-3000:]
   assert ' passed' in proc.stdout and 'skipped' not in proc.stdout.splitlines()[-1]

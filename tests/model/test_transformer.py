@@ -71,6 +71,7 @@ def test_forward_matches_numpy_float64(positions):
   np.testing.assert_array_equal(np.asarray(new['tokens']), seq[:, -c:])
 
 
+@pytest.mark.slow
 def test_a_stream_read_in_windows_equals_one_step_at_a_time():
   # One layer, rotary positions: exactly the same attention either way. (With more
   # layers the context's deeper states are recomputed from the buffer each time, as in
@@ -170,6 +171,7 @@ def _np_cached_stream(model, tokens, context):
   return np.stack(out, 1)
 
 
+@pytest.mark.slow
 def test_cached_context_states_match_numpy_float64_in_any_windows():
   # With cached states a character's states do not depend on the window boundaries:
   # windows of 5, 3 and 7 (longer than the context), and one character at a time,

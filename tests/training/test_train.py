@@ -1,3 +1,4 @@
+import itertools
 import json
 import math
 import os
@@ -16,6 +17,10 @@ from rnnlm import data
 from rnnlm.training import parallel
 from rnnlm.training import train
 from rnnlm.errors import Diverged, Interrupted, UserError
+from rnnlm.training import budget
+from rnnlm.training import optim
+from rnnlm.training import periodic
+from rnnlm.training import steps as steps_lib
 
 
 def tiny_config(**overrides):
@@ -37,9 +42,9 @@ def _read_params(workdir, step=None):
 def _train_losses(config, vocab_size, stream, steps):
   """The losses of `steps` jitted train steps on one device, from a fresh state."""
   mesh = parallel.make_mesh(jax.devices()[:1])
-  _, graphdef, optimizer, state = train.create_train_state(config, vocab_size, 1, 1, mesh)
+  _, graphdef, optimizer, state = steps_lib.create_train_state(config, vocab_size, 1, 1, mesh)
   state['rng'] = jax.random.key(0)
-  step = jax.jit(lambda s, b: train.train_step(s, b, graphdef=graphdef, optimizer=optimizer))
+  step = jax.jit(lambda s, b: steps_lib.train_step(s, b, graphdef=graphdef, optimizer=optimizer))
   losses = []
   for _ in range(steps):
     b = stream.next()
@@ -63,11 +68,11 @@ def test_tiny_model_overfits_short_text():
 def test_schedules():
   t = tiny_config(**{'train.lr_schedule': 'exponential', 'train.decay_after_epochs': 2,
                      'train.decay_rate': 0.5, 'train.learning_rate': 1.0}).train
-  s = train.make_schedule(t, steps_per_epoch=10, num_steps=100)
+  s = optim.make_schedule(t, steps_per_epoch=10, num_steps=100)
   assert [float(s(i)) for i in (0, 19, 20, 29, 30, 45)] == [1, 1, 0.5, 0.5, 0.25, 0.125]
   t = tiny_config(**{'train.lr_schedule': 'cosine', 'train.warmup_steps': 10,
                      'train.learning_rate': 2.0, 'train.end_lr_fraction': 0.1}).train
-  s = train.make_schedule(t, steps_per_epoch=10, num_steps=110)
+  s = optim.make_schedule(t, steps_per_epoch=10, num_steps=110)
   np.testing.assert_allclose([float(s(i)) for i in (0, 5, 10, 60, 110)],
                              [0, 1.0, 2.0, 0.2 + 1.8 * 0.5, 0.2], rtol=1e-5, atol=1e-6)
 
@@ -80,7 +85,7 @@ def test_adam_moment_decays_match_numpy(optimizer):
                      'train.adam_b2': 0.99, 'train.weight_decay': 0.1,
                      'train.grad_clip_norm': 0.0}).train
   lr = [0.1, 0.05, 0.02]
-  opt = train.make_optimizer(t, lambda count: jnp.asarray(lr)[count])
+  opt = optim.make_optimizer(t, lambda count: jnp.asarray(lr)[count])
   rng = np.random.default_rng(0)
   grads = rng.normal(size=(3, 5)) * np.array([1e-3, 1e-1, 1.0, 10.0, 100.0])
   p = np.array([0.5, -1.0, 2.0, 0.0, 3.0])
@@ -247,7 +252,15 @@ def test_train_fraction_uses_a_prefix_of_the_train_split(tmp_path):
                                                  'data.train_fraction': 0.5}),
                                   str(tmp_path / 'half'))
   assert half['train_split_chars'] == round(full['train_split_chars'] * 0.5)
-  assert half['best_val_loss'] != full['best_val_loss']  # Same val split, other training data.
+  # The train stream reads the first half of the full one's text; val and test are the same.
+  splits = {k: train.build_data(tiny_config(**{'data.train_fraction': f}))
+            for k, f in (('full', 1.0), ('half', 0.5))}
+  half_train = np.asarray(splits['half'].train.tokens)
+  assert len(half_train) == half['train_split_chars']
+  np.testing.assert_array_equal(half_train, np.asarray(splits['full'].train.tokens)[:len(half_train)])
+  for part in ('val', 'test'):
+    np.testing.assert_array_equal(np.asarray(getattr(splits['half'], part).tokens),
+                                  np.asarray(getattr(splits['full'], part).tokens))
   with pytest.raises(UserError, match='train_fraction'):
     train.train_and_evaluate(tiny_config(**{'data.train_fraction': 0.0}), str(tmp_path / 'bad'))
 
@@ -309,13 +322,23 @@ def test_early_stopping_stops_and_resumes_where_an_unbroken_run_stops(tmp_path):
   assert again['final_step'] == straight['final_step']
 
 
-def test_time_budget_stops_the_run_and_is_recorded(tmp_path):
+@pytest.fixture
+def step_clock(monkeypatch):
+  """Training time that advances 10 ms at each reading, whatever the machine's speed:
+  the loop reads it a fixed number of times per step, so what a time budget does
+  depends on step counts only."""
+  readings = itertools.count()
+  monkeypatch.setattr(periodic, 'now', lambda: next(readings) * 0.01)
+
+
+def test_time_budget_stops_the_run_and_is_recorded(tmp_path, step_clock):
   wd = str(tmp_path / 'run')
-  # 6 ms of training: the first step (with its compilation) is over budget.
+  # 15 ms of training: the clock reads 10 ms before the first step and 20 ms after it.
+  budget = 0.015 / 60
   results = train.train_and_evaluate(
-      tiny_config(**{'train.time_budget_minutes': 1e-4, 'train.num_steps': 100}), wd)
+      tiny_config(**{'train.time_budget_minutes': budget, 'train.num_steps': 100}), wd)
   assert results['stopped'] == 'time_budget' and results['final_step'] == 1
-  assert results['best_step'] == 1 and results['time_budget_minutes'] == 1e-4
+  assert results['best_step'] == 1 and results['time_budget_minutes'] == budget
   assert results['train_time_s'] <= results['elapsed_s']
   records = [json.loads(l) for l in open(os.path.join(wd, 'metrics.jsonl'))]
   assert [r['step'] for r in records] == [1]  # Evaluated where it stopped.
@@ -472,23 +495,24 @@ def test_parallel_cells_train_and_sample(tmp_path, cell):
   assert os.path.getsize(os.path.join(wd, 'samples', 'step_000040.txt')) > 0
 
 
-def test_schedule_laid_over_the_time_budget(tmp_path, monkeypatch):
+def test_schedule_laid_over_the_time_budget(tmp_path, monkeypatch, step_clock):
   wd = tmp_path / 'run'
   config = tiny_config(**{'train.time_budget_minutes': 0.1, 'train.schedule_from_budget': True,
                           'train.num_steps': 1_000_000, 'train.lr_schedule': 'cosine',
                           'eval.eval_every': 50})
-  monkeypatch.setattr(train, '_RETIME_FRACTIONS', (0.2,))  # Re-timed well after step 60.
+  monkeypatch.setattr(budget, '_RETIME_FRACTIONS', (0.2,))  # Re-timed well after step 60.
   train.train_and_evaluate(config, str(wd), stop_after_step=60)
   recorded = json.loads((wd / 'schedule.json').read_text())
   assert 'retimes' not in recorded  # Not before 20% of the schedule.
   steps = recorded['schedule_steps']
-  # The budget divided by the timed step: 6 s at whatever speed this machine has.
+  # The budget divided by the timed step: 6 s over 20 steps timed as 10 ms.
+  assert recorded['seconds_per_step'] == pytest.approx(0.01 / 20)
   assert steps == int(0.1 * 60 / recorded['seconds_per_step']) and 1 < steps < 1_000_000
   # The cosine spans the estimated steps, not the cap: its value at step 50 says so.
   lr = json.loads((wd / 'metrics.jsonl').read_text().splitlines()[0])['learning_rate']
   t = config.train
-  assert lr == pytest.approx(float(train.make_schedule(t, 1, steps)(49)), rel=1e-6)
-  assert lr != pytest.approx(float(train.make_schedule(t, 1, 1_000_000)(49)), rel=1e-6)
+  assert lr == pytest.approx(float(optim.make_schedule(t, 1, steps)(49)), rel=1e-6)
+  assert lr != pytest.approx(float(optim.make_schedule(t, 1, 1_000_000)(49)), rel=1e-6)
   # Resumed, it reads the recorded count rather than timing again.
   train.train_and_evaluate(config, str(wd))
   resumed = json.loads((wd / 'schedule.json').read_text())
@@ -505,8 +529,9 @@ def _cosine_lr(t, steps: int, s: int) -> float:
   return end + (t.learning_rate - end) * 0.5 * (1 + np.cos(np.pi * frac))
 
 
-def test_budget_schedule_is_retimed_in_the_loop_and_resumes_exactly(tmp_path, monkeypatch):
-  monkeypatch.setattr(train, '_RETIME_FRACTIONS', (0.0, 0.0))  # Re-time at steps 21 and 42.
+def test_budget_schedule_is_retimed_in_the_loop_and_resumes_exactly(tmp_path, monkeypatch,
+                                                                      step_clock):
+  monkeypatch.setattr(budget, '_RETIME_FRACTIONS', (0.0, 0.0))  # Re-time at steps 21 and 42.
   config = tiny_config(**{'train.time_budget_minutes': 0.5, 'train.schedule_from_budget': True,
                           'train.num_steps': 1_000_000, 'train.lr_schedule': 'cosine',
                           'train.warmup_steps': 5, 'train.end_lr_fraction': 0.0,
@@ -553,9 +578,9 @@ def test_a_plan_recorded_with_one_retiming_reads_as_before():
   t = tiny_config(**{'train.lr_schedule': 'cosine', 'train.warmup_steps': 5,
                      'train.end_lr_fraction': 0.0}).train
   plan = {'schedule_steps': 400, 'retimed': {'at_step': 21, 'schedule_steps': 300}}
-  s = train.budget_schedule(t, 1, plan)
+  s = budget.budget_schedule(t, 1, plan)
   # optax counts updates already made: step s reads count s - 1.
   for step in (10, 21, 22, 200, 300):
     assert float(s(step - 1)) == pytest.approx(_cosine_lr(t, 400 if step <= 21 else 300, step),
                                                rel=1e-5, abs=1e-9), step
-  assert train._next_retime(plan, 21, 1_000_000) == math.ceil(train._RETIME_FRACTIONS[1] * 300)
+  assert budget._next_retime(plan, 21, 1_000_000) == math.ceil(budget._RETIME_FRACTIONS[1] * 300)

@@ -1,7 +1,7 @@
-"""A workdir written by rnnlm 0.2.0 (tests/fixtures/tiny_workdir: configs/tiny.py with
+"""A workdir written by rnnlm 0.2.0 (tests/training/fixtures/tiny_workdir: configs/tiny.py with
 16 units, 20 steps, checkpoints at 10 and 20) restores, evaluates, samples and resumes
 with today's code. The expected numbers were computed by that version on that workdir
-(tests/fixtures/tiny_workdir_expected.json)."""
+(tests/training/fixtures/tiny_workdir_expected.json)."""
 
 import json
 import os

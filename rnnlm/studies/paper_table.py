@@ -1,0 +1,277 @@
+"""The model comparison of Karpathy, Johnson and Fei-Fei (2015), Table 1: RNN, LSTM
+and GRU of 1, 2 and 3 layers at equal parameter budgets, each at its best learning
+rate on validation, extra seeds at one budget, and the paper's findings checked."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import ml_collections
+import numpy as np
+
+from rnnlm.studies import report
+from rnnlm.studies import scaling
+from rnnlm.studies import sweep
+from rnnlm.studies import scale_runs
+
+# ----------------------------------------------------------------------------
+# The 2015 comparison
+
+
+def resolve_budgets(s: ml_collections.ConfigDict, vocab_size: int, embed_dim: int = 0) -> None:
+  """Sets `s.budgets` from `s.budget_lstm_cells` where that is given: the paper's
+  budgets are the parameter counts of 1-layer LSTMs of those widths on this vocabulary."""
+  cells_ = tuple(s.get('budget_lstm_cells') or ())
+  if cells_:
+    s.budgets = tuple(scaling.num_params('lstm', 1, h, vocab_size, embed_dim) for h in cells_)
+    if s.get('seed_budget_lstm_cells'):
+      s.seed_budget = scaling.num_params('lstm', 1, s.seed_budget_lstm_cells, vocab_size,
+                                         embed_dim)
+
+
+def paper_grid(s: ml_collections.ConfigDict, vocab_size: int, embed_dim: int = 0
+               ) -> list[tuple[int, dict]]:
+  """(budget, overrides) for every cell x depth x budget x learning rate."""
+  resolve_budgets(s, vocab_size, embed_dim)
+  grid = []
+  for budget in s.budgets:
+    for cell in s.cells:
+      for layers in s.layers:
+        hidden = scaling.hidden_for_budget(cell, layers, vocab_size, budget,
+                                           embed_dim=embed_dim, multiple_of=s.hidden_multiple)
+        for lr in s.learning_rates:
+          grid.append((budget, {'model.cell': cell, 'model.num_layers': layers,
+                                'model.hidden_size': hidden, 'train.learning_rate': lr}))
+  return grid
+
+
+def _chosen(rows: Sequence[dict], seed: int = 0) -> dict:
+  """{(cell, layers, budget): the finished row of the learning rate with the lowest
+  validation loss}, among trials of `seed`."""
+  best = {}
+  for r in rows:
+    if r['status'] != 'done' or int(r['seed']) != seed:
+      continue
+    key = (r['cell'], int(r['num_layers']), int(r['budget']))
+    if key not in best or float(r['best_val_loss']) < float(best[key]['best_val_loss']):
+      best[key] = r
+  return best
+
+
+def run_paper_table(config: ml_collections.ConfigDict, sweep_dir: str, command: str = '') -> str:
+  """Runs the comparison (then the extra seeds at `seed_budget`) and writes its report."""
+  s, base = config.sweep, config.base
+  vocab_size = scale_runs.vocab_size(base)
+  grid = paper_grid(s, vocab_size, base.model.embed_dim)
+  budgets = {sweep.trial_name(o): b for b, o in grid}
+  _write_budgets(sweep_dir, budgets)  # So that a report can be written mid-sweep.
+  trials = [o for _, o in grid]
+  sweep.run_sweep(base, trials, sweep_dir, s.trials_at_once, s.get('executor'))
+  rows = _with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets)
+  # A model whose best rate is the grid's largest or smallest is trained again one
+  # step beyond it, until its best rate lies inside the rates it was trained at.
+  while s.get('bracket_rates', False) and (more := bracket_trials(rows, s)):
+    for b, o in more:
+      budgets[sweep.trial_name(o)] = b
+    trials += [o for _, o in more]
+    _write_budgets(sweep_dir, budgets)
+    sweep.run_sweep(base, trials, sweep_dir, s.trials_at_once, s.get('executor'))
+    rows = _with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets)
+  # The seeds: each (cell, depth) at the seed budget, at its chosen learning rate.
+  chosen = _chosen(rows)
+  seed_grid = []
+  for (cell, layers, budget), r in sorted(chosen.items()):
+    if budget == s.seed_budget:
+      for seed in s.extra_seeds:
+        o = {'model.cell': cell, 'model.num_layers': layers,
+             'model.hidden_size': int(r['hidden_size']),
+             'train.learning_rate': float(r['learning_rate']), 'seed': seed}
+        seed_grid.append(o)
+        budgets[sweep.trial_name(o)] = budget
+  sweep.run_sweep(base, trials + seed_grid, sweep_dir, s.trials_at_once, s.get('executor'))
+  _write_budgets(sweep_dir, budgets)
+  return paper_report(sweep_dir, s, command)
+
+
+def bracket_trials(rows: Sequence[dict], s: ml_collections.ConfigDict) -> list[tuple[int, dict]]:
+  """(budget, overrides) of the trials that carry the rate grid one step further for
+  each (cell, depth, budget) whose best rate (seed 0) is the largest or the smallest
+  it was trained at: that rate times or divided by the grid's ratio, at most
+  `s.max_extra_rates` steps beyond the configured grid either way."""
+  rates = sorted(s.learning_rates)
+  ratio = rates[1] / rates[0] if len(rates) > 1 else 2.0
+  top, bottom = rates[-1] * ratio ** s.get('max_extra_rates', 2), rates[0] / ratio ** s.get(
+      'max_extra_rates', 2)
+  tried = {}
+  for r in rows:
+    if r['status'] == 'done' and int(r['seed']) == 0:
+      key = (r['cell'], int(r['num_layers']), int(r['budget']))
+      tried.setdefault(key, {})[float(r['learning_rate'])] = r
+  out = []
+  for (cell, layers, budget), best in sorted(_chosen(rows).items()):
+    lr, have = float(best['learning_rate']), sorted(tried[(cell, layers, budget)])
+    nxt = (lr * ratio if lr == have[-1] else lr / ratio if lr == have[0] and len(have) > 1
+           else None)
+    if nxt is None or not bottom * 0.999 <= nxt <= top * 1.001:
+      continue
+    out.append((budget, {'model.cell': cell, 'model.num_layers': layers,
+                         'model.hidden_size': int(best['hidden_size']),
+                         'train.learning_rate': float(f'{nxt:.6g}')}))
+  return out
+
+
+def _write_budgets(sweep_dir: str, budgets: dict) -> None:
+  os.makedirs(sweep_dir, exist_ok=True)
+  with open(os.path.join(sweep_dir, 'budgets.json'), 'w') as f:
+    json.dump(budgets, f, indent=2)
+
+
+def _with_budgets(rows: list[dict], budgets: dict) -> list[dict]:
+  return [dict(r, budget=budgets[r['name']]) for r in rows if r['name'] in budgets]
+
+
+def _spread(rows: Sequence[dict], seed_budget: int) -> dict:
+  """{(cell, layers): [test losses over seeds]} at the seed budget, chosen rates only."""
+  out = {}
+  for (cell, layers, budget), r in _chosen(rows).items():
+    if budget != seed_budget:
+      continue
+    losses = [float(x['test_loss']) for x in rows
+              if x['status'] == 'done' and x['cell'] == cell and int(x['num_layers']) == layers
+              and int(x['hidden_size']) == int(r['hidden_size'])
+              and float(x['learning_rate']) == float(r['learning_rate'])]
+    if len(losses) > 1:
+      out[(cell, layers)] = losses
+  return out
+
+
+def findings(table: dict, cells: Sequence[str], layers: Sequence[int], budgets: Sequence[int],
+             noise: float) -> list[tuple[str, str, str]]:
+  """The paper's four findings checked on `table` {(cell, layers, budget): test loss}.
+
+  `noise` is the typical difference between two seeds; a difference smaller than it
+  is not counted either way. Returns (finding, verdict, evidence) rows.
+  """
+  out = []
+
+  def compare(pairs):
+    """(wins, losses, ties) of a over b for pairs (a, b) of losses."""
+    wins = sum(a < b - noise for a, b in pairs)
+    losses = sum(a > b + noise for a, b in pairs)
+    return wins, losses, len(pairs) - wins - losses
+
+  have = lambda *keys: all(k in table for k in keys)
+  if 'rnn' in cells:
+    pairs = [(table[(c, l, b)], table[('rnn', l, b)]) for c in cells if c != 'rnn'
+             for l in layers for b in budgets if have((c, l, b), ('rnn', l, b))]
+    w, lo, t = compare(pairs)
+    gaps = [b_ - a for a, b_ in pairs]
+    out.append(('LSTM and GRU are far better than the vanilla RNN',
+                'held' if pairs and w == len(pairs) else 'not held' if pairs else 'not run',
+                f'better in {w} of {len(pairs)} same-depth, same-budget pairs (worse {lo},'
+                f' within seed spread {t}); mean gap {np.mean(gaps) if gaps else float("nan"):.3f}'
+                ' nats'))
+  for deeper, shallower, claim in ((2, 1, '2 layers are better than 1'),
+                                   (3, 2, 'a third layer gives mixed results')):
+    if deeper not in layers or shallower not in layers:
+      continue
+    pairs = [(table[(c, deeper, b)], table[(c, shallower, b)]) for c in cells for b in budgets
+             if have((c, deeper, b), (c, shallower, b))]
+    w, lo, t = compare(pairs)
+    if deeper == 2:
+      verdict = 'held' if pairs and w == len(pairs) else 'partly held' if w > lo else 'not held'
+    else:
+      verdict = ('held (mixed)' if w and lo or t else
+                 'not held: always better' if w == len(pairs) else 'not held: always worse')
+    out.append((claim, verdict if pairs else 'not run',
+                f'{deeper} layers better in {w} of {len(pairs)} (cell, budget) pairs, worse'
+                f' in {lo}, within seed spread in {t}'))
+  if 'lstm' in cells and 'gru' in cells:
+    diffs, gaps = [], []
+    for l in layers:
+      for b in budgets:
+        if have(('lstm', l, b), ('gru', l, b)):
+          diffs.append(abs(table[('lstm', l, b)] - table[('gru', l, b)]))
+          if have(('rnn', l, b)):
+            gaps.append(table[('rnn', l, b)] - min(table[('lstm', l, b)], table[('gru', l, b)]))
+    if diffs:
+      # Close: under a quarter of the RNN's gap to them, and never less than twice the
+      # seed spread (or 0.02 nats while no spread is measured).
+      gap = float(np.mean(gaps)) if gaps else 0.0
+      limit = max(0.25 * gap, 2 * noise if noise else 0.02)
+      out.append(('LSTM and GRU are close to each other',
+                  'held' if np.mean(diffs) < limit else 'not held',
+                  f'mean abs(LSTM - GRU) {np.mean(diffs):.3f} nats; held if under'
+                  f' {limit:.3f} (a quarter of the mean RNN gap, {gap:.3f}, and at least'
+                  ' twice the seed spread)'))
+  return out
+
+
+def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = '') -> str:
+  """Tables laid out like the paper's, the figure, the findings and the seed spread."""
+  from rnnlm.studies import plots
+  with open(os.path.join(sweep_dir, 'budgets.json')) as f:
+    budgets_by_name = json.load(f)
+  rows = _with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets_by_name)
+  chosen = _chosen(rows)
+  table = {k: float(r['test_loss']) for k, r in chosen.items() if r['test_loss'] != ''}
+  spread = _spread(rows, s.seed_budget)
+  diffs = [max(v) - min(v) for v in spread.values() if len(v) > 1]
+  noise = float(np.mean(diffs)) if diffs else 0.0
+  budgets = list(s.budgets)
+  label = lambda b: f'{b / 1e3:g}k' if b < 1e6 else f'{b / 1e6:g}M'
+  lines = [f'# {s.title}', '', *report.made_by(command),
+           'Test loss (nats per character) of the best checkpoint of each model, at the'
+           ' learning rate with the lowest validation loss. Rows: cell and depth; columns:'
+           ' parameter budget.', '']
+  body = []
+  for c in s.cells:
+    for l in s.layers:
+      body.append([f'{scale_runs.CELL_NAMES.get(c, c)}, {l} layer{"s" if l > 1 else ""}',
+                   *(table.get((c, l, b)) for b in budgets)])
+  lines += report.table(["model", *(label(b) for b in budgets)], body)
+  lines += ['', 'Parameters, hidden size, chosen learning rate, steps and why each stopped:', '']
+  detail = []
+  for (c, l, b), r in sorted(chosen.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):
+    detail.append([label(b), scale_runs.CELL_NAMES.get(c, c), l, r['hidden_size'], r['num_params'],
+                   r['learning_rate'], r['best_step'], r['final_step'], r['stopped'],
+                   r['best_val_loss'], r['test_loss']])
+  lines += report.table(['budget', 'cell', 'layers', 'hidden', 'parameters', 'lr', 'best step',
+                         'last step', 'stopped by', 'val loss', 'test loss'], detail, 4)
+  rates = sorted(s.learning_rates)
+  for edge, word, beyond in ((rates[-1], 'largest', 'larger'), (rates[0], 'smallest', 'smaller')):
+    at_edge = sum(float(r['learning_rate']) == edge for r in chosen.values())
+    if len(rates) > 1 and at_edge:
+      lines += ['', f'The chosen rate is the {word} of the grid ({edge:g}) for {at_edge} of'
+                f' {len(chosen)} models: a {beyond} one might do better.']
+  capped = sum(scale_runs.still_improving(r) for r in chosen.values())
+  if capped:
+    lines += ['', f'{capped} of {len(chosen)} models were still improving when the step cap'
+              ' stopped them (best step = last step): at this cap the table compares models'
+              ' at equal training, not at convergence.']
+  lines += ['', '## The findings of the paper, checked', '',
+            f'Differences under {noise:.3f} nats (the mean difference between two seeds,'
+            ' below) are counted as ties.' if noise else
+            'No second seed has finished yet, so no difference is discounted as noise.', '']
+  lines += report.table(['finding (Karpathy et al. 2015)', 'here', 'evidence'],
+                        [list(f) for f in findings(table, s.cells, s.layers, budgets, noise)])
+  if spread:
+    lines += ['', f'## Spread over seeds at {label(s.seed_budget)} parameters', '']
+    lines += report.table(['cell', 'layers', 'test loss per seed', 'range'],
+                          [[scale_runs.CELL_NAMES.get(c, c), l, ', '.join(f'{v:.3f}' for v in vs),
+                            max(vs) - min(vs)] for (c, l), vs in sorted(spread.items())], 3)
+  failed = [r for r in rows if r['status'] == 'failed']
+  if failed:
+    lines += ['', 'Failed trials (excluded):', ''] + [f'- {r["name"]}: {r["error"]}'
+                                                     for r in failed]
+  pending = len(budgets_by_name) - sum(r['status'] == 'done' for r in rows)
+  if pending > 0:
+    lines += ['', f'{pending} trials have not finished; run the command again to resume.']
+  os.makedirs(os.path.join(sweep_dir, 'plots'), exist_ok=True)
+  fig = plots.paper_figure(
+      [dict(r, test_loss=float(r['test_loss'])) for r in chosen.values() if r['test_loss'] != ''],
+      os.path.join(sweep_dir, 'plots', 'loss_vs_params_by_cell.png'))
+  lines += ['', f'![loss against parameters](plots/{os.path.basename(fig)})']
+  return report.write(os.path.join(sweep_dir, 'report.md'), lines)
