@@ -1,0 +1,16 @@
+#!/bin/bash
+# Copies the small files of every finished trial of SWEEP_DIR (config, vocabulary,
+# metrics, results, last sample) and the sweep's table here; checkpoints stay behind.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+sweep_dir="$1"
+for t in "$sweep_dir"/trials/*/; do
+  name="$(basename "$t")"
+  [ -e "$t/results.json" ] || continue
+  mkdir -p "$here/trials/$name"
+  cp "$t"/{config.json,vocab.json,metrics.jsonl,results.json} "$here/trials/$name/"
+done
+for f in results.csv budgets.json report.md; do
+  [ -e "$sweep_dir/$f" ] && cp "$sweep_dir/$f" "$here/"
+done
+exit 0
