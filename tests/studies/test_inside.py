@@ -210,3 +210,14 @@ def test_activations_to_memmap(tmp_path):
   np.testing.assert_array_equal(mem.states[(0, 'c')], ram.states[(0, 'c')])
   assert (tmp_path / 'layer0_c.npy').exists()
   np.testing.assert_allclose(mem.next_prob, ram.next_prob, rtol=1e-5)
+
+
+def test_inside_if_marks_the_keyword_and_its_condition_by_hand():
+  from rnnlm.studies.inside import features
+  text = 'x = 1; if (a && (b)) { f(); } /* if (c) */ s = "if (d)"; elif(e); #if (X)\nif(y)z'
+  got = features.inside_if(text)
+  marked = [text[i] for i in range(len(text)) if got[i]]
+  # Only the two C ifs in code: `if (a && (b))` and `if(y)`.
+  assert ''.join(marked) == 'if (a && (b))' + 'if(y)'
+  assert features.KINDS['inside_if'] == 'binary'
+  assert set(features.compute(text)) == set(features.KINDS)

@@ -13,6 +13,9 @@ could know). Counts are float32; on/off features are bool.
   brace_depth      { } nesting depth, likewise
   bracket_depth    [ ] nesting depth, likewise (stage directions in the plays)
   indent_depth     columns of leading whitespace of the current line (tab = 8)
+  inside_if        in a C `if` and its condition, from the `i` to the condition's
+                   closing parenthesis (the 2015 paper's if-statement cell; not in
+                   comments or literals)
   speaker_line     on a line that names a speaker in a play ("KING LEAR." alone)
   line_end_near    the next newline is within 5 characters (ahead: the text
                    decides it, a cell can only anticipate it)
@@ -29,7 +32,8 @@ import numpy as np
 # name -> 'count' (scored by Pearson r) or 'binary' (scored by ROC AUC).
 KINDS = {'line_position': 'count', 'inside_quotes': 'binary', 'inside_comment': 'binary',
          'inside_string': 'binary', 'paren_depth': 'count', 'brace_depth': 'count',
-         'bracket_depth': 'count', 'indent_depth': 'count', 'speaker_line': 'binary',
+         'bracket_depth': 'count', 'indent_depth': 'count', 'inside_if': 'binary',
+         'speaker_line': 'binary',
          'line_end_near': 'binary', 'vowel': 'binary'}
 
 
@@ -149,6 +153,29 @@ def indent_depth(text: str) -> np.ndarray:
     out[start:start + len(line) + 1] = col  # The line and its newline.
     start += len(line) + 1
   return out[:len(text)]
+
+
+_IF = re.compile(r'\bif\s*\(')
+
+
+def inside_if(text: str) -> np.ndarray:
+  comment, literal = _c_lexical_states(text)
+  code = ~(comment | literal)
+  out = np.zeros(len(text), bool)
+  for m in _IF.finditer(text):
+    start = m.start()
+    if not code[start] or (start and text[start - 1] in '_#'):  # `_if(`, `#if (`: not C's if.
+      continue
+    depth, i = 0, m.end() - 1  # At the condition's opening parenthesis.
+    while i < len(text):
+      if code[i]:
+        depth += text[i] == '('
+        depth -= text[i] == ')'
+        if depth == 0:
+          break
+      i += 1
+    out[start:i + 1] = True
+  return out
 
 
 _SPEAKER = re.compile(r"^[A-Z][A-Za-z']*(?: [A-Za-z][A-Za-z']*){0,3}\.$")
