@@ -36,7 +36,6 @@ def report_user_errors(main):
       from absl import app
       raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
     quiet_library_logs()
-    _drop_closed_loop_reports()
     try:
       return main(argv)
     except UserError as e:
@@ -48,21 +47,6 @@ def report_user_errors(main):
       _quiet_teardown()
       sys.exit(128 + e.signum)
   return wrapped
-
-
-def _drop_closed_loop_reports() -> None:
-  """TensorStore (under Orbax) may finish a read that a failed restore no longer waits
-  for after Orbax has closed its event loop; its callback then reports asyncio's
-  'Event loop is closed' through sys.excepthook, from a thread of its own. Nothing is
-  lost and nothing can be done about it: that one report is dropped."""
-  import sys
-  previous = sys.excepthook
-
-  def hook(kind, value, tb):
-    if kind is RuntimeError and str(value) == 'Event loop is closed':
-      return
-    previous(kind, value, tb)
-  sys.excepthook = hook
 
 
 def _quiet_teardown() -> None:

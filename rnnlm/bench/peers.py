@@ -19,12 +19,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 
 import numpy as np
 
 from rnnlm.data import corpora
 from rnnlm import data
+from rnnlm.training import periodic
 
 LN2 = math.log(2.0)
 
@@ -158,12 +158,6 @@ def _evaluate(model, kind: str, val: np.ndarray, batch: int, seq: int, context: 
   return total / count
 
 
-def now() -> float:
-  """The seconds a peer's training time is read from (tests replace it with a clock
-  that advances by a fixed amount per reading: two readings per step)."""
-  return time.perf_counter()
-
-
 def train_peer(kind: str, data_config, workdir: str, *, minutes: float, hidden: int = 256,
                layers: int = 2, heads: int = 4, context: int = 128, dropout: float = 0.0,
                batch: int = 50, seq: int = 100, lr: float | None = None,
@@ -195,7 +189,7 @@ def train_peer(kind: str, data_config, workdir: str, *, minutes: float, hidden: 
   eval_marks = sorted({m * 60.0 for m in marks if m * 60.0 < budget_s} | {budget_s})
   step_time, records = None, []
   while train_s < budget_s:
-    start = now()
+    start = periodic.now()  # The clock rnnlm's own runs read (tests replace it).
     if kind == 'char_rnn':
       b = stream.next()
       if b.reset:
@@ -225,7 +219,7 @@ def train_peer(kind: str, data_config, workdir: str, *, minutes: float, hidden: 
     torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0 if kind == 'char_rnn' else 1.0)
     opt.step()
     step += 1
-    dt = now() - start
+    dt = periodic.now() - start
     train_s += dt
     if step == 20:  # Steady-state rate, for the transformer's schedule.
       step_time = train_s / step

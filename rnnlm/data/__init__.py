@@ -17,7 +17,7 @@ than RAM work.
 
 from rnnlm.data.batches import Batch, BatchStream, split
 from rnnlm.data.prepared import Corpus, DamagedCache, is_prepared, load_prepared, prepare
-from rnnlm.data.text import Vocab, atomic_write, atomic_write_bytes, iter_text_chunks
+from rnnlm.data.text import Vocab, atomic_write, file_sha256, iter_text_chunks
 
-__all__ = ['Batch', 'BatchStream', 'Corpus', 'DamagedCache', 'Vocab', 'atomic_write', 'atomic_write_bytes',
+__all__ = ['Batch', 'BatchStream', 'Corpus', 'DamagedCache', 'Vocab', 'atomic_write', 'file_sha256',
            'is_prepared', 'iter_text_chunks', 'load_prepared', 'prepare', 'split']

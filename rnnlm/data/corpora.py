@@ -238,10 +238,7 @@ def _prepare_linux(out_dir: str, source: str, max_bytes: int) -> None:
       elif not os.path.exists(source):
         raise UserError(f'kernel source not found: {source}; give a .deb, .tar.xz or tree')
       tree = os.path.join(tmp, 'tree')
-      digest = hashlib.sha256()
-      with open(source, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''):
-          digest.update(block)
+      digest = data.file_sha256(source)
       logging.info('Extracting .c/.h files of %s', source)
       _extract_kernel_sources(source, tree)
     files = linux_files(tree)
@@ -250,7 +247,7 @@ def _prepare_linux(out_dir: str, source: str, max_bytes: int) -> None:
     skipped: list[str] = []
     data.prepare(_linux_chunks(tree, files, max_bytes, skipped), out_dir, provenance={
         'name': 'linux', 'source': os.path.basename(source) if source else LINUX_PACKAGE,
-        'source_sha256': digest.hexdigest() if not os.path.isdir(source) else '',
+        'source_sha256': digest if not os.path.isdir(source) else '',
         'max_bytes': max_bytes, 'num_files_in_tree': len(files),
         'skipped_not_utf8': skipped})
 
@@ -343,7 +340,7 @@ def url_corpus_text(name: str, download_from: str = '', root: str | None = None)
         f' it is not {spec.description}; remove it and fetch {spec.url} again')
   if source != kept:
     os.makedirs(os.path.dirname(kept), exist_ok=True)
-    data.atomic_write_bytes(kept, raw)
+    data.atomic_write(kept, raw)
   return text
 
 

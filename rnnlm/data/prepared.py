@@ -17,7 +17,7 @@ import shutil
 
 import numpy as np
 
-from rnnlm.data.text import Vocab, atomic_write
+from rnnlm.data.text import Vocab, atomic_write, file_sha256
 from rnnlm.errors import UserError
 
 
@@ -93,14 +93,6 @@ class DamagedCache(Exception):
   """A prepared corpus whose files are not what `prepare` wrote."""
 
 
-def _file_sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 22), b''):
-      h.update(block)
-  return h.hexdigest()
-
-
 def load_prepared(out_dir: str, verify_checksum: bool = False) -> Corpus:
   """The prepared corpus in `out_dir`, its token file's size checked (and with
   `verify_checksum`, its SHA-256, where meta.json records one).
@@ -125,7 +117,7 @@ def load_prepared(out_dir: str, verify_checksum: bool = False) -> Corpus:
   size = os.path.getsize(path) if os.path.exists(path) else None
   if size != num_tokens * itemsize:
     raise DamagedCache(f'tokens.bin has {size} bytes, {num_tokens * itemsize} were written')
-  if verify_checksum and meta.get('tokens_sha256') and _file_sha256(path) != meta['tokens_sha256']:
+  if verify_checksum and meta.get('tokens_sha256') and file_sha256(path) != meta['tokens_sha256']:
     raise DamagedCache('tokens.bin has other bytes than were written (SHA-256 differs)')
   if num_tokens == 0:
     raise UserError(f'the corpus in {out_dir} is empty; give a non-empty text')

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import hashlib
 import json
 import os
 from typing import Iterable, Iterator
@@ -75,21 +76,22 @@ class Vocab:
       return cls.from_json(f.read())
 
 
-def atomic_write(path: str, text: str) -> None:
-  """Writes `text` to `path` so that a reader (or a killed writer) sees the old
+def atomic_write(path: str, content: str | bytes) -> None:
+  """Writes `content` to `path` so that a reader (or a killed writer) sees the old
   file or the new one, never a part."""
   tmp = f'{path}.tmp{os.getpid()}'
-  with open(tmp, 'w') as f:
-    f.write(text)
+  with open(tmp, 'wb' if isinstance(content, bytes) else 'w') as f:
+    f.write(content)
   os.replace(tmp, path)
 
 
-def atomic_write_bytes(path: str, raw: bytes) -> None:
-  """`atomic_write` for bytes."""
-  tmp = f'{path}.tmp{os.getpid()}'
-  with open(tmp, 'wb') as f:
-    f.write(raw)
-  os.replace(tmp, path)
+def file_sha256(path: str) -> str:
+  """The SHA-256 of a file's bytes, read in blocks."""
+  h = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(_CHUNK_BYTES), b''):
+      h.update(block)
+  return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------

@@ -102,13 +102,13 @@ def bracket_trials(rows: Sequence[dict], s: ml_collections.ConfigDict) -> list[t
   `s.max_extra_rates` steps beyond the configured grid either way."""
   rates = sorted(s.learning_rates)
   ratio = rates[1] / rates[0] if len(rates) > 1 else 2.0
-  top, bottom = rates[-1] * ratio ** s.get('max_extra_rates', 2), rates[0] / ratio ** s.get(
-      'max_extra_rates', 2)
-  tried = {}
+  extra = ratio ** s.get('max_extra_rates', 2)
+  bottom, top = rates[0] / extra, rates[-1] * extra
+  tried = {}  # (cell, layers, budget) -> the rates it finished at.
   for r in rows:
     if r['status'] == 'done' and int(r['seed']) == 0:
       key = (r['cell'], int(r['num_layers']), int(r['budget']))
-      tried.setdefault(key, {})[float(r['learning_rate'])] = r
+      tried.setdefault(key, set()).add(float(r['learning_rate']))
   out = []
   for (cell, layers, budget), best in sorted(_chosen(rows).items()):
     lr, have = float(best['learning_rate']), sorted(tried[(cell, layers, budget)])

@@ -42,10 +42,6 @@ class DamagedCheckpoint(Exception):
     self.step, self.reason = step, reason
 
 
-def _shapes(tree) -> list:
-  return [tuple(getattr(x, 'shape', ())) for x in jax.tree.leaves(tree)]
-
-
 def _key_name(k) -> str:
   for attr in ('key', 'idx', 'name'):
     if hasattr(k, attr):
@@ -155,26 +151,17 @@ class Checkpointer:
         ' the run was trained with')
 
   def _read(self, step: int, args, target_state) -> dict:
-    """An Orbax restore of a checked step. A failure is a config that does not fit
-    (the saved shapes differ from `target_state`'s) or damage (anything else)."""
+    """An Orbax restore of `step`: its files checked against the manifest, and its
+    parameters' shapes against `target_state`'s (a config that does not fit) before
+    any array is read."""
     self.check(step)
     if target_state is not None and 'params' in target_state:
       self._check_fits(step, target_state['params'])
     try:
       return self.manager.restore(step, args=args)
     except Exception as e:  # pylint: disable=broad-except
-      try:
-        saved = self.manager.item_metadata(step)['state']
-        if target_state is not None and saved is not None:
-          fits = _shapes(target_state) == _shapes(
-              saved['params'] if set(target_state) == {'params'} else saved)
-        else:
-          fits = True
-      except Exception:  # pylint: disable=broad-except
-        raise DamagedCheckpoint(step, f'its metadata cannot be read ({str(e)[:120]})') from e
-      if not fits:
-        raise UserError(f'checkpoint {step} does not fit this model ({str(e)[:160]});'
-                        ' use the config the run was trained with') from e
+      # The files matched their manifest (or it had none) and the parameters' shapes
+      # fit: what stops Orbax reading them is damage.
       raise DamagedCheckpoint(step, f'it cannot be read ({str(e)[:160]})') from e
 
   def restore(self, step: int, target: Any) -> tuple[Any, dict]:

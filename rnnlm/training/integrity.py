@@ -15,20 +15,12 @@ the newest has one before a later save can prune an older step.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
+from rnnlm import data
+
 MANIFEST = 'rnnlm_manifest.json'
-_BLOCK = 1 << 22
-
-
-def _sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(_BLOCK), b''):
-      h.update(block)
-  return h.hexdigest()
 
 
 def _files(step_dir: str) -> list[str]:
@@ -46,11 +38,8 @@ def write_manifest(step_dir: str) -> dict:
   """Records every file of a committed step directory (size, SHA-256), atomically."""
   manifest = {'version': 1, 'files': {
       rel: {'size': os.path.getsize(os.path.join(step_dir, rel)),
-            'sha256': _sha256(os.path.join(step_dir, rel))} for rel in _files(step_dir)}}
-  tmp = os.path.join(step_dir, f'{MANIFEST}.tmp{os.getpid()}')
-  with open(tmp, 'w') as f:
-    json.dump(manifest, f, indent=1)
-  os.replace(tmp, os.path.join(step_dir, MANIFEST))
+            'sha256': data.file_sha256(os.path.join(step_dir, rel))} for rel in _files(step_dir)}}
+  data.atomic_write(os.path.join(step_dir, MANIFEST), json.dumps(manifest, indent=1))
   return manifest
 
 
@@ -78,6 +67,6 @@ def verify(step_dir: str) -> str | None:
     size = os.path.getsize(full)
     if size != want['size']:
       return f'{rel} has {size} bytes, {want["size"]} were written'
-    if _sha256(full) != want['sha256']:
+    if data.file_sha256(full) != want['sha256']:
       return f'{rel} has other bytes than were written (SHA-256 differs)'
   return None

@@ -33,7 +33,7 @@ import ml_collections
 from absl import logging
 from flax import nnx
 
-from rnnlm.errors import Diverged, Interrupted
+from rnnlm.errors import Diverged, Interrupted, UserError
 from rnnlm.training import parallel
 from rnnlm.training import sample as sample_lib
 from rnnlm.training import steps as steps_lib
@@ -348,7 +348,11 @@ class SelfSignal:
     if not spec:
       return None
     name, _, step = spec.partition('@')
-    return cls(signal.Signals[name], int(step))
+    try:
+      return cls(signal.Signals[name], int(step))
+    except (KeyError, ValueError):
+      raise UserError(f'{cls.ENV}={spec!r} is not NAME@STEP (e.g. SIGTERM@250); unset it'
+                      ' or fix it') from None
 
   def __call__(self, run: Run, metrics: dict, batch: dict) -> None:
     del batch

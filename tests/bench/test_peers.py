@@ -14,6 +14,7 @@ from configs import tiny  # noqa: E402
 from rnnlm import data  # noqa: E402
 from rnnlm.bench import peers  # noqa: E402
 from rnnlm.data import corpora  # noqa: E402
+from rnnlm.training import periodic  # noqa: E402
 
 
 @pytest.mark.parametrize('length,context', [(500, 128), (129, 128), (1000, 7), (300, 1)])
@@ -33,7 +34,7 @@ def test_peer_trains_for_its_budget_and_records(tmp_path, kind, monkeypatch):
   # Each step takes 1/32 s of training time whatever the machine (a step reads the clock
   # before and after): a 3 s budget is 96 steps.
   readings = itertools.count()
-  monkeypatch.setattr(peers, 'now', lambda: next(readings) / 32)
+  monkeypatch.setattr(periodic, 'now', lambda: next(readings) / 32)
   config = tiny.get_config()
   wd = str(tmp_path / kind)
   r = peers.train_peer(kind, config.data, wd, minutes=0.05, hidden=32, layers=2, heads=2,

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnlm.errors import Diverged, Interrupted
+from rnnlm.errors import Diverged, Interrupted, UserError
 from rnnlm.training import budget, periodic
 
 
@@ -137,6 +137,10 @@ def test_signal_stop_saves_once_and_raises():
 def test_self_signal_is_read_from_the_environment(monkeypatch):
   monkeypatch.delenv(periodic.SelfSignal.ENV, raising=False)
   assert periodic.SelfSignal.from_env() is None
+  for bad in ('SIGNOPE@3', 'SIGTERM@three', 'SIGTERM'):
+    monkeypatch.setenv(periodic.SelfSignal.ENV, bad)
+    with pytest.raises(UserError, match='is not NAME@STEP'):
+      periodic.SelfSignal.from_env()
   monkeypatch.setenv(periodic.SelfSignal.ENV, 'SIGUSR1@3')
   unit = periodic.SelfSignal.from_env()
   got = []

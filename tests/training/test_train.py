@@ -400,6 +400,8 @@ def test_bad_config_fields_are_one_line_errors(tmp_path):
                                ('train.lr_schedule', 'step', 'train.lr_schedule'),
                                ('model.embed_dim', -1, 'model.embed_dim'),
                                ('train.adam_b2', 1.0, 'train.adam_b2'),
+                               ('train.early_stopping_min_delta', -0.1,
+                                'train.early_stopping_min_delta'),
                                ('log_every', 0, 'log_every')):
     with pytest.raises(UserError, match=needle):
       train.train_and_evaluate(tiny_config(**{field: value}), str(tmp_path / 'x'))
