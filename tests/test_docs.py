@@ -25,3 +25,17 @@ def test_the_link_check_sees_links(tmp_path):
   page = tmp_path / 'p.md'
   page.write_text('see [a](results/a.md), ![fig](b.png#x) and [web](https://x.org/y)\n')
   assert _local_links(page) == ['results/a.md', 'b.png']
+
+
+_RESULTS = _ROOT / 'docs' / 'results'
+
+
+def test_docs_results_is_one_folder_per_experiment_with_its_run_files():
+  loose = [p.name for p in _RESULTS.iterdir() if p.is_file()]
+  assert not loose, f'files at the top of docs/results/: {loose}'
+  for folder in sorted(p for p in _RESULTS.iterdir() if p.is_dir()):
+    names = {p.name for p in folder.rglob('*') if p.is_file()}
+    assert 'run.sh' in names, f'{folder.name} has no run.sh'
+    # The numbers themselves: results, metrics, a report or a table the command wrote.
+    assert any(n.endswith(('.json', '.jsonl', '.csv', '.md', '.txt')) for n in names - {'run.sh'}), (
+        f'{folder.name} holds no results')

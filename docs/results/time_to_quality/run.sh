@@ -1,0 +1,4 @@
+#!/bin/bash
+# Validation loss against training minutes, from the runs named (each trained first).
+cd "$(dirname "$0")/../../.."  # The repository root.
+python experiments/time_to_quality.py --out=docs/results/time_to_quality '--run=30-min config (2x384 GRU, rate 0.003)=runs/budget_30/trials/cell-gru_compute_dtype-float32_dropout-0.1_hidden_size-384_learning_rate-0.003' '--run=2x384 GRU at rate 0.005 (earlier 30-min config)=runs/shakespeare_30min' '--run=15-min config (2x256 GRU)=runs/shakespeare_15min' '--run=5-min config (2x256 GRU)=runs/shakespeare_5min' '--run=default (2x256 LSTM)=runs/ttq_default' '--run=PyTorch char-rnn (2x256 LSTM)=runs/ttq_charrnn256' '--run=PyTorch transformer (4x192)=runs/ttq_gpt192' '--run=PyTorch transformer (4x256)=runs/ttq_gpt256' --target=1.5 --target=1.45 --target=1.40
