@@ -2,6 +2,7 @@
 
   python experiments/look_inside.py --workdir=runs/shakespeare
   python experiments/look_inside.py --workdir=runs/linux --text_file=some.c --out_dir=/tmp/inside
+  python experiments/look_inside.py --workdir=runs/large --compare_with=runs/small/inside/inside.json
 
 Writes <out_dir>/inside.html (open it from disk), inside.md, inside.json and the
 figures. Logic: rnnlm/studies/inside/.
@@ -32,6 +33,9 @@ _TOP = flags.DEFINE_integer('top', 3, 'Cells listed per feature.')
 _MAX_ORDER = flags.DEFINE_integer('max_order', 20, 'Highest n-gram order of the baselines.')
 _LAYER = flags.DEFINE_integer('layer', None, 'Also show this layer\'s (1-based) ...')
 _UNIT = flags.DEFINE_integer('unit', None, '... unit (0-based) on the page.')
+_COMPARE = flags.DEFINE_multi_string(
+    'compare_with', [], 'inside.json of another model (an earlier look_inside run), drawn'
+    ' beside this one in errors.png; repeat for more.')
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -46,6 +50,7 @@ def main(argv):
       text_chars=_TEXT_CHARS.value, max_chars=_MAX_CHARS.value,
       page_chars=_PAGE_CHARS.value, top=_TOP.value,
       max_order=_MAX_ORDER.value, layer=_LAYER.value, unit=_UNIT.value,
+      compare=tuple(_COMPARE.value),
       command='python ' + ' '.join(sys.argv))
   print(f'report: {path}')
 

@@ -165,6 +165,7 @@ def test_benchmark_bad_flags(flag, needle):
     (['--text_file=TEXT:KING.'], 'the text has 5 characters; give at least 21'),
     (['--text_file=/no/such/file.txt'], 'no such text file'),
     (['--max_chars=0'], '--max_chars must be at least 1'),
+    (['--compare_with=/no/such/inside.json'], 'is not an inside.json'),
 ])
 @pytest.mark.slow
 def test_look_inside_bad_input_writes_nothing(trained, tmp_path, args, needle):
@@ -196,7 +197,16 @@ def test_look_inside_writes_page_and_report(trained, tmp_path):
   assert 'has a cell' in report and '## Gate saturation' in report
   page = (out / 'inside.html').read_text()
   assert 'chosen: layer 2 unit 3' in page and '\u20ac' not in page
-  assert (out / 'saturation.png').exists()
+  assert (out / 'saturation.png').exists() and (out / 'errors.png').exists()
+  assert "## The model's errors, oracle by oracle" in report
+  assert '| dynamic memory |' in report and '| the rest |' in report
+  # A second model's errors beside this one's (here the same run again).
+  out2 = tmp_path / 'inside2'
+  proc = run('look_inside.py', f'--workdir={trained}', f'--out_dir={out2}',
+             f'--text_file={text}', '--skip_unknown', '--max_order=5',
+             f'--compare_with={out}/inside.json')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert (out2 / 'errors.png').exists()
 
 
 @pytest.mark.slow

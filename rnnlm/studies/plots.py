@@ -126,6 +126,29 @@ def bracket_figure(rows: Sequence[dict], out_path: str) -> str:
   return _save(plt, fig, out_path)
 
 
+def error_figure(breakdowns: dict, out_path: str) -> str:
+  """The 2015 paper's error bar chart: one bar per model, its errors (as a share of the
+  characters) stacked oracle by oracle (`rnnlm.studies.inside.errors`)."""
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(2.2 + 1.4 * len(breakdowns), 4.2))
+  names = list(breakdowns)
+  oracles = [r['oracle'] for r in next(iter(breakdowns.values()))['oracles']]
+  colours = plt.get_cmap('tab10').colors
+  bottom = [0.0] * len(names)
+  for k, oracle in enumerate(oracles):
+    heights = []
+    for b in breakdowns.values():
+      row = next(r for r in b['oracles'] if r['oracle'] == oracle)
+      heights.append(100 * row['errors'] / max(b['characters'], 1))
+    ax.bar(range(len(names)), heights, bottom=bottom, color=colours[k % len(colours)],
+           label=oracle, width=0.6)
+    bottom = [b + h for b, h in zip(bottom, heights)]
+  ax.set_xticks(range(len(names)), names)
+  _axes_done(ax, '', 'errors, % of characters')
+  ax.legend(fontsize=8, loc='center left', bbox_to_anchor=(1.0, 0.5))
+  return _save(plt, fig, out_path)
+
+
 def paper_figure(rows: Sequence[dict], out_path: str) -> str:
   """Test loss against parameters: a colour per cell, a line per depth."""
   plt = _plt()

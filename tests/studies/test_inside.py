@@ -221,3 +221,54 @@ def test_inside_if_marks_the_keyword_and_its_condition_by_hand():
   assert ''.join(marked) == 'if (a && (b))' + 'if(y)'
   assert features.KINDS['inside_if'] == 'binary'
   assert set(features.compute(text)) == set(features.KINDS)
+
+
+# ----------------------------------------------------------------------------
+# The 2015 paper's error oracles, on a hand-worked text.
+
+
+def test_seen_before_matches_a_direct_search():
+  from rnnlm.studies.inside import errors
+  rng = np.random.default_rng(0)
+  text = ''.join(rng.choice(list('ab c'), 300))
+  for context in (1, 2, 4):
+    got = errors.seen_before(text, context)
+    want = [t >= context and text[t - context:t + 1] in text[:t] for t in range(len(text))]
+    np.testing.assert_array_equal(got, want)
+  np.testing.assert_array_equal(errors.seen_before('abcXabc', 2),
+                                [0, 0, 0, 0, 0, 0, 1])
+
+
+def test_oracle_breakdown_by_hand():
+  from rnnlm.studies.inside import errors
+  #       0123456789...
+  text = 'xy Abc Abc, Zed\n7'
+  prob = np.full(len(text), 0.9)
+  prob[0] = np.nan  # No context: never counted.
+  wrong = [1, 3, 8, 9, 10, 12, 13, 15, 16]
+  prob[wrong] = 0.2
+  ngram = np.zeros((12, len(text)))
+  ngram[2, 1] = 0.9    # The 3-gram predicts the 'y': an n-gram error.
+  ngram[9, 16] = 0.9   # Only the 10-gram predicts the '7': above the oracle's orders.
+  counts = collections.Counter({'xy': 20, 'Abc': 20, 'Zed': 1})
+  got = errors.oracle_breakdown(text, prob, ngram, counts, memory_context=2,
+                                rare_below=10)
+  assert got['errors'] == 9 and got['characters'] == len(text) - 1
+  assert got['error_rate'] == pytest.approx(9 / 16)
+  by_name = {r['oracle']: r['errors'] for r in got['oracles']}
+  # ' Ab' and 'Abc' of the second "Abc" occurred before (8, 9); "Zed" is rare (12, 13);
+  # 'A' starts a word (3); then the newline (15), the comma (10) and the '7' (16).
+  assert by_name == {'n-gram': 1, 'dynamic memory': 2, 'rare words': 2, 'word starts': 1,
+                     'new line': 1, 'punctuation': 1, 'the rest': 1}
+  assert [r['oracle'] for r in got['oracles']] == list(errors.ORACLES)
+  assert sum(r['share'] for r in got['oracles']) == pytest.approx(1.0)
+
+
+def test_error_figure_draws_models_side_by_side(tmp_path):
+  from rnnlm.studies import plots
+  from rnnlm.studies.inside import errors
+  text = 'ab ab ab\n'
+  prob = np.full(len(text), 0.1)
+  b = errors.oracle_breakdown(text, prob, np.zeros((3, len(text))), collections.Counter())
+  path = plots.error_figure({'small': b, 'large': b}, str(tmp_path / 'errors.png'))
+  assert open(path, 'rb').read(8) == b'\x89PNG\r\n\x1a\n'

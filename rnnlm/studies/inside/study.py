@@ -7,12 +7,14 @@ and writes to `out_dir`:
   inside.md        the tables below, with the command that made them
   saturation.png   gate saturation per layer
   brackets.png     closing brackets: model against the best n-gram, by distance
+  errors.png       the model's errors, oracle by oracle (`errors.py`)
   inside.json      every number of the report
 
 Tables: the top cells per text feature against a random-initialised model of the
 same shape (chance) and across the run's checkpoints; the model's loss against
 Kneser-Ney n-grams of order 1 to 20 trained on the same train split; closing
-brackets by distance to their opener; and a breakdown of the model's errors.
+brackets by distance to their opener; and the model's errors broken down by the
+2015 paper's sequence of oracles.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import collections
 import json
 import math
 import os
-import re
 
 import ml_collections
 import numpy as np
@@ -36,6 +37,7 @@ from rnnlm.studies import plots
 from rnnlm.studies import report
 from rnnlm.errors import UserError
 from rnnlm.model import activations
+from rnnlm.studies.inside import errors as errors_lib
 from rnnlm.studies.inside import features
 from rnnlm.studies.inside import ngram
 from rnnlm.studies.inside import page
@@ -95,44 +97,22 @@ def bracket_rows(text: str, model_prob: np.ndarray, ngram_prob: np.ndarray) -> l
   return rows
 
 
-_WORD = re.compile(r'[A-Za-z]+')
-
-
-def error_breakdown(text: str, model_prob: np.ndarray, ngram_probs: np.ndarray,
-                    best_order: int, train_text: str, rare_below: int = 10) -> dict:
-  """Of the characters the model gets wrong (probability of the truth < 0.5): the
-  share the best n-gram also gets wrong, the share no n-gram of order 1..N gets
-  right (n-gram errors), and the share that start a rare word (seen fewer than
-  `rare_below` times in the training text)."""
-  wrong = model_prob[1:] < 0.5
-  ngram_wrong = ngram_probs[:, 1:] < 0.5
-  counts = collections.Counter(_WORD.findall(train_text))
-  rare_start = np.zeros(len(text), bool)
-  for m in _WORD.finditer(text):
-    if counts[m.group()] < rare_below:
-      rare_start[m.start()] = True
-  rare_start = rare_start[1:]
-  n = max(int(wrong.sum()), 1)
-  return {
-      'characters': int(len(wrong)), 'model_errors': int(wrong.sum()),
-      'model_error_rate': float(wrong.mean()),
-      'also_wrong_best_ngram': float((wrong & ngram_wrong[best_order - 1]).sum() / n),
-      'wrong_for_every_ngram': float((wrong & ngram_wrong.all(axis=0)).sum() / n),
-      'rare_word_start': float((wrong & rare_start).sum() / n),
-      'ngram_error_rate_by_order': [float(x) for x in ngram_wrong.mean(axis=1)],
-  }
-
-
 def inspect(workdir: str, out_dir: str, *, text_file: str = '', split: str = 'test',
             skip_unknown: bool = False, text_chars: int = 600_000, max_chars: int = 120_000,
             page_chars: int = 4000,
             top: int = 3, max_order: int = 20, layer: int | None = None,
-            unit: int | None = None, command: str = '') -> str:
+            unit: int | None = None, compare: tuple[str, ...] = (),
+            command: str = '') -> str:
   """Runs the study (module docstring) and returns the path of inside.md.
 
+  `compare`: inside.json files of other models, whose errors errors.png shows beside
+  this model's (the paper's small and large model).
+
   Raises:
-    UserError: no run or checkpoint in `workdir`, a bad text, a bad cell index.
+    UserError: no run or checkpoint in `workdir`, a bad text, a bad cell index, a
+      `compare` file that is not an inside.json.
   """
+  others = {_model_label(n): n['errors'] for n in map(_read_inside, compare)}
   config = config_lib.load(workdir)
   model, vocab, step = checkpoint.load_model(workdir, 'best')
   m = config.model
@@ -194,14 +174,16 @@ def inspect(workdir: str, out_dir: str, *, text_file: str = '', split: str = 'te
     with open(results_path) as f:
       run_results = json.load(f)
   brackets = bracket_rows(text, model_prob, ngram_probs[best_order - 1])
-  errors = error_breakdown(text, model_prob, ngram_probs, best_order,
-                           vocab.decode(np.asarray(parts['train'])[:5_000_000]))
+  errors = errors_lib.oracle_breakdown(
+      text, model_prob, ngram_probs,
+      errors_lib.word_counts(vocab.decode(np.asarray(parts['train'])[:5_000_000])))
 
   # Figures and the page.
   if sat:
     plots.saturation_figure(sat, os.path.join(out_dir, 'saturation.png'))
   if brackets:
     plots.bracket_figure(brackets, os.path.join(out_dir, 'brackets.png'))
+  plots.error_figure({**others, _model_label({'model': m.to_dict()}): errors}, os.path.join(out_dir, 'errors.png'))
   top_cells = {f: cells[:top] for f, cells in ranked.items()}
   if layer is not None:
     pinned = scores.CellScore('chosen', 'count', layer - 1, 'h', unit, 0.0, 0.0)
@@ -228,6 +210,23 @@ def inspect(workdir: str, out_dir: str, *, text_file: str = '', split: str = 'te
   with open(os.path.join(out_dir, 'inside.json'), 'w') as f:
     json.dump(numbers, f, indent=1)
   return write_report(out_dir, numbers, command)
+
+
+def _model_label(n: dict) -> str:
+  m = n['model']
+  return f"{m['cell']} {m['num_layers']}x{m['hidden_size']}"
+
+
+def _read_inside(path: str) -> dict:
+  try:
+    with open(path) as f:
+      n = json.load(f)
+    if 'oracles' not in n['errors'] or 'model' not in n:
+      raise KeyError('oracles')
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise UserError(f'--compare_with={path} is not an inside.json written by look_inside'
+                    f' ({type(e).__name__}: {e}); run look_inside on that model first') from None
+  return n
 
 
 def has_cell(strength: float, chance: float | None) -> bool:
@@ -288,15 +287,14 @@ def _report_lines(n: dict, command: str) -> list[str]:
                             r['ngram_prob'], r['mean_diff']] for r in n['brackets']], 3)
     lines += ['', '![brackets](brackets.png)']
   e = n['errors']
-  lines += ['', '## The model\'s errors', '',
-            f"Characters whose true next character gets probability under 0.5: {e['model_errors']:,}"
-            f" of {e['characters']:,} ({100 * e['model_error_rate']:.1f}%). Of those:", '',
-            f"- also wrong under the best n-gram ({n['best_order']}-gram):"
-            f" {100 * e['also_wrong_best_ngram']:.1f}%",
-            f"- wrong under every n-gram of order 1 to {len(n['ngram_val_loss'])} (n-gram errors):"
-            f" {100 * e['wrong_for_every_ngram']:.1f}%; the rest are errors some n-gram avoids",
-            f"- at the first letter of a rare word (under 10 times in the training text):"
-            f" {100 * e['rare_word_start']:.1f}%"]
+  lines += ['', '## The model\'s errors, oracle by oracle', '',
+            f"Characters whose true value gets probability under {errors_lib.ERROR_BELOW} from the"
+            f" model: {e['errors']:,} of {e['characters']:,} ({100 * e['error_rate']:.1f}%)."
+            ' Each oracle removes the errors it would fix that the ones above it left'
+            ' (definitions in `rnnlm/studies/inside/errors.py`).', '']
+  lines += report.table(['oracle', 'errors removed', 'share of errors'],
+                        [[r['oracle'], r['errors'], r['share']] for r in e['oracles']], 3)
+  lines += ['', '![errors](errors.png)']
   if n['saturation']:
     lines += ['', '## Gate saturation', '',
               'Per gate, the mean fraction of characters at which a unit is left-saturated'
