@@ -15,7 +15,7 @@ multiplied by 0.95 every epoch after the 10th, early stopping on validation; spl
 80/10/10. Where the paper stops at 50 epochs, these run until 5 epochs in a row gain
 no more than 0.001 nats (at most 100). Budgets are the parameter counts of 1-layer
 LSTMs of 64 and 128 cells on the corpus's vocabulary; every other cell and depth is
-matched to them. Each model is trained at four rates around the paper's 2e-3 (and
+matched to them. Each model is trained at the paper's 2e-3 and three doublings (and
 beyond, where its best is at an edge); the best on validation counts. The 64-cell
 budget is trained again with a second seed. Dropout is off (the paper chose it on
 validation per model; at these sizes the models underfit). Two trials run side by
@@ -81,7 +81,11 @@ def get_config(preset: str = 'cpu'):
     paper_training(base)
     config.sweep.budget_lstm_cells = (64, 128)  # Resolved to parameter counts per vocab.
     config.sweep.seed_budget_lstm_cells = 64
-    config.sweep.learning_rates = (1e-3, 2e-3, 4e-3, 8e-3)
+    # The paper's 2e-3 and three doublings: with the rate decayed by 0.95 an epoch, none
+    # of the first four models of the 64-cell budget on War and Peace (RNN of 1 to 3
+    # layers, 1-layer LSTM) was best below 4e-3 (their 1e-3 trials are kept in
+    # docs/results/paper_warpeace).
+    config.sweep.learning_rates = (2e-3, 4e-3, 8e-3, 1.6e-2)
     # A model whose best rate is at an edge of the grid is trained one rate further
     # (x2 or /2), up to two rates beyond the grid, until its best lies inside.
     config.sweep.bracket_rates = True
