@@ -47,7 +47,7 @@ def paper_grid(s: ml_collections.ConfigDict, vocab_size: int, embed_dim: int = 0
   return grid
 
 
-def _chosen(rows: Sequence[dict], seed: int = 0) -> dict:
+def chosen(rows: Sequence[dict], seed: int = 0) -> dict:
   """{(cell, layers, budget): the finished row of the learning rate with the lowest
   validation loss}, among trials of `seed`."""
   best = {}
@@ -69,7 +69,7 @@ def run_paper_table(config: ml_collections.ConfigDict, sweep_dir: str, command: 
   _write_budgets(sweep_dir, budgets)  # So that a report can be written mid-sweep.
   trials = [o for _, o in grid]
   sweep.run_sweep(base, trials, sweep_dir, s.trials_at_once, s.get('executor'))
-  rows = _with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets)
+  rows = with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets)
   # A model whose best rate is the grid's largest or smallest is trained again one
   # step beyond it, until its best rate lies inside the rates it was trained at.
   while s.get('bracket_rates', False) and (more := bracket_trials(rows, s)):
@@ -78,11 +78,11 @@ def run_paper_table(config: ml_collections.ConfigDict, sweep_dir: str, command: 
     trials += [o for _, o in more]
     _write_budgets(sweep_dir, budgets)
     sweep.run_sweep(base, trials, sweep_dir, s.trials_at_once, s.get('executor'))
-    rows = _with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets)
+    rows = with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets)
   # The seeds: each (cell, depth) at the seed budget, at its chosen learning rate.
-  chosen = _chosen(rows)
+  picked = chosen(rows)
   seed_grid = []
-  for (cell, layers, budget), r in sorted(chosen.items()):
+  for (cell, layers, budget), r in sorted(picked.items()):
     if budget == s.seed_budget:
       for seed in s.extra_seeds:
         o = {'model.cell': cell, 'model.num_layers': layers,
@@ -110,7 +110,7 @@ def bracket_trials(rows: Sequence[dict], s: ml_collections.ConfigDict) -> list[t
       key = (r['cell'], int(r['num_layers']), int(r['budget']))
       tried.setdefault(key, set()).add(float(r['learning_rate']))
   out = []
-  for (cell, layers, budget), best in sorted(_chosen(rows).items()):
+  for (cell, layers, budget), best in sorted(chosen(rows).items()):
     lr, have = float(best['learning_rate']), sorted(tried[(cell, layers, budget)])
     nxt = (lr * ratio if lr == have[-1] else lr / ratio if lr == have[0] and len(have) > 1
            else None)
@@ -128,14 +128,14 @@ def _write_budgets(sweep_dir: str, budgets: dict) -> None:
     json.dump(budgets, f, indent=2)
 
 
-def _with_budgets(rows: list[dict], budgets: dict) -> list[dict]:
+def with_budgets(rows: list[dict], budgets: dict) -> list[dict]:
   return [dict(r, budget=budgets[r['name']]) for r in rows if r['name'] in budgets]
 
 
-def _spread(rows: Sequence[dict], seed_budget: int) -> dict:
+def spread(rows: Sequence[dict], seed_budget: int) -> dict:
   """{(cell, layers): [test losses over seeds]} at the seed budget, chosen rates only."""
   out = {}
-  for (cell, layers, budget), r in _chosen(rows).items():
+  for (cell, layers, budget), r in chosen(rows).items():
     if budget != seed_budget:
       continue
     losses = [float(x['test_loss']) for x in rows
@@ -214,11 +214,11 @@ def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = ''
   from rnnlm.studies import plots
   with open(os.path.join(sweep_dir, 'budgets.json')) as f:
     budgets_by_name = json.load(f)
-  rows = _with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets_by_name)
-  chosen = _chosen(rows)
-  table = {k: float(r['test_loss']) for k, r in chosen.items() if r['test_loss'] != ''}
-  spread = _spread(rows, s.seed_budget)
-  diffs = [max(v) - min(v) for v in spread.values() if len(v) > 1]
+  rows = with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets_by_name)
+  picked = chosen(rows)
+  table = {k: float(r['test_loss']) for k, r in picked.items() if r['test_loss'] != ''}
+  seeds = spread(rows, s.seed_budget)
+  diffs = [max(v) - min(v) for v in seeds.values() if len(v) > 1]
   noise = float(np.mean(diffs)) if diffs else 0.0
   budgets = list(s.budgets)
   label = lambda b: f'{b / 1e3:g}k' if b < 1e6 else f'{b / 1e6:g}M'
@@ -234,7 +234,7 @@ def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = ''
   lines += report.table(["model", *(label(b) for b in budgets)], body)
   lines += ['', 'Parameters, hidden size, chosen learning rate, steps and why each stopped:', '']
   detail = []
-  for (c, l, b), r in sorted(chosen.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):
+  for (c, l, b), r in sorted(picked.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):
     detail.append([label(b), scale_runs.CELL_NAMES.get(c, c), l, r['hidden_size'], r['num_params'],
                    r['learning_rate'], r['best_step'], r['final_step'], r['stopped'],
                    r['best_val_loss'], r['test_loss']])
@@ -242,13 +242,13 @@ def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = ''
                          'last step', 'stopped by', 'val loss', 'test loss'], detail, 4)
   rates = sorted(s.learning_rates)
   for edge, word, beyond in ((rates[-1], 'largest', 'larger'), (rates[0], 'smallest', 'smaller')):
-    at_edge = sum(float(r['learning_rate']) == edge for r in chosen.values())
+    at_edge = sum(float(r['learning_rate']) == edge for r in picked.values())
     if len(rates) > 1 and at_edge:
       lines += ['', f'The chosen rate is the {word} of the grid ({edge:g}) for {at_edge} of'
-                f' {len(chosen)} models: a {beyond} one might do better.']
-  capped = sum(scale_runs.still_improving(r) for r in chosen.values())
+                f' {len(picked)} models: a {beyond} one might do better.']
+  capped = sum(scale_runs.still_improving(r) for r in picked.values())
   if capped:
-    lines += ['', f'{capped} of {len(chosen)} models were still improving when the step cap'
+    lines += ['', f'{capped} of {len(picked)} models were still improving when the step cap'
               ' stopped them (best step = last step): at this cap the table compares models'
               ' at equal training, not at convergence.']
   lines += ['', '## The findings of the paper, checked', '',
@@ -257,11 +257,11 @@ def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = ''
             'No second seed has finished yet, so no difference is discounted as noise.', '']
   lines += report.table(['finding (Karpathy et al. 2015)', 'here', 'evidence'],
                         [list(f) for f in findings(table, s.cells, s.layers, budgets, noise)])
-  if spread:
+  if seeds:
     lines += ['', f'## Spread over seeds at {label(s.seed_budget)} parameters', '']
     lines += report.table(['cell', 'layers', 'test loss per seed', 'range'],
                           [[scale_runs.CELL_NAMES.get(c, c), l, ', '.join(f'{v:.3f}' for v in vs),
-                            max(vs) - min(vs)] for (c, l), vs in sorted(spread.items())], 3)
+                            max(vs) - min(vs)] for (c, l), vs in sorted(seeds.items())], 3)
   failed = [r for r in rows if r['status'] == 'failed']
   if failed:
     lines += ['', 'Failed trials (excluded):', ''] + [f'- {r["name"]}: {r["error"]}'
@@ -271,7 +271,7 @@ def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = ''
     lines += ['', f'{pending} trials have not finished; run the command again to resume.']
   os.makedirs(os.path.join(sweep_dir, 'plots'), exist_ok=True)
   fig = plots.paper_figure(
-      [dict(r, test_loss=float(r['test_loss'])) for r in chosen.values() if r['test_loss'] != ''],
+      [dict(r, test_loss=float(r['test_loss'])) for r in picked.values() if r['test_loss'] != ''],
       os.path.join(sweep_dir, 'plots', 'loss_vs_params_by_cell.png'))
   lines += ['', f'![loss against parameters](plots/{os.path.basename(fig)})']
   return report.write(os.path.join(sweep_dir, 'report.md'), lines)

@@ -1,0 +1,224 @@
+"""The findings of Karpathy, Johnson and Fei-Fei (2015), "Visualizing and Understanding
+Recurrent Networks", beside rnnlm's numbers, from the result folders in the repository.
+
+`side_by_side(results_dir)` reads (each optional; what is missing reads "not run yet"):
+
+  paper_warpeace/, paper_linux/       Table 1 sweeps (results.csv, budgets.json)
+  paper_inside_warpeace/, paper_inside_linux/
+                                      look_inside of the converged 3 x 256 LSTMs
+                                      (inside.json)
+  paper_inside_warpeace_small/        look_inside of the smaller War and Peace model
+                                      the error analysis compares with (inside.json)
+
+and returns one row per finding: (finding, the paper's number, rnnlm's number,
+verdict, setting). The paper's numbers are the ones quoted in its text; where it gives
+a figure or a table without a number in the text, the paper's column says what it
+shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+
+from rnnlm.studies import paper_table
+from rnnlm.studies import report
+from rnnlm.studies import sweep
+from rnnlm.studies.inside import study as inside_study
+
+NOT_RUN = 'not run yet'
+CORPORA = {'warpeace': 'War and Peace', 'linux': 'Linux kernel (6.2M chars)'}
+# The paper's test loss (nats per character) of its best LSTM and of its 20-gram.
+PAPER_VS_NGRAM = {'warpeace': (1.077, 1.195), 'linux': (0.84, 0.889)}
+# The paper's interpretable cells, by corpus, as features of rnnlm.studies.inside.
+PAPER_CELLS = {'warpeace': (('line length', 'line_position'), ('quotes', 'inside_quotes')),
+               'linux': (('line length', 'line_position'), ('comments', 'inside_comment'),
+                         ('quotes and strings', 'inside_string'),
+                         ('indentation', 'indent_depth'), ('if statements', 'inside_if'))}
+# The closing brace's advantage over the 20-gram lasts to about this many characters.
+PAPER_BRACE_REACH = 60
+_BRACE_MIN_COUNT = 20  # Distance bins with fewer closing braces are left out.
+
+
+def _read_json(path: str) -> dict | None:
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def table1(sweep_dir: str) -> tuple[dict, float, list[int]] | None:
+  """({(cell, layers, budget): test loss at the chosen rate}, seed spread, budgets) of a
+  Table 1 sweep's results.csv and budgets.json; None if it has not run."""
+  budgets = _read_json(os.path.join(sweep_dir, 'budgets.json'))
+  csv_path = os.path.join(sweep_dir, 'results.csv')
+  if budgets is None or not os.path.exists(csv_path):
+    return None
+  rows = paper_table.with_budgets(sweep.read_csv(csv_path), budgets)
+  chosen = paper_table.chosen(rows)
+  table = {k: float(r['test_loss']) for k, r in chosen.items() if r['test_loss'] != ''}
+  seed_budgets = {int(r['budget']) for r in rows if int(r['seed']) != 0}
+  diffs = [max(v) - min(v) for b in seed_budgets
+           for v in paper_table.spread(rows, b).values()]
+  return table, float(np.mean(diffs)) if diffs else 0.0, sorted(set(budgets.values()))
+
+
+def _table1_rows(corpus: str, results_dir: str) -> list[list]:
+  name = 'paper_warpeace' if corpus == 'warpeace' else 'paper_linux'
+  got = table1(os.path.join(results_dir, name))
+  paper = {'LSTM and GRU are far better than the vanilla RNN': 'much lower loss (Table 1)',
+           '2 layers are better than 1': 'lower loss (Table 1)',
+           'a third layer gives mixed results': 'better for some models, worse for others',
+           'LSTM and GRU are close to each other': 'similar losses (Table 1)'}
+  if got is None:
+    return [[f, p, NOT_RUN, '', CORPORA[corpus]] for f, p in paper.items()]
+  table, noise, budgets = got
+  setting = (f"{CORPORA[corpus]}, {' and '.join(f'{b:,}' for b in budgets)} parameters,"
+             ' each to convergence at its best rate; ' +
+             (f'seed spread {noise:.3f} nats' if noise else 'no second seed yet'))
+  expected = 3 * 3 * len(budgets)
+  checked = {f: (v, e) for f, v, e in
+             paper_table.findings(table, ('rnn', 'lstm', 'gru'), (1, 2, 3), budgets, noise)}
+  rows = []
+  for f, p in paper.items():
+    verdict, evidence = checked.get(f, ('', NOT_RUN))
+    if verdict and len(table) < expected:
+      verdict = f'pending ({len(table)} of {expected} models)'
+    rows.append([f, p, evidence, verdict, setting])
+  return rows
+
+
+def _ngram_row(corpus: str, n: dict | None) -> list:
+  model, gram = PAPER_VS_NGRAM[corpus]
+  finding = 'the LSTM beats the 20-gram on test loss'
+  paper = f'{model} against {gram} (nats)'
+  if n is None:
+    return [finding, paper, NOT_RUN, '', CORPORA[corpus]]
+  ours = float(n['run_results']['test_loss'])
+  twenty = float(n['ngram_test_loss'][min(19, len(n['ngram_test_loss']) - 1)])
+  best = min(float(x) for x in n['ngram_test_loss'])
+  verdict = 'held' if ours < min(twenty, best) else 'not held'
+  return [finding, paper,
+          f'{ours:.3f} against {twenty:.3f} (the best n-gram, order {n["best_order"]}: {best:.3f})',
+          verdict, _inside_setting(corpus, n)]
+
+
+def _inside_setting(corpus: str, n: dict) -> str:
+  m = n['model']
+  return (f"{CORPORA[corpus]}, {m['cell'].upper()} {m['num_layers']} x {m['hidden_size']},"
+          f" test split, step {n['step']}")
+
+
+def brace_reach(rows: Sequence[dict]) -> tuple[int | None, list[tuple[str, float]]]:
+  """(the upper end of the last distance bin, from the nearest on, in which the model
+  gives closing braces more probability than the n-gram, or None; every bin's
+  difference) over bins with enough braces."""
+  bins = [r for r in rows if r['closer'] == '}' and r['count'] >= _BRACE_MIN_COUNT]
+  reach = None
+  for r in bins:
+    if r['mean_diff'] <= 0:
+      break
+    lo, _, hi = r['distance'].partition('-')
+    reach = int(hi) if hi else int(lo.rstrip('+'))
+  return reach, [(r['distance'], float(r['mean_diff'])) for r in bins]
+
+
+def _brace_row(n: dict | None) -> list:
+  finding = "closing braces: the LSTM's advantage over the 20-gram by distance"
+  paper = f'the LSTM ahead out to about {PAPER_BRACE_REACH} characters'
+  if n is None:
+    return [finding, paper, NOT_RUN, '', CORPORA['linux']]
+  reach, diffs = brace_reach(n['brackets'])
+  ours = ('; '.join(f'{d}: {v:+.3f}' for d, v in diffs) or 'no closing braces') + \
+         f' (model minus {n["best_order"]}-gram probability)'
+  verdict = ('held' if reach is not None and reach >= PAPER_BRACE_REACH // 2 else
+             'not held')
+  return [finding, paper, f'ahead to {reach} characters: {ours}' if reach else ours,
+          verdict, _inside_setting('linux', n)]
+
+
+def _cell_rows(corpus: str, n: dict | None) -> list[list]:
+  out = []
+  for label, feature in PAPER_CELLS[corpus]:
+    finding = f'a cell tracks {label}'
+    if n is None or feature not in n['top_cells']:
+      out.append([finding, 'found (its Figure 2)', NOT_RUN, '', CORPORA[corpus]])
+      continue
+    best = n['top_cells'][feature][0]
+    chance = n['chance'].get(feature)
+    found = inside_study.has_cell(best['strength'], chance)
+    out.append([finding, 'found (its Figure 2)',
+                f"{best['cell']}: strength {best['strength']:.2f}, random-init best"
+                f" {chance if chance is None else f'{chance:.2f}'}",
+                'held' if found else 'not held', _inside_setting(corpus, n)])
+  return out
+
+
+def _saturation_row(corpus: str, n: dict | None) -> list:
+  finding = 'forget gates: few saturated in layer 1, many right-saturated above it'
+  paper = 'its Figure 3 (3-layer LSTMs)'
+  if n is None or not n['saturation']:
+    return [finding, paper, NOT_RUN, '', CORPORA[corpus]]
+  shares = {k.split()[1]: v['right_over_half'] for k, v in n['saturation'].items()
+            if k.endswith(' f')}
+  ours = ', '.join(f'layer {l}: {v:.0%}' for l, v in sorted(shares.items()))
+  first, upper = shares.get('1'), [v for l, v in shares.items() if l != '1']
+  verdict = 'held' if upper and first is not None and first < min(upper) else 'not held'
+  return [finding, paper, f'forget-gate units right-saturated most of the time: {ours}',
+          verdict, _inside_setting(corpus, n)]
+
+
+def _errors_row(small: dict | None, large: dict | None) -> list:
+  finding = 'a larger model removes mostly the n-gram errors'
+  paper = 'its Figure 6 (small against large LSTM)'
+  if small is None or large is None:
+    return [finding, paper, NOT_RUN, '', CORPORA['warpeace']]
+  per_char = lambda n: {r['oracle']: r['errors'] / n['errors']['characters']
+                        for r in n['errors']['oracles']}
+  s, l = per_char(small), per_char(large)
+  drop = {k: s[k] - l[k] for k in s}
+  top = max(drop, key=drop.get)
+  ours = ', '.join(f'{k} {100 * v:+.1f}' for k, v in drop.items())
+  return [finding, paper, f'errors removed per 100 characters, by oracle: {ours}',
+          'held' if top == 'n-gram' else f'not held (most: {top})',
+          f"War and Peace, {_label(small)} against {_label(large)}, test split"]
+
+
+def _label(n: dict) -> str:
+  m = n['model']
+  return f"{m['cell'].upper()} {m['num_layers']} x {m['hidden_size']}"
+
+
+def side_by_side(results_dir: str) -> list[list]:
+  """The rows of the section "The 2015 paper, side by side" (module docstring)."""
+  inside = {c: _read_json(os.path.join(results_dir, f'paper_inside_{c}', 'inside.json'))
+            for c in CORPORA}
+  small = _read_json(os.path.join(results_dir, 'paper_inside_warpeace_small', 'inside.json'))
+  rows = []
+  for corpus in CORPORA:
+    rows += _table1_rows(corpus, results_dir)
+  for corpus in CORPORA:
+    rows.append(_ngram_row(corpus, inside[corpus]))
+  rows.append(_brace_row(inside['linux']))
+  for corpus in ('linux', 'warpeace'):
+    rows += _cell_rows(corpus, inside[corpus])
+  rows.append(_saturation_row('linux', inside['linux']))
+  rows.append(_errors_row(small, inside['warpeace']))
+  return rows
+
+
+def write(results_dir: str, out_dir: str, command: str = '') -> str:
+  """report.md of `out_dir`: the side-by-side table."""
+  os.makedirs(out_dir, exist_ok=True)
+  rows = side_by_side(results_dir)
+  lines = ['# The 2015 paper, side by side', '', *report.made_by(command),
+           'Karpathy, Johnson and Fei-Fei (2015), "Visualizing and Understanding Recurrent'
+           ' Networks": each finding, the paper\'s number, rnnlm\'s, and the setting it was'
+           ' measured in. Losses are test cross-entropies in nats per character.', '']
+  lines += report.table(['finding', 'paper', 'rnnlm', 'held?', 'setting'], rows)
+  done = sum(r[2] != NOT_RUN for r in rows)
+  lines += ['', f'{done} of {len(rows)} findings measured.']
+  return report.write(os.path.join(out_dir, 'report.md'), lines)

@@ -1,0 +1,114 @@
+"""The 2015 paper side by side: findings read from result folders built by hand."""
+
+import json
+import os
+
+from rnnlm.studies import paper_2015
+from rnnlm.studies import sweep
+
+
+def _sweep_dir(root, losses, seed_loss=None):
+  """A Table 1 sweep folder: one budget, every (cell, depth) at two rates, the better
+  at `losses[(cell, layers)]` (test loss; validation 0.01 above it)."""
+  d = os.path.join(root, 'paper_warpeace')
+  os.makedirs(d)
+  rows, budgets = [], {}
+  for (cell, layers), loss in losses.items():
+    for lr, extra in ((0.002, 0.0), (0.004, 0.3)):
+      name = f'{cell}-{layers}-{lr}'
+      rows.append({'name': name, 'cell': cell, 'num_layers': layers, 'hidden_size': 50,
+                   'learning_rate': lr, 'seed': 0, 'status': 'done',
+                   'best_val_loss': loss + 0.01 + extra, 'test_loss': loss + extra})
+      budgets[name] = 1000
+  if seed_loss is not None:
+    rows.append(dict(rows[0], name='rnn-1-seed1', seed=1, test_loss=seed_loss))
+    budgets['rnn-1-seed1'] = 1000
+  sweep.write_csv(os.path.join(d, 'results.csv'), rows)
+  with open(os.path.join(d, 'budgets.json'), 'w') as f:
+    json.dump(budgets, f)
+
+
+def _by_finding(rows, setting_word):
+  return {r[0]: r for r in rows if setting_word in r[4]}
+
+
+def test_table1_findings_from_a_sweep_folder(tmp_path):
+  losses = {('rnn', l): 2.0 - 0.1 * l for l in (1, 2, 3)}
+  losses.update({(c, l): 1.5 - 0.1 * min(l, 2) for c in ('lstm', 'gru') for l in (1, 2, 3)})
+  _sweep_dir(str(tmp_path), losses, seed_loss=1.9 + 0.02)  # Seed spread 0.02.
+  table, noise, budgets = paper_2015.table1(str(tmp_path / 'paper_warpeace'))
+  assert budgets == [1000] and abs(noise - 0.02) < 1e-9
+  assert table[('lstm', 2, 1000)] == 1.3  # The better rate's test loss.
+  rows = _by_finding(paper_2015.side_by_side(str(tmp_path)), 'War and Peace, 1,000')
+  assert rows['LSTM and GRU are far better than the vanilla RNN'][3] == 'held'
+  assert rows['2 layers are better than 1'][3] == 'held'
+  # 3 layers tie 2 for the gated cells and beat them for the RNN: mixed.
+  assert rows['a third layer gives mixed results'][3] == 'held (mixed)'
+  assert 'seed spread 0.020' in rows['2 layers are better than 1'][4]
+
+
+def test_an_unfinished_table_is_pending(tmp_path):
+  losses = {(c, l): 1.5 for c in ('rnn', 'lstm', 'gru') for l in (1, 2, 3)}
+  del losses[('gru', 3)]
+  _sweep_dir(str(tmp_path), losses)
+  rows = _by_finding(paper_2015.side_by_side(str(tmp_path)), 'War and Peace, 1,000')
+  assert rows['2 layers are better than 1'][3] == 'pending (8 of 9 models)'
+
+
+def test_brace_reach_by_hand():
+  rows = [{'closer': '}', 'distance': '1-5', 'count': 100, 'mean_diff': 0.2},
+          {'closer': '}', 'distance': '6-10', 'count': 5, 'mean_diff': -0.5},  # Too few.
+          {'closer': '}', 'distance': '11-20', 'count': 100, 'mean_diff': 0.1},
+          {'closer': ')', 'distance': '21-40', 'count': 100, 'mean_diff': -0.1},
+          {'closer': '}', 'distance': '41-80', 'count': 100, 'mean_diff': 0.05},
+          {'closer': '}', 'distance': '81-160', 'count': 100, 'mean_diff': -0.01},
+          {'closer': '}', 'distance': '161-320', 'count': 100, 'mean_diff': 0.01}]
+  reach, diffs = paper_2015.brace_reach(rows)
+  assert reach == 80
+  assert diffs == [('1-5', 0.2), ('11-20', 0.1), ('41-80', 0.05), ('81-160', -0.01),
+                   ('161-320', 0.01)]
+  assert paper_2015.brace_reach(rows[3:4])[0] is None
+
+
+def _inside(model_loss, ngram_losses, errors=None):
+  return {'model': {'cell': 'lstm', 'num_layers': 3, 'hidden_size': 256}, 'step': 10,
+          'run_results': {'test_loss': model_loss}, 'ngram_test_loss': ngram_losses,
+          'best_order': 1 + ngram_losses.index(min(ngram_losses)), 'brackets': [],
+          'top_cells': {}, 'chance': {}, 'saturation': {
+              'layer 1 f': {'right_over_half': 0.05}, 'layer 2 f': {'right_over_half': 0.3},
+              'layer 3 f': {'right_over_half': 0.2}, 'layer 1 i': {'right_over_half': 0.9}},
+          'errors': errors or {'characters': 100, 'oracles': []}}
+
+
+def _write_inside(root, name, n):
+  os.makedirs(os.path.join(root, name))
+  with open(os.path.join(root, name, 'inside.json'), 'w') as f:
+    json.dump(n, f)
+
+
+def test_inside_findings_from_inside_reports(tmp_path):
+  grams = [3.0 - 0.1 * k for k in range(20)]  # The 20-gram is the best: 1.1.
+  oracles = lambda ngram, rest: {'characters': 1000, 'errors': ngram + rest, 'oracles': [
+      {'oracle': 'n-gram', 'errors': ngram}, {'oracle': 'the rest', 'errors': rest}]}
+  _write_inside(str(tmp_path), 'paper_inside_linux', _inside(1.0, grams))
+  _write_inside(str(tmp_path), 'paper_inside_warpeace', _inside(1.2, grams, oracles(50, 90)))
+  _write_inside(str(tmp_path), 'paper_inside_warpeace_small',
+                _inside(1.5, grams, oracles(80, 100)))
+  rows = paper_2015.side_by_side(str(tmp_path))
+  ngram = [r for r in rows if r[0] == 'the LSTM beats the 20-gram on test loss']
+  linux, = [r for r in ngram if 'Linux' in r[4]]
+  wp, = [r for r in ngram if 'War and Peace' in r[4]]
+  assert linux[3] == 'held' and linux[2].startswith('1.000 against 1.100')
+  assert wp[3] == 'not held'
+  sat, = [r for r in rows if r[0].startswith('forget gates')]
+  assert sat[3] == 'held' and 'layer 1: 5%' in sat[2]
+  err, = [r for r in rows if r[0].startswith('a larger model')]
+  # 30 fewer n-gram errors and 10 fewer of the rest per 1,000 characters.
+  assert err[3] == 'held' and 'n-gram +3.0' in err[2] and 'the rest +1.0' in err[2]
+
+
+def test_nothing_run_yet(tmp_path):
+  rows = paper_2015.side_by_side(str(tmp_path))
+  assert rows and all(r[2] == paper_2015.NOT_RUN and r[3] == '' for r in rows)
+  path = paper_2015.write(str(tmp_path), str(tmp_path / 'out'))
+  assert f'0 of {len(rows)} findings measured' in open(path).read()
