@@ -227,16 +227,15 @@ def test_inside_if_marks_the_keyword_and_its_condition_by_hand():
 # The 2015 paper's error oracles, on a hand-worked text.
 
 
-def test_seen_before_matches_a_direct_search():
+def test_in_recent_word_by_hand():
   from rnnlm.studies.inside import errors
-  rng = np.random.default_rng(0)
-  text = ''.join(rng.choice(list('ab c'), 300))
-  for context in (1, 2, 4):
-    got = errors.seen_before(text, context)
-    want = [t >= context and text[t - context:t + 1] in text[:t] for t in range(len(text))]
-    np.testing.assert_array_equal(got, want)
-  np.testing.assert_array_equal(errors.seen_before('abcXabc', 2),
-                                [0, 0, 0, 0, 0, 0, 1])
+  text = 'Mary met Marie. Mary left.'
+  #       0    5    10   15   20
+  got = errors.in_recent_word(text, 100)
+  assert list(np.flatnonzero(got)) == [17, 18, 19]  # 'ary' of the second Mary.
+  assert not errors.in_recent_word(text, 10).any()  # Too far back: 'et Marie. '.
+  # A substring counts: 'Mar' would be found inside 'Marie'.
+  assert list(np.flatnonzero(errors.in_recent_word('Marie Mar', 100))) == [7, 8]
 
 
 def test_oracle_breakdown_by_hand():
@@ -251,12 +250,12 @@ def test_oracle_breakdown_by_hand():
   ngram[2, 1] = 0.9    # The 3-gram predicts the 'y': an n-gram error.
   ngram[9, 16] = 0.9   # Only the 10-gram predicts the '7': above the oracle's orders.
   counts = collections.Counter({'xy': 20, 'Abc': 20, 'Zed': 1})
-  got = errors.oracle_breakdown(text, prob, ngram, counts, memory_context=2,
+  got = errors.oracle_breakdown(text, prob, ngram, counts, memory_window=1000,
                                 rare_below=10)
   assert got['errors'] == 9 and got['characters'] == len(text) - 1
   assert got['error_rate'] == pytest.approx(9 / 16)
   by_name = {r['oracle']: r['errors'] for r in got['oracles']}
-  # ' Ab' and 'Abc' of the second "Abc" occurred before (8, 9); "Zed" is rare (12, 13);
+  # 'bc' of the second "Abc", seen before it (8, 9); "Zed" is rare (12, 13);
   # 'A' starts a word (3); then the newline (15), the comma (10) and the '7' (16).
   assert by_name == {'n-gram': 1, 'dynamic memory': 2, 'rare words': 2, 'word starts': 1,
                      'new line': 1, 'punctuation': 1, 'the rest': 1}

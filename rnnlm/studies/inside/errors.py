@@ -7,11 +7,11 @@ read its section 4.4, and as computed here:
 
   n-gram          some n-gram model of order 1 to 9, trained on the same train split,
                   gives the true character probability 0.5 or more;
-  dynamic memory  the true character continues a string seen earlier in the same text:
-                  the `memory_context` characters before it, followed by it, occur
-                  earlier (a model that looked back at its own input would copy it;
-                  the paper's example is the second "Mary" in "Jon yelled at Mary but
-                  Mary couldn't hear him");
+  dynamic memory  the character is in a word, from its second letter on, that appears
+                  (as a substring) in the `memory_window` characters before the word
+                  (the paper's example: the second "Mary" of "Jon yelled at Mary but
+                  Mary couldn't hear him"; a model that copied from its recent input
+                  would get it);
   rare words      the character is in a word (a run of letters) seen fewer than
                   `rare_below` times in the training text;
   word starts     the character is the first letter of a word;
@@ -43,21 +43,18 @@ def word_counts(train_text: str) -> collections.Counter:
   return collections.Counter(_WORD.findall(train_text))
 
 
-def seen_before(text: str, context: int) -> np.ndarray:
-  """[len(text)] bool: text[t - context : t + 1] occurs in text[:t] (ending before t)."""
+def in_recent_word(text: str, window: int) -> np.ndarray:
+  """[len(text)] bool: the position is in a word, past its first letter, and the word
+  occurs in the `window` characters before the word starts."""
   out = np.zeros(len(text), bool)
-  width = context + 1
-  seen: set[str] = set()
-  for t in range(context, len(text)):
-    # Strings that end before t are known at t: add the one that ended at t - 1.
-    if t - 1 >= width - 1:
-      seen.add(text[t - width:t])
-    out[t] = text[t - context:t + 1] in seen
+  for m in _WORD.finditer(text):
+    if m.group() in text[max(0, m.start() - window):m.start()]:
+      out[m.start() + 1:m.end()] = True
   return out
 
 
 def oracle_masks(text: str, ngram_probs: np.ndarray, counts: collections.Counter, *,
-                 max_ngram: int = 9, memory_context: int = 3,
+                 max_ngram: int = 9, memory_window: int = 1000,
                  rare_below: int = 10) -> dict[str, np.ndarray]:
   """One [len(text)] bool mask per oracle (before the sequence is applied).
 
@@ -73,7 +70,7 @@ def oracle_masks(text: str, ngram_probs: np.ndarray, counts: collections.Counter
   chars = np.array(list(text)) if n else np.zeros(0, str)
   return {
       'n-gram': (ngram_probs[:max_ngram] >= ERROR_BELOW).any(axis=0),
-      'dynamic memory': seen_before(text, memory_context),
+      'dynamic memory': in_recent_word(text, memory_window),
       'rare words': in_rare,
       'word starts': word_start,
       'new line': chars == '\n',
