@@ -104,14 +104,10 @@ def bracket_trials(rows: Sequence[dict], s: ml_collections.ConfigDict) -> list[t
   ratio = rates[1] / rates[0] if len(rates) > 1 else 2.0
   extra = ratio ** s.get('max_extra_rates', 2)
   bottom, top = rates[0] / extra, rates[-1] * extra
-  tried = {}  # (cell, layers, budget) -> the rates it finished at.
-  for r in rows:
-    if r['status'] == 'done' and int(r['seed']) == 0:
-      key = (r['cell'], int(r['num_layers']), int(r['budget']))
-      tried.setdefault(key, set()).add(float(r['learning_rate']))
+  tried = rates_tried(rows)
   out = []
   for (cell, layers, budget), best in sorted(chosen(rows).items()):
-    lr, have = float(best['learning_rate']), sorted(tried[(cell, layers, budget)])
+    lr, have = float(best['learning_rate']), tried[(cell, layers, budget)]
     nxt = (lr * ratio if lr == have[-1] else lr / ratio if lr == have[0] and len(have) > 1
            else None)
     if nxt is None or not bottom * 0.999 <= nxt <= top * 1.001:
@@ -120,6 +116,16 @@ def bracket_trials(rows: Sequence[dict], s: ml_collections.ConfigDict) -> list[t
                          'model.hidden_size': int(best['hidden_size']),
                          'train.learning_rate': float(f'{nxt:.6g}')}))
   return out
+
+
+def rates_tried(rows: Sequence[dict]) -> dict:
+  """{(cell, layers, budget): sorted rates its seed-0 trials finished at}."""
+  tried = {}
+  for r in rows:
+    if r['status'] == 'done' and int(r['seed']) == 0:
+      key = (r['cell'], int(r['num_layers']), int(r['budget']))
+      tried.setdefault(key, set()).add(float(r['learning_rate']))
+  return {k: sorted(v) for k, v in tried.items()}
 
 
 def _write_budgets(sweep_dir: str, budgets: dict) -> None:
@@ -240,12 +246,17 @@ def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = ''
                    r['best_val_loss'], r['test_loss']])
   lines += report.table(['budget', 'cell', 'layers', 'hidden', 'parameters', 'lr', 'best step',
                          'last step', 'stopped by', 'val loss', 'test loss'], detail, 4)
-  rates = sorted(s.learning_rates)
-  for edge, word, beyond in ((rates[-1], 'largest', 'larger'), (rates[0], 'smallest', 'smaller')):
-    at_edge = sum(float(r['learning_rate']) == edge for r in picked.values())
-    if len(rates) > 1 and at_edge:
-      lines += ['', f'The chosen rate is the {word} of the grid ({edge:g}) for {at_edge} of'
-                f' {len(picked)} models: a {beyond} one might do better.']
+  tried = rates_tried(rows)
+  edges = []
+  for (c, l, b), r in sorted(picked.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):
+    lr, have = float(r['learning_rate']), tried[(c, l, b)]
+    if len(have) == 1 or lr in (have[0], have[-1]):
+      word = 'only' if len(have) == 1 else 'largest' if lr == have[-1] else 'smallest'
+      edges.append(f"{scale_runs.CELL_NAMES.get(c, c)} {l} layer{'s' if l > 1 else ''} at"
+                   f' {label(b)} ({lr:g}, the {word} rate tried)')
+  lines += ['', f'{len(picked) - len(edges)} of {len(picked)} chosen rates lie inside the'
+            ' rates their model was trained at' + (': all bracketed.' if not edges else
+                                                   '; at an edge: ' + '; '.join(edges) + '.')]
   capped = sum(scale_runs.still_improving(r) for r in picked.values())
   if capped:
     lines += ['', f'{capped} of {len(picked)} models were still improving when the step cap'

@@ -75,6 +75,8 @@ def test_paper_table_runs_chooses_rates_and_reports(tmp_path):
                   if l.startswith(f'| {name}, {layers} layer'))
       assert f'{float(best["test_loss"]):.4g}' in line
   assert '## The findings of the paper, checked' in text and 'Spread over seeds' in text
+  # Two rates per model: every chosen rate is the largest or the smallest tried.
+  assert '0 of 4 chosen rates lie inside the rates their model was trained at' in text
   assert os.path.exists(os.path.join(d, 'plots', 'loss_vs_params_by_cell.png'))
 
 
