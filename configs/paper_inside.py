@@ -1,5 +1,5 @@
 """The model Karpathy, Johnson and Fei-Fei (2015) look inside, at a size two CPU cores
-train to its best in a few hours: a 3-layer LSTM of 256 cells, trained as the paper's
+train to its best within a few hours: a 2-layer LSTM of 256 cells, trained as the paper's
 section 4.1 describes (configs/sweeps/paper_table.py: RMSProp, batches of 100 x 100,
 the rate decayed by 0.95 an epoch after the 10th) until its validation loss stops
 improving.
@@ -21,7 +21,7 @@ from configs.sweeps import paper_table
 def get_config(preset: str = 'linux'):
   config = paper_table.paper_training(shakespeare.get_config())
   config.model.cell = 'lstm'
-  config.model.num_layers = 3
+  config.model.num_layers = 2
   config.model.hidden_size = 256
   config.model.dropout = 0.25
   config.data.max_chars = 0

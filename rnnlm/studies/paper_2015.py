@@ -5,7 +5,7 @@ Recurrent Networks", beside rnnlm's numbers, from the result folders in the repo
 
   paper_warpeace/, paper_linux/       Table 1 sweeps (results.csv, budgets.json)
   paper_inside_warpeace/, paper_inside_linux/
-                                      look_inside of the converged 3 x 256 LSTMs
+                                      look_inside of the converged 2 x 256 LSTMs
                                       (inside.json)
   paper_inside_warpeace_small/        look_inside of the smaller War and Peace model
                                       the error analysis compares with (inside.json)

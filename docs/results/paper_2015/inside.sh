@@ -1,5 +1,5 @@
 #!/bin/bash
-# Trains configs/paper_inside.py:PRESET (a 3 x 256 LSTM, the paper's training) in
+# Trains configs/paper_inside.py:PRESET (a 2 x 256 LSTM, the paper's training) in
 # RUNS/paper_inside_PRESET until its validation loss stops improving (resuming a run
 # that stopped part-way), looks inside it on its test split, and copies the small files
 # (config, metrics, results, the look_inside report and figures) to

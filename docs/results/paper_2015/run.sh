@@ -16,7 +16,7 @@ table() {  # table FOLDER [FLAGS...]: a Table 1 sweep, then its small files.
 }
 # 1. Table 1 on War and Peace at the 64-cell budget, with its extra rates and seeds.
 table paper_warpeace --config.sweep.budget_lstm_cells='(64,)'
-# 2. The 3 x 256 LSTMs to convergence, and what is inside them.
+# 2. The 2 x 256 LSTMs to convergence, and what is inside them.
 bash docs/results/paper_2015/inside.sh linux "$runs"
 bash docs/results/paper_2015/inside.sh warpeace "$runs"
 # 3. Table 1 on War and Peace at both budgets.
