@@ -23,6 +23,9 @@ from rnnlm.errors import report_user_errors
 
 _SWEEP_DIR = flags.DEFINE_string('sweep_dir', None, 'Directory of the sweep (resumed if it holds one).')
 config_flags.DEFINE_config_file('config', None, 'Sweep config (configs/sweeps/<file>.py:<preset>).')
+_REPORT_ONLY = flags.DEFINE_bool(
+    'report_only', False, 'Write the report of a paper_table sweep from the results it'
+    ' holds so far (finished trials only), without running anything.')
 flags.mark_flags_as_required(['sweep_dir', 'config'])
 
 
@@ -30,7 +33,9 @@ flags.mark_flags_as_required(['sweep_dir', 'config'])
 def main(argv):
   del argv
   config, command = flags.FLAGS.config, 'python ' + ' '.join(sys.argv)
-  if config.sweep.get('kind', 'field') == 'field':
+  if _REPORT_ONLY.value:
+    path = scale_runs.report_only(config, _SWEEP_DIR.value, command)
+  elif config.sweep.get('kind', 'field') == 'field':
     path = sweep.run_from_config(config, _SWEEP_DIR.value, command)
   else:
     path = scale_runs.run_from_config(config, _SWEEP_DIR.value, command)

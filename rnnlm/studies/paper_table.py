@@ -226,8 +226,10 @@ def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = ''
   seeds = spread(rows, s.seed_budget)
   diffs = [max(v) - min(v) for v in seeds.values() if len(v) > 1]
   noise = float(np.mean(diffs)) if diffs else 0.0
-  budgets = list(s.budgets)
-  label = lambda b: f'{b / 1e3:g}k' if b < 1e6 else f'{b / 1e6:g}M'
+  budgets = sorted(set(budgets_by_name.values()))  # Those this sweep ran.
+  # 50k, 3.2M for round budgets; the exact count (42,962) for budgets set by LSTM widths.
+  label = lambda b: (f'{b / 1e6:g}M' if b >= 1e6 and b % 100_000 == 0 else
+                     f'{b / 1e3:g}k' if b % 1000 == 0 else f'{b:,}')
   lines = [f'# {s.title}', '', *report.made_by(command),
            'Test loss (nats per character) of the best checkpoint of each model, at the'
            ' learning rate with the lowest validation loss. Rows: cell and depth; columns:'

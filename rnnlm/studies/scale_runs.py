@@ -12,6 +12,7 @@ This module holds what they share and `run_from_config`, which picks one.
 
 from __future__ import annotations
 
+import os
 
 import ml_collections
 
@@ -52,3 +53,15 @@ def run_from_config(config: ml_collections.ConfigDict, sweep_dir: str, command: 
   if kind == 'architectures':
     return architectures.run_architectures(config, sweep_dir, command)
   raise UserError(f'unknown sweep.kind {kind!r}; use field, paper_table, joint or architectures')
+
+
+def report_only(config: ml_collections.ConfigDict, sweep_dir: str, command: str = '') -> str:
+  """The report of a paper_table sweep from what `sweep_dir` holds, running nothing."""
+  from rnnlm.studies import paper_table
+  if config.sweep.get('kind', 'field') != 'paper_table':
+    raise UserError('--report_only is for paper_table sweeps; other sweeps write their'
+                    ' report as each trial finishes')
+  if not all(os.path.exists(os.path.join(sweep_dir, f)) for f in ('results.csv', 'budgets.json')):
+    raise UserError(f'{sweep_dir} holds no results.csv and budgets.json; run the sweep first')
+  paper_table.resolve_budgets(config.sweep, vocab_size(config.base), config.base.model.embed_dim)
+  return paper_table.paper_report(sweep_dir, config.sweep, command)

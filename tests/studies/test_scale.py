@@ -13,6 +13,7 @@ from rnnlm.studies import paper_table as paper_study
 from rnnlm.studies import scale_runs
 from rnnlm.studies import scaling
 from rnnlm.studies import sweep
+from rnnlm.errors import UserError
 
 
 @pytest.mark.parametrize('cell,gates', [('rnn', 1), ('lstm', 4), ('gru', 3)])
@@ -295,3 +296,11 @@ def test_a_best_rate_at_the_grids_edge_is_bracketed_by_hand():
   # One step beyond the grid at most: a best at 8e-3 is not carried to 1.6e-2.
   rows.append(row('rnn', 8e-3, 1.7))
   assert [o['model.cell'] for _, o in paper_study.bracket_trials(rows, s)] == ['gru']
+
+
+def test_report_only_needs_a_paper_table_sweep_with_results(tmp_path):
+  from configs.sweeps import shakespeare_hidden
+  with pytest.raises(UserError, match='--report_only is for paper_table sweeps'):
+    scale_runs.report_only(shakespeare_hidden.get_config('cpu'), str(tmp_path))
+  with pytest.raises(UserError, match='holds no results.csv and budgets.json'):
+    scale_runs.report_only(_tiny_paper_config(), str(tmp_path))

@@ -13,4 +13,8 @@ done
 for f in results.csv budgets.json report.md; do
   [ -e "$sweep_dir/$f" ] && cp "$sweep_dir/$f" "$here/"
 done
+# The report from the trials finished so far (the sweep writes it again when it ends).
+cd "$here/../../.."
+python experiments/sweep.py --config=configs/sweeps/paper_table.py:warpeace --sweep_dir="$here" \
+  --report_only > /dev/null
 exit 0
