@@ -145,12 +145,12 @@ def _cell_rows(corpus: str, n: dict | None) -> list[list]:
   for label, feature in PAPER_CELLS[corpus]:
     finding = f'a cell tracks {label}'
     if n is None or feature not in n['top_cells']:
-      out.append([finding, 'found (its Figure 2)', NOT_RUN, '', CORPORA[corpus]])
+      out.append([finding, 'found (the paper\'s cell figures)', NOT_RUN, '', CORPORA[corpus]])
       continue
     best = n['top_cells'][feature][0]
     chance = n['chance'].get(feature)
     found = inside_study.has_cell(best['strength'], chance)
-    out.append([finding, 'found (its Figure 2)',
+    out.append([finding, 'found (the paper\'s cell figures)',
                 f"{best['cell']}: strength {best['strength']:.2f}, random-init best"
                 f" {chance if chance is None else f'{chance:.2f}'}",
                 'held' if found else 'not held', _inside_setting(corpus, n)])
@@ -159,7 +159,7 @@ def _cell_rows(corpus: str, n: dict | None) -> list[list]:
 
 def _saturation_row(corpus: str, n: dict | None) -> list:
   finding = 'forget gates: few saturated in layer 1, many right-saturated above it'
-  paper = 'its Figure 3 (3-layer LSTMs)'
+  paper = "the paper's saturation figure (3-layer LSTMs)"
   if n is None or not n['saturation']:
     return [finding, paper, NOT_RUN, '', CORPORA[corpus]]
   shares = {k.split()[1]: v['right_over_half'] for k, v in n['saturation'].items()
@@ -173,7 +173,7 @@ def _saturation_row(corpus: str, n: dict | None) -> list:
 
 def _errors_row(small: dict | None, large: dict | None) -> list:
   finding = 'a larger model removes mostly the n-gram errors'
-  paper = 'its Figure 6 (small against large LSTM)'
+  paper = "the paper's error breakdown (small against large LSTM)"
   if small is None or large is None:
     return [finding, paper, NOT_RUN, '', CORPORA['warpeace']]
   per_char = lambda n: {r['oracle']: r['errors'] / n['errors']['characters']
