@@ -200,13 +200,19 @@ def test_look_inside_writes_page_and_report(trained, tmp_path):
   assert (out / 'saturation.png').exists() and (out / 'errors.png').exists()
   assert "## The model's errors, oracle by oracle" in report
   assert '| dynamic memory |' in report and '| the rest |' in report
-  # A second model's errors beside this one's (here the same run again).
-  out2 = tmp_path / 'inside2'
-  proc = run('look_inside.py', f'--workdir={trained}', f'--out_dir={out2}',
-             f'--text_file={text}', '--skip_unknown', '--max_order=5',
-             f'--compare_with={out}/inside.json')
+
+
+@pytest.mark.slow
+def test_look_inside_draws_a_second_models_errors(trained, tmp_path):
+  text = tmp_path / 'text.txt'
+  text.write_text('KING.\nWhat say you?\n\nQUEEN.\nNothing, my lord.\n' * 20)
+  args = (f'--workdir={trained}', f'--text_file={text}', '--skip_unknown', '--max_order=5')
+  first, second = tmp_path / 'a', tmp_path / 'b'
+  assert run('look_inside.py', *args, f'--out_dir={first}').returncode == 0
+  proc = run('look_inside.py', *args, f'--out_dir={second}',
+             f'--compare_with={first}/inside.json')
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert (out2 / 'errors.png').exists()
+  assert (second / 'errors.png').exists()
 
 
 @pytest.mark.slow
