@@ -22,11 +22,9 @@ import json
 import os
 from typing import Sequence
 
-import numpy as np
 
 from rnnlm.studies import paper_table
 from rnnlm.studies import report
-from rnnlm.studies import sweep
 from rnnlm.studies.inside import study as inside_study
 
 NOT_RUN = 'not run yet'
@@ -53,17 +51,11 @@ def _read_json(path: str) -> dict | None:
 def table1(sweep_dir: str) -> tuple[dict, float, list[int]] | None:
   """({(cell, layers, budget): test loss at the chosen rate}, seed spread, budgets) of a
   Table 1 sweep's results.csv and budgets.json; None if it has not run."""
-  budgets = _read_json(os.path.join(sweep_dir, 'budgets.json'))
-  csv_path = os.path.join(sweep_dir, 'results.csv')
-  if budgets is None or not os.path.exists(csv_path):
+  if not all(os.path.exists(os.path.join(sweep_dir, f)) for f in ('results.csv', 'budgets.json')):
     return None
-  rows = paper_table.with_budgets(sweep.read_csv(csv_path), budgets)
-  chosen = paper_table.chosen(rows)
-  table = {k: float(r['test_loss']) for k, r in chosen.items() if r['test_loss'] != ''}
-  seed_budgets = {int(r['budget']) for r in rows if int(r['seed']) != 0}
-  diffs = [max(v) - min(v) for b in seed_budgets
-           for v in paper_table.spread(rows, b).values()]
-  return table, float(np.mean(diffs)) if diffs else 0.0, sorted(set(budgets.values()))
+  rows, budgets = paper_table.read_sweep(sweep_dir)
+  table, noise = paper_table.loss_table(rows)
+  return table, noise, sorted(set(budgets.values()))
 
 
 def _table1_rows(corpus: str, results_dir: str) -> list[list]:

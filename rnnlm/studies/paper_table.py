@@ -215,17 +215,30 @@ def findings(table: dict, cells: Sequence[str], layers: Sequence[int], budgets: 
   return out
 
 
-def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = '') -> str:
-  """Tables laid out like the paper's, the figure, the findings and the seed spread."""
-  from rnnlm.studies import plots
+def read_sweep(sweep_dir: str) -> tuple[list[dict], dict]:
+  """(rows of results.csv with their budgets, {trial name: budget}) of a sweep."""
   with open(os.path.join(sweep_dir, 'budgets.json')) as f:
     budgets_by_name = json.load(f)
   rows = with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets_by_name)
+  return rows, budgets_by_name
+
+
+def loss_table(rows: Sequence[dict]) -> tuple[dict, float]:
+  """({(cell, layers, budget): test loss at the chosen rate}, the mean difference
+  between seeds of a model at the budgets that have extra seeds (0.0: none yet))."""
+  table = {k: float(r['test_loss']) for k, r in chosen(rows).items() if r['test_loss'] != ''}
+  seed_budgets = {int(r['budget']) for r in rows if int(r['seed']) != 0}
+  diffs = [max(v) - min(v) for b in seed_budgets for v in spread(rows, b).values()]
+  return table, float(np.mean(diffs)) if diffs else 0.0
+
+
+def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = '') -> str:
+  """Tables laid out like the paper's, the figure, the findings and the seed spread."""
+  from rnnlm.studies import plots
+  rows, budgets_by_name = read_sweep(sweep_dir)
   picked = chosen(rows)
-  table = {k: float(r['test_loss']) for k, r in picked.items() if r['test_loss'] != ''}
+  table, noise = loss_table(rows)
   seeds = spread(rows, s.seed_budget)
-  diffs = [max(v) - min(v) for v in seeds.values() if len(v) > 1]
-  noise = float(np.mean(diffs)) if diffs else 0.0
   budgets = sorted(set(budgets_by_name.values()))  # Those this sweep ran.
   # 50k, 3.2M for round budgets; the exact count (42,962) for budgets set by LSTM widths.
   label = lambda b: (f'{b / 1e6:g}M' if b >= 1e6 and b % 100_000 == 0 else

@@ -15,6 +15,6 @@ for f in results.csv budgets.json report.md; do
 done
 # The report from the trials finished so far (the sweep writes it again when it ends).
 cd "$here/../../.."
-python experiments/sweep.py --config=configs/sweeps/paper_table.py:warpeace --sweep_dir="$here" \
+python experiments/sweep.py --config=configs/sweeps/paper_table.py:warpeace --sweep_dir=docs/results/paper_warpeace \
   --report_only > /dev/null
 exit 0
