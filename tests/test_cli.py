@@ -302,3 +302,9 @@ def test_no_intact_checkpoint_is_one_line_and_nothing_is_deleted(trained, tmp_pa
              '--config.train.num_steps=20', '--config.eval.eval_every=10')
   assert_user_error(proc, f'no intact checkpoint in {wd}', '--workdir', 'init_from')
   assert sorted(os.listdir(os.path.join(wd, 'checkpoints_set_aside'))) == steps
+
+
+def test_paper_2015_without_a_results_dir(tmp_path):
+  assert_user_error(run('paper_2015.py', f'--results_dir={tmp_path}/none',
+                        f'--out_dir={tmp_path}/out'), 'is not a directory')
+  assert not (tmp_path / 'out').exists()
