@@ -8,17 +8,21 @@
 set -euo pipefail
 runs="${1:-runs}"
 cd "$(dirname "$0")/../../.."  # The repository root.
-table() {  # table FOLDER [FLAGS...]: a Table 1 sweep, then its small files.
-  local folder="$1"
-  shift
-  bash "docs/results/$folder/run.sh" "$runs/$folder" "$@"
-  bash "docs/results/$folder/sync.sh" "$runs/$folder"
+table() {  # table PRESET FOLDER [FLAGS...]: a Table 1 sweep, then its small files.
+  local preset="$1" folder="$2"
+  shift 2
+  bash docs/results/paper_2015/table.sh run "$preset" "$folder" "$runs/$folder" "$@"
+  bash docs/results/paper_2015/table.sh sync "$preset" "$folder" "$runs/$folder"
 }
+one_budget=--config.sweep.budget_lstm_cells='(64,)'
 # 1. Table 1 on War and Peace at the 64-cell budget, with its extra rates and seeds.
-table paper_warpeace --config.sweep.budget_lstm_cells='(64,)'
+table warpeace paper_warpeace "$one_budget"
 # 2. The 2 x 256 LSTMs to convergence, and what is inside them.
 bash docs/results/paper_2015/inside.sh linux "$runs"
 bash docs/results/paper_2015/inside.sh warpeace "$runs"
-# 3. Table 1 on War and Peace at both budgets.
-table paper_warpeace
+# 3. Table 1 on the Linux kernel at the 64-cell budget.
+table linux_paper paper_linux "$one_budget"
+# 4. Both tables at both budgets (each resumes from its 64-cell trials).
+table warpeace paper_warpeace
+table linux_paper paper_linux
 python experiments/paper_2015.py --results_dir=docs/results --out_dir=docs/results/paper_2015
