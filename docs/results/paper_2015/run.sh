@@ -15,14 +15,16 @@ table() {  # table PRESET FOLDER [FLAGS...]: a Table 1 sweep, then its small fil
   bash docs/results/paper_2015/table.sh sync "$preset" "$folder" "$runs/$folder"
 }
 one_budget=--config.sweep.budget_lstm_cells='(64,)'
-# 1. Table 1 on War and Peace at the 64-cell budget, with its extra rates and seeds.
-table warpeace paper_warpeace "$one_budget"
-# 2. The 2 x 256 LSTMs to convergence, and what is inside them.
+# 1. The 2 x 256 LSTM on the Linux kernel to convergence, and what is inside it.
 bash docs/results/paper_2015/inside.sh linux "$runs"
+# 2. Table 1 on War and Peace at the 64-cell budget, with its extra rates and seeds.
+table warpeace paper_warpeace "$one_budget"
+# 3. The 2 x 256 LSTM on War and Peace, and its error analysis beside the table's
+#    1-layer LSTM.
 bash docs/results/paper_2015/inside.sh warpeace "$runs"
-# 3. Table 1 on the Linux kernel at the 64-cell budget.
+# 4. Table 1 on the Linux kernel at the 64-cell budget.
 table linux_paper paper_linux "$one_budget"
-# 4. Both tables at both budgets (each resumes from its 64-cell trials).
+# 5. Both tables at both budgets (each resumes from its 64-cell trials).
 table warpeace paper_warpeace
 table linux_paper paper_linux
 python experiments/paper_2015.py --results_dir=docs/results --out_dir=docs/results/paper_2015
