@@ -52,7 +52,8 @@ def get_config(preset: str = 'cpu'):
   config.sweep.layers = (1, 2, 3)
   # Parameter budgets; each trial's hidden size is the one closest to its budget.
   config.sweep.budgets = (50_000, 200_000)
-  # Hidden sizes are multiples of this (16 lets the CPU kernels run).
+  # Hidden sizes are multiples of this (1: the closest count; the CPU kernels run
+  # other sizes padded to a multiple of 16).
   config.sweep.hidden_multiple = 1
   # Each (cell, depth, budget) is trained at each rate; the best on validation counts.
   config.sweep.learning_rates = (2e-3, 6e-3, 1.2e-2)

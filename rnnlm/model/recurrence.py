@@ -9,7 +9,8 @@ the same gradients (tests compare them against NumPy float64):
     dW_h as one matmul over all steps instead of one per step;
   * 'kernel': the compiled CPU kernels (`rnnlm.model.kernels`): forward and backward
     loops in C++, and the weight gradients of the projections and the head;
-    an error where they cannot run;
+    an error where they cannot run. A hidden size that is not a multiple of 16
+    runs padded to the next one (`_padded_layer`: the extra units stay exactly zero);
   * 'cudnn': LSTM layers through cuDNN on a GPU (`jax.experimental.rnn.lstm`,
     as Keras's JAX backend does: XLA's loop is slow there); the weights are put
     in cuDNN's layout at each call (`cudnn_weights`), checkpoints are unchanged;
@@ -17,7 +18,7 @@ the same gradients (tests compare them against NumPy float64):
     `lax.associative_scan` over the window (`cells.PARALLEL`); for them 'scan'
     and 'reference' are the plain sequential `lax.scan`;
   * 'auto': 'kernel' where the kernels run and are faster than 'scan' (a CPU
-    backend, float32, H a multiple of 16, a library built with AVX-512 or AVX2), else
+    backend, float32, a library built with AVX-512 or AVX2), else
     'scan'; for the parallel cells 'parallel' on an accelerator and 'scan' on a
     CPU, where the sequential scan was measured 1.6x (lru) to 2.6x (mingru)
     faster per training step than the parallel one (docs/performance.md).
@@ -81,8 +82,6 @@ def kernel_unavailable_reason(cell: str, hidden: int, dtype=jnp.float32) -> str 
       return f'the bfloat16 kernels need model.hidden_size to be a multiple of 32 (got {hidden})'
   elif jnp.dtype(dtype) != jnp.float32:
     return f'the kernels run float32 or bfloat16 (got {jnp.dtype(dtype).name})'
-  if hidden % 16:
-    return f'the kernels need model.hidden_size to be a multiple of 16 (got {hidden})'
   return None
 
 
@@ -198,6 +197,8 @@ def layer(impl: str, cell: str, params: cells.Params, x: jax.Array | Tokens,
     (hs [T, B, H], carry after the window).
   """
   steps = x.ids.shape[0] if isinstance(x, Tokens) else x.shape[0]
+  if impl == 'kernel' and steps > 1 and params['W_h'].shape[0] % KERNEL_MULTIPLE:
+    return _padded_layer(cell, params, x, carry)
   # Single steps (sampling) stay on XLA, whose matrix-vector product uses every
   # core; the kernels pay off over sequences.
   if impl == 'kernel' and steps > 1:
@@ -228,6 +229,39 @@ def layer(impl: str, cell: str, params: cells.Params, x: jax.Array | Tokens,
     return cells.recurrence(cell, params, xp, carry, unroll)
   # 'scan' (the custom VJP) for rnn, lstm and gru; 'parallel' for the others.
   return cells.recurrence_fast(cell, params, xp, carry, unroll)
+
+
+# The kernels' vector width in floats (AVX-512); hidden sizes are padded to it.
+KERNEL_MULTIPLE = 16
+
+
+def _pad_gates(a: jax.Array, hidden: int, padded: int) -> jax.Array:
+  """[..., G*hidden] -> [..., G*padded]: each gate's block padded with zeros."""
+  blocks = a.reshape(a.shape[:-1] + (a.shape[-1] // hidden, hidden))
+  blocks = jnp.pad(blocks, [(0, 0)] * (blocks.ndim - 1) + [(0, padded - hidden)])
+  return blocks.reshape(a.shape[:-1] + (blocks.shape[-2] * padded,))
+
+
+def _padded_layer(cell: str, params: cells.Params, x: jax.Array | Tokens,
+                  carry: cells.Carry) -> tuple[jax.Array, cells.Carry]:
+  """A kernel layer whose hidden size H is not a multiple of 16, run at the next
+  multiple Hp: every weight into and out of the Hp - H extra units, their biases and
+  their carry are zero, so their gate inputs are zero, their state stays exactly 0
+  (rnn: tanh(0); lstm: c = f c + i tanh(0), h = o tanh(c); gru: (1 - z) tanh(0) + z h)
+  and the H real units compute what they would alone. The outputs are cut back to H;
+  the gradients of the padding are dropped by the cut."""
+  hidden = params['W_h'].shape[0]
+  padded = -(-hidden // KERNEL_MULTIPLE) * KERNEL_MULTIPLE
+  pad = {'W_x': _pad_gates(params['W_x'], hidden, padded),
+         'W_h': _pad_gates(jnp.pad(params['W_h'], ((0, padded - hidden), (0, 0))), hidden, padded),
+         'b': _pad_gates(params['b'], hidden, padded)}
+  if 'b_hn' in params:
+    pad['b_hn'] = jnp.pad(params['b_hn'], (0, padded - hidden))
+  if isinstance(x, Tokens):
+    x = Tokens(_pad_gates(x.table, hidden, padded), x.ids)
+  carry = tuple(jnp.pad(c, ((0, 0), (0, padded - hidden))) for c in carry)
+  hs, carry = layer('kernel', cell, pad, x, carry)
+  return hs[..., :hidden], tuple(c[..., :hidden] for c in carry)
 
 
 def from_legacy(fast_recurrence: bool | None, cpu_kernel: bool | None) -> str:

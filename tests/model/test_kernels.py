@@ -30,13 +30,13 @@ def test_kernel_builds_where_a_compiler_exists():
   assert kernels.unavailable_reason() is None
   assert kernels.instruction_set() in ('avx512', 'avx2', 'scalar')
   assert recurrence.kernel_unavailable_reason('lstm', 32) is None
-  assert 'multiple of 16' in recurrence.kernel_unavailable_reason('gru', 33)
+  assert recurrence.kernel_unavailable_reason('gru', 33) is None  # Run padded to 48.
   assert 'float32 or bfloat16' in recurrence.kernel_unavailable_reason('lstm', 32, jnp.float16)
-  with pytest.raises(UserError, match='model.recurrence=kernel cannot run here: .*multiple'):
-    recurrence.resolve('kernel', 'gru', 33)
-  assert recurrence.resolve('auto', 'gru', 33) == 'scan'
+  with pytest.raises(UserError, match='model.recurrence=kernel cannot run here: .*float32'):
+    recurrence.resolve('kernel', 'gru', 32, jnp.float16)
   want = 'kernel' if kernels.instruction_set() in ('avx512', 'avx2') else 'scan'
   assert recurrence.resolve('auto', 'lstm', 32) == want
+  assert recurrence.resolve('auto', 'gru', 33) == want
 
 
 def _inputs(cell, t, b, h, zero_carry, seed=0):
@@ -215,6 +215,34 @@ def test_model_uses_kernel_and_matches_scan_path(cell):
     outs.append(model(tokens, carry))
   for a, b in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(outs[1])):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@needs_kernel
+@pytest.mark.parametrize('cell', ['lstm', 'gru', 'rnn'])
+def test_hidden_sizes_off_the_vector_width_run_padded_and_match_the_scan(cell):
+  # 37 units run as 48 in the kernels: the loss and every parameter's gradient must be
+  # those of the 37-unit scan, from one-hot and dense (second layer) inputs alike.
+  tokens = jnp.asarray(np.random.default_rng(6).integers(0, 20, (5, 8)))
+  results = []
+  for impl in ('kernel', 'scan'):
+    model = CharLM(20, cell=cell, hidden_size=37, num_layers=2, rngs=nnx.Rngs(1),
+                   recurrence=impl)
+    carry = jax.tree.map(lambda a: a + 0.3, model.initial_carry(5))
+    graph, params = nnx.split(model)
+
+    def loss(params, carry):
+      logits, new_carry = nnx.merge(graph, params)(tokens, carry)
+      logp = jax.nn.log_softmax(logits)
+      return (-jnp.take_along_axis(logp[:, :-1], tokens[:, 1:, None], -1).mean()
+              + 0.1 * sum(jnp.sum(c ** 2) for c in jax.tree.leaves(new_carry)))
+    hlo = jax.jit(jax.grad(loss)).lower(params, carry).as_text()
+    assert (f'rnnlm_{cell}_forward' in hlo) == (impl == 'kernel')
+    results.append(jax.value_and_grad(loss, argnums=(0, 1))(params, carry))
+  (lk, gk), (ls, gs) = results
+  np.testing.assert_allclose(lk, ls, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(gk), jax.tree.leaves(gs)):
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 # (leading shape of x, D, N): K = prod(leading) rows in the contraction. Row
