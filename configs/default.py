@@ -33,8 +33,13 @@ def get_config() -> ml_collections.ConfigDict:
   # Train on this leading fraction of the train split (data-scale studies); the
   # validation and test splits do not change.
   config.data.train_fraction = 1.0
-  # Use at most this many bytes of the linux corpus (whole files, in path order); 0: all.
+  # Use at most this many bytes of the linux corpus (whole files, in file_order); 0: all.
   config.data.max_bytes = 0
+  # The order of the linux corpus's files: 'path' (sorted paths, so a cut and the
+  # contiguous splits follow the tree's directories) or 'shuffled' (permuted with
+  # file_seed before the cut, as the 2015 paper shuffled the kernel's files).
+  config.data.file_order = 'path'
+  config.data.file_seed = 0
   # Use only the first this many characters of any corpus, before the split; 0: all.
   config.data.max_chars = 0
   # For name='linux': a kernel .deb, .tar.xz or source tree; '' downloads

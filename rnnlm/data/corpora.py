@@ -37,6 +37,7 @@ import urllib.request
 from typing import Callable, Iterator
 
 from absl import logging
+import numpy as np
 
 from rnnlm import data
 from rnnlm.errors import UserError
@@ -208,11 +209,16 @@ def linux_files(tree: str) -> list[str]:
   return sorted(files, key=lambda f: os.path.relpath(f, tree))
 
 
-def _linux_chunks(tree: str, files: list[str], max_bytes: int, skipped: list[str]):
-  """Text of the files in order, up to max_bytes (whole files); non-UTF-8 files skipped."""
+def _linux_chunks(tree: str, files: list[str], max_bytes: int, skipped: list[str],
+                  used_files: list[str] | None = None):
+  """Text of the files in order, up to max_bytes (whole files); non-UTF-8 files skipped.
+  The names of the files read are put in `used_files`."""
+  used_files = [] if used_files is None else used_files
+
   def chunks():
     used = 0
     skipped.clear()
+    used_files.clear()
     for f in files:
       with open(f, 'rb') as fh:
         raw = fh.read()
@@ -224,11 +230,27 @@ def _linux_chunks(tree: str, files: list[str], max_bytes: int, skipped: list[str
       if max_bytes and used + len(raw) > max_bytes:
         break
       used += len(raw)
+      used_files.append(os.path.relpath(f, tree))
       yield text
   return chunks
 
 
-def _prepare_linux(out_dir: str, source: str, max_bytes: int) -> None:
+FILE_ORDERS = ('path', 'shuffled')
+
+
+def ordered_files(files: list[str], order: str, seed: int) -> list[str]:
+  """`files` (in path order) in the corpus's order: 'path' keeps them, 'shuffled'
+  permutes them with `seed` (numpy's PCG64), as the 2015 paper shuffled the kernel's
+  files before concatenating them."""
+  if order == 'path':
+    return list(files)
+  if order == 'shuffled':
+    return [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
+  raise UserError(f'unknown data.file_order {order!r}; use {" or ".join(FILE_ORDERS)}')
+
+
+def _prepare_linux(out_dir: str, source: str, max_bytes: int, order: str = 'path',
+                   seed: int = 0) -> None:
   with tempfile.TemporaryDirectory() as tmp:
     if source and os.path.isdir(source):
       tree = source
@@ -244,12 +266,17 @@ def _prepare_linux(out_dir: str, source: str, max_bytes: int) -> None:
     files = linux_files(tree)
     if not files:
       raise UserError(f'no .c or .h files in {source}; give a Linux kernel source')
+    files = ordered_files(files, order, seed)
     skipped: list[str] = []
-    data.prepare(_linux_chunks(tree, files, max_bytes, skipped), out_dir, provenance={
+    used: list[str] = []
+    data.prepare(_linux_chunks(tree, files, max_bytes, skipped, used), out_dir, provenance={
         'name': 'linux', 'source': os.path.basename(source) if source else LINUX_PACKAGE,
         'source_sha256': digest if not os.path.isdir(source) else '',
         'max_bytes': max_bytes, 'num_files_in_tree': len(files),
-        'skipped_not_utf8': skipped})
+        'file_order': order, 'file_seed': seed if order == 'shuffled' else None,
+        'skipped_not_utf8': skipped,
+        # The files of a cut, in order (the whole tree's list is left out: 55k names).
+        'files': used if max_bytes else []})
 
 
 # ----------------------------------------------------------------------------
@@ -475,8 +502,12 @@ def _cache_plan(data_config, root: str) -> tuple[str, Callable[[], None]]:
     max_bytes = int(data_config.get('max_bytes', 0) or 0)
     source = data_config.get('kernel_source', '') or ''
     tag = hashlib.sha256(os.path.abspath(source).encode()).hexdigest()[:8] if source else 'apt'
-    out_dir = os.path.join(root, f'linux-{max_bytes or "all"}-{tag}')
-    return out_dir, lambda: _prepare_linux(out_dir, source, max_bytes)
+    order = data_config.get('file_order', 'path') or 'path'
+    seed = int(data_config.get('file_seed', 0) or 0)
+    ordered_files([], order, seed)  # An unknown order is an error before any work.
+    suffix = '' if order == 'path' else f'-shuffled{seed}'
+    out_dir = os.path.join(root, f'linux-{max_bytes or "all"}{suffix}-{tag}')
+    return out_dir, lambda: _prepare_linux(out_dir, source, max_bytes, order, seed)
   if name in URL_CORPORA:
     out_dir = os.path.join(root, name)
 

@@ -28,7 +28,7 @@ from rnnlm.studies import report
 from rnnlm.studies.inside import study as inside_study
 
 NOT_RUN = 'not run yet'
-CORPORA = {'warpeace': 'War and Peace', 'linux': 'Linux kernel (6.2M chars)'}
+CORPORA = {'warpeace': 'War and Peace', 'linux': 'Linux kernel (6.2M chars of shuffled files)'}
 # The paper's test loss (nats per character) of its best LSTM and of its 20-gram.
 PAPER_VS_NGRAM = {'warpeace': (1.077, 1.195), 'linux': (0.84, 0.889)}
 # The paper's interpretable cells, by corpus, as features of rnnlm.studies.inside.

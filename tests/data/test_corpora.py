@@ -3,6 +3,7 @@ import os
 import tarfile
 
 import ml_collections
+import numpy as np
 import pytest
 
 from rnnlm.data import corpora
@@ -113,6 +114,33 @@ def test_linux_from_deb_sorted_whole_files(tmp_path, max_bytes, want):
   assert corpus.vocab.decode(corpus.tokens) == want
   assert corpus.meta['skipped_not_utf8'] == ['linux-source-6.1/drivers/old.c']
   assert len(corpus.meta['source_sha256']) == 64
+
+
+def test_linux_files_shuffled_with_a_seed_before_the_cut(tmp_path):
+  tree = tmp_path / 'tree'
+  blobs = {f'linux/d{i:02d}/f.c': f'int f{i:02d};\n'.encode() for i in range(12)}  # 10 bytes
+  for name, blob in blobs.items():
+    (tree / os.path.dirname(name)).mkdir(parents=True, exist_ok=True)
+    (tree / name).write_bytes(blob)
+  names = sorted(blobs)  # Path order.
+  cfg = lambda **kw: data_config(name='linux', kernel_source=str(tree), max_bytes=40,
+                                 cache_dir=str(tmp_path / 'cache'), **kw)
+  path_order = corpora.get_corpus(cfg())
+  assert path_order.vocab.decode(path_order.tokens) == ''.join(
+      blobs[n].decode() for n in names[:4])  # 4 whole files of 10 bytes fit in 40.
+  cuts = []
+  for seed in (0, 1):
+    corpus = corpora.get_corpus(cfg(file_order='shuffled', file_seed=seed))
+    cuts.append(corpus.meta['files'])
+    # The permutation is numpy's for the seed; the cut takes whole files from its start.
+    want = [names[i] for i in np.random.default_rng(seed).permutation(len(names))][:4]
+    assert corpus.meta['files'] == want and corpus.meta['file_seed'] == seed
+    assert corpus.vocab.decode(corpus.tokens) == ''.join(blobs[n].decode() for n in want)
+  assert cuts[0] != cuts[1]
+  assert corpora.get_corpus(cfg(file_order='shuffled', file_seed=1)).meta['files'] == want
+  assert len(os.listdir(tmp_path / 'cache')) == 3  # One cache per order and seed.
+  with pytest.raises(UserError, match="unknown data.file_order 'random'; use path or shuffled"):
+    corpora.get_corpus(cfg(file_order='random'))
 
 
 def test_linux_from_tree_and_missing_source(tmp_path):

@@ -253,10 +253,11 @@ def test_architecture_comparison_runs_and_reports(tmp_path):
 
 
 def test_paper_presets_set_budgets_from_lstm_widths_and_train_as_the_paper():
-  for preset, name in (('warpeace', 'warpeace'), ('linux_paper', 'linux')):
+  for preset, name, split in (('warpeace', 'warpeace', (0.8, 0.1, 0.1)),
+                              ('linux_paper', 'linux', (0.9, 0.05, 0.05))):
     config = paper_table.get_config(preset)
     b, s = config.base, config.sweep
-    assert b.data.name == name and tuple(b.data.split) == (0.8, 0.1, 0.1)
+    assert b.data.name == name and tuple(b.data.split) == split
     assert (b.train.optimizer, b.train.batch_size, b.train.seq_length) == ('rmsprop', 100, 100)
     assert (b.train.num_epochs, b.train.lr_schedule, b.train.decay_after_epochs) == (
         100, 'exponential', 10)
@@ -264,6 +265,9 @@ def test_paper_presets_set_budgets_from_lstm_widths_and_train_as_the_paper():
     assert b.train.early_stopping_patience == 5 and b.train.early_stopping_min_delta == 0.001
     rates = sorted(s.learning_rates)  # The paper's 2e-3 inside the grid, not at an edge.
     assert rates[0] <= 2e-3 < rates[-1]  # The paper's rate is in the grid.
+  # The kernel's files shuffled before the 6.2M cut, as the paper's were.
+  linux = paper_table.get_config('linux_paper').base.data
+  assert (linux.file_order, linux.max_bytes) == ('shuffled', 6_200_000)
   # Budgets: the parameter count of a 1-layer LSTM of 64 and 128 cells on the vocab,
   # counted by hand: 4 gates x H x (V inputs + H recurrent + 1 bias) + the H x V + V head.
   s = paper_table.get_config('warpeace').sweep
