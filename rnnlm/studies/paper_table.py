@@ -277,6 +277,11 @@ def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = ''
     lines += ['', f'{capped} of {len(picked)} models were still improving when the step cap'
               ' stopped them (best step = last step): at this cap the table compares models'
               ' at equal training, not at convergence.']
+  slow = sum(scale_runs.creeping(r) for r in picked.values())
+  if slow:
+    lines += ['', f'{slow} of {len(picked)} models were stopped by early stopping at their best'
+              ' evaluation: still improving, but by less than train.early_stopping_min_delta'
+              ' over their last train.early_stopping_patience evaluations together.']
   lines += ['', '## The findings of the paper, checked', '',
             f'Differences under {noise:.3f} nats (the mean difference between two seeds,'
             ' below) are counted as ties.' if noise else

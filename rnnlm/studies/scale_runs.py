@@ -42,6 +42,12 @@ def still_improving(row: dict) -> bool:
   return row['stopped'] == 'num_steps' and row['best_step'] == row['final_step']
 
 
+def creeping(row: dict) -> bool:
+  """A trial early stopping ended at its best evaluation: still improving, by less than
+  `train.early_stopping_min_delta` over its last `early_stopping_patience` evaluations."""
+  return row['stopped'] == 'early_stopping' and row['best_step'] == row['final_step']
+
+
 def run_from_config(config: ml_collections.ConfigDict, sweep_dir: str, command: str = '') -> str:
   """Runs the scale experiment `config.sweep.kind` names and writes its report."""
   from rnnlm.studies import architectures, joint, paper_table

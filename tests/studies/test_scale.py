@@ -81,6 +81,15 @@ def test_paper_table_runs_chooses_rates_and_reports(tmp_path):
   assert os.path.exists(os.path.join(d, 'plots', 'loss_vs_params_by_cell.png'))
 
 
+def test_how_a_trial_stopped_by_hand():
+  row = lambda stopped, best, last: {'stopped': stopped, 'best_step': best, 'final_step': last}
+  assert scale_runs.still_improving(row('num_steps', '40', '40'))
+  assert not scale_runs.still_improving(row('num_steps', '20', '40'))
+  assert scale_runs.creeping(row('early_stopping', '40', '40'))
+  assert not scale_runs.creeping(row('early_stopping', '20', '40'))  # Got worse after 20.
+  assert not scale_runs.creeping(row('num_steps', '40', '40'))
+
+
 def test_findings_on_a_hand_made_table():
   t = {}
   for b, scale in ((1, 1.0), (2, 0.9)):
