@@ -202,6 +202,30 @@ def side_by_side(results_dir: str) -> list[list]:
   return rows
 
 
+# The runs behind the table, in the order docs/results/paper_2015/run.sh makes them.
+RUNS = (('paper_inside_linux', 'the 2 x 256 LSTM on the Linux kernel'),
+        ('paper_warpeace', 'Table 1 on War and Peace'),
+        ('paper_inside_warpeace', 'the 2 x 256 LSTM on War and Peace'),
+        ('paper_linux', 'Table 1 on the Linux kernel'))
+
+
+def training_time(results_dir: str) -> list[list]:
+  """[run, finished trainings, hours of training, their train_time_s summed] of each run
+  folder that exists: a Table 1 folder's trials/*/results.json, or an inside folder's
+  results.json. Evaluation is not counted."""
+  rows = []
+  for name, what in RUNS:
+    folder = os.path.join(results_dir, name)
+    paths = ([os.path.join(folder, 'results.json')] if name.startswith('paper_inside')
+             else [os.path.join(folder, 'trials', t, 'results.json')
+                   for t in sorted(os.listdir(os.path.join(folder, 'trials')))]
+             if os.path.isdir(os.path.join(folder, 'trials')) else [])
+    seconds = [r['train_time_s'] for r in map(_read_json, paths) if r]
+    if seconds:
+      rows.append([what, len(seconds), sum(seconds) / 3600])
+  return rows
+
+
 def write(results_dir: str, out_dir: str, command: str = '') -> str:
   """report.md of `out_dir`: the side-by-side table."""
   os.makedirs(out_dir, exist_ok=True)
@@ -213,4 +237,13 @@ def write(results_dir: str, out_dir: str, command: str = '') -> str:
   lines += report.table(['finding', 'paper', 'rnnlm', 'held?', 'setting'], rows)
   done = sum(r[2] != NOT_RUN for r in rows)
   lines += ['', f'{done} of {len(rows)} findings measured.']
+  hours = training_time(results_dir)
+  if hours:
+    lines += ['', '## Training time', '', 'Hours of training (evaluation not counted) of the'
+              ' runs finished so far, as their results.json files record them; each Table 1'
+              ' trial runs on one core, two side by side, each 2 x 256 LSTM on both cores. Runs'
+              ' that shared the machine with other work count their longer times: upper'
+              ' bounds.', '']
+    lines += report.table(['run', 'finished trainings', 'hours'], hours, 3)
+  return report.write(os.path.join(out_dir, 'report.md'), lines)
   return report.write(os.path.join(out_dir, 'report.md'), lines)

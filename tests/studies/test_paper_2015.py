@@ -107,8 +107,24 @@ def test_inside_findings_from_inside_reports(tmp_path):
   assert err[3] == 'held' and 'n-gram +3.0' in err[2] and 'the rest +1.0' in err[2]
 
 
+def test_training_time_sums_the_finished_runs(tmp_path):
+  for trial, seconds in (('a', 1800.0), ('b', 5400.0)):
+    os.makedirs(tmp_path / 'paper_warpeace' / 'trials' / trial)
+    with open(tmp_path / 'paper_warpeace' / 'trials' / trial / 'results.json', 'w') as f:
+      json.dump({'train_time_s': seconds}, f)
+  os.makedirs(tmp_path / 'paper_warpeace' / 'trials' / 'running')  # No results.json yet.
+  os.makedirs(tmp_path / 'paper_inside_linux')
+  with open(tmp_path / 'paper_inside_linux' / 'results.json', 'w') as f:
+    json.dump({'train_time_s': 9000.0}, f)
+  assert paper_2015.training_time(str(tmp_path)) == [
+      ['the 2 x 256 LSTM on the Linux kernel', 1, 2.5], ['Table 1 on War and Peace', 2, 2.0]]
+  text = open(paper_2015.write(str(tmp_path), str(tmp_path / 'out'))).read()
+  assert '| Table 1 on War and Peace | 2 | 2 |' in text
+
+
 def test_nothing_run_yet(tmp_path):
   rows = paper_2015.side_by_side(str(tmp_path))
   assert rows and all(r[2] == paper_2015.NOT_RUN and r[3] == '' for r in rows)
   path = paper_2015.write(str(tmp_path), str(tmp_path / 'out'))
-  assert f'0 of {len(rows)} findings measured' in open(path).read()
+  text = open(path).read()
+  assert f'0 of {len(rows)} findings measured' in text and 'Training time' not in text
