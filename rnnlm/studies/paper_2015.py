@@ -132,6 +132,11 @@ def _brace_row(n: dict | None) -> list:
           verdict, _inside_setting('linux', n)]
 
 
+def _cell_name(score: dict) -> str:
+  """L2.c[17] for a cell score of inside.json (layer 0-based there, 1-based here)."""
+  return f"L{score['layer'] + 1}.{score['name']}[{score['unit']}]"
+
+
 def _cell_rows(corpus: str, n: dict | None) -> list[list]:
   out = []
   for label, feature in PAPER_CELLS[corpus]:
@@ -143,7 +148,7 @@ def _cell_rows(corpus: str, n: dict | None) -> list[list]:
     chance = n['chance'].get(feature)
     found = inside_study.has_cell(best['strength'], chance)
     out.append([finding, 'found (the paper\'s cell figures)',
-                f"{best['cell']}: strength {best['strength']:.2f}, random-init best"
+                f"{_cell_name(best)}: strength {best['strength']:.2f}, random-init best"
                 f" {chance if chance is None else f'{chance:.2f}'}",
                 'held' if found else 'not held', _inside_setting(corpus, n)])
   return out

@@ -74,7 +74,10 @@ def _inside(model_loss, ngram_losses, errors=None):
   return {'model': {'cell': 'lstm', 'num_layers': 3, 'hidden_size': 256}, 'step': 10,
           'run_results': {'test_loss': model_loss}, 'ngram_test_loss': ngram_losses,
           'best_order': 1 + ngram_losses.index(min(ngram_losses)), 'brackets': [],
-          'top_cells': {}, 'chance': {}, 'saturation': {
+          'top_cells': {'line_position': [{'feature': 'line_position', 'kind': 'count',
+                                           'layer': 1, 'name': 'c', 'unit': 17,
+                                           'score': -0.8, 'strength': 0.8}]},
+          'chance': {'line_position': 0.3}, 'saturation': {
               'layer 1 f': {'right_over_half': 0.05}, 'layer 2 f': {'right_over_half': 0.3},
               'layer 3 f': {'right_over_half': 0.2}, 'layer 1 i': {'right_over_half': 0.9}},
           'errors': errors or {'characters': 100, 'oracles': []}}
@@ -100,6 +103,10 @@ def test_inside_findings_from_inside_reports(tmp_path):
   wp, = [r for r in ngram if 'War and Peace' in r[4]]
   assert linux[3] == 'held' and linux[2].startswith('1.000 against 1.100')
   assert wp[3] == 'not held'
+  # As inside.json stores a cell score (0-based layer); the paper's threshold for a cell.
+  line, = [r for r in rows if r[0] == 'a cell tracks line length' and 'Linux' in r[4]]
+  assert line[2].startswith('L2.c[17]: strength 0.80, random-init best 0.30')
+  assert line[3] == 'held'
   sat, = [r for r in rows if r[0].startswith('forget gates')]
   assert sat[3] == 'held' and 'layer 1: 5%' in sat[2]
   err, = [r for r in rows if r[0].startswith('a larger model')]
