@@ -252,8 +252,9 @@ def _padded_layer(cell: str, params: cells.Params, x: jax.Array | Tokens,
   the gradients of the padding are dropped by the cut."""
   hidden = params['W_h'].shape[0]
   padded = -(-hidden // KERNEL_MULTIPLE) * KERNEL_MULTIPLE
+  w_h_rows = jnp.pad(params['W_h'], ((0, padded - hidden), (0, 0)))
   pad = {'W_x': _pad_gates(params['W_x'], hidden, padded),
-         'W_h': _pad_gates(jnp.pad(params['W_h'], ((0, padded - hidden), (0, 0))), hidden, padded),
+         'W_h': _pad_gates(w_h_rows, hidden, padded),
          'b': _pad_gates(params['b'], hidden, padded)}
   if 'b_hn' in params:
     pad['b_hn'] = jnp.pad(params['b_hn'], (0, padded - hidden))

@@ -215,16 +215,18 @@ RUNS = (('paper_inside_linux', 'the 2 x 256 LSTM on the Linux kernel'),
 
 
 def training_time(results_dir: str) -> list[list]:
-  """[run, finished trainings, hours of training, their train_time_s summed] of each run
-  folder that exists: a Table 1 folder's trials/*/results.json, or an inside folder's
-  results.json. Evaluation is not counted."""
+  """[run, finished trainings, hours of training] of each run folder that exists: a
+  Table 1 folder's trials/*/results.json, or an inside folder's results.json.
+  Evaluation is not counted."""
   rows = []
   for name, what in RUNS:
     folder = os.path.join(results_dir, name)
-    paths = ([os.path.join(folder, 'results.json')] if name.startswith('paper_inside')
-             else [os.path.join(folder, 'trials', t, 'results.json')
-                   for t in sorted(os.listdir(os.path.join(folder, 'trials')))]
-             if os.path.isdir(os.path.join(folder, 'trials')) else [])
+    if name.startswith('paper_inside'):
+      paths = [os.path.join(folder, 'results.json')]
+    else:
+      trials = os.path.join(folder, 'trials')
+      paths = ([os.path.join(trials, t, 'results.json') for t in sorted(os.listdir(trials))]
+               if os.path.isdir(trials) else [])
     seconds = [r['train_time_s'] for r in map(_read_json, paths) if r]
     if seconds:
       rows.append([what, len(seconds), sum(seconds) / 3600])
@@ -250,5 +252,4 @@ def write(results_dir: str, out_dir: str, command: str = '') -> str:
               ' that shared the machine with other work count their longer times: upper'
               ' bounds.', '']
     lines += report.table(['run', 'finished trainings', 'hours'], hours, 3)
-  return report.write(os.path.join(out_dir, 'report.md'), lines)
   return report.write(os.path.join(out_dir, 'report.md'), lines)
