@@ -5,7 +5,8 @@
 # (config, metrics, results, the look_inside report and figures) to
 # docs/results/paper_inside_PRESET/. On War and Peace it first looks inside the small
 # model of the error analysis: the 1-layer LSTM of the 64-cell Table 1 budget at its
-# chosen rate (RUNS/paper_warpeace must hold that sweep).
+# chosen rate (RUNS/paper_warpeace must hold that sweep). A run whose small files are
+# already in docs/results/ (and whose RUNS folder is gone) is skipped.
 #
 #   bash docs/results/paper_2015/inside.sh linux|warpeace [RUNS_DIR]
 set -euo pipefail
@@ -21,6 +22,12 @@ copy_out() {  # copy_out WORKDIR INSIDE_DIR NAME
     "$3" "$preset" > "$out/run.sh"
 }
 w="$runs/paper_inside_$preset"
+done_dir="docs/results/paper_inside_$preset"
+if [ ! -e "$w/results.json" ] && [ -e "$done_dir/results.json" ] && [ -e "$done_dir/inside.json" ]; then
+  # Finished and committed (checkpoints are not): nothing to redo on a new machine.
+  echo "inside.sh: $done_dir is finished; delete it to train and look inside again"
+  exit 0
+fi
 [ -e "$w/results.json" ] || python experiments/train.py --config="configs/paper_inside.py:$preset" --workdir="$w"
 compare=()
 if [ "$preset" = warpeace ]; then
