@@ -5,7 +5,8 @@
 # (config, metrics, results, the look_inside report and figures) to
 # docs/results/paper_inside_PRESET/. On War and Peace it first looks inside the small
 # model of the error analysis: the 1-layer LSTM of the 64-cell Table 1 budget at its
-# chosen rate (RUNS/paper_warpeace must hold that sweep). A run whose small files are
+# chosen rate (RUNS/paper_warpeace must hold that sweep; a trial without checkpoints is
+# trained again from its config). A run whose small files are
 # already in docs/results/ (and whose RUNS folder is gone) is skipped.
 #
 #   bash docs/results/paper_2015/inside.sh linux|warpeace [RUNS_DIR]
@@ -42,6 +43,19 @@ best = paper_table.chosen(paper_table.with_budgets(
 print(os.path.join(d, 'trials', best[('lstm', 1, min(budgets.values()))]['name']))
 PY
 )"
+  if [ ! -d "$small/checkpoints" ]; then
+    # Its small files came from docs/results (a new machine): train it again from its
+    # own config (same seed) in a folder of its own, then look inside that one.
+    again="$runs/paper_inside_warpeace_small_run"
+    [ -e "$again/results.json" ] || python - "$small/config.json" "$again" <<'PY'
+import json, sys
+import ml_collections
+from rnnlm.training import train
+with open(sys.argv[1]) as f:
+  train.train_and_evaluate(ml_collections.ConfigDict(json.load(f)), sys.argv[2])
+PY
+    small="$again"
+  fi
   python experiments/look_inside.py --workdir="$small" --out_dir="$runs/paper_inside_warpeace_small"
   copy_out "$small" "$runs/paper_inside_warpeace_small" paper_inside_warpeace_small
   compare=(--compare_with="$runs/paper_inside_warpeace_small/inside.json")
