@@ -247,18 +247,20 @@ def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = ''
            'Test loss (nats per character) of the best checkpoint of each model, at the'
            ' learning rate with the lowest validation loss. Rows: cell and depth; columns:'
            ' parameter budget.', '']
+  # Losses to three decimals, trailing zeros kept (1.400, not 1.4).
+  nats = lambda v: report.Formatted('-' if v is None or v != v else f'{float(v):.3f}')
   body = []
   for c in s.cells:
     for l in s.layers:
       body.append([f'{scale_runs.CELL_NAMES.get(c, c)}, {l} layer{"s" if l > 1 else ""}',
-                   *(table.get((c, l, b)) for b in budgets)])
+                   *(nats(table.get((c, l, b))) for b in budgets)])
   lines += report.table(["model", *(label(b) for b in budgets)], body)
   lines += ['', 'Parameters, hidden size, chosen learning rate, steps and why each stopped:', '']
   detail = []
   for (c, l, b), r in sorted(picked.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):
     detail.append([label(b), scale_runs.CELL_NAMES.get(c, c), l, r['hidden_size'], r['num_params'],
                    r['learning_rate'], r['best_step'], r['final_step'], r['stopped'],
-                   r['best_val_loss'], r['test_loss']])
+                   nats(r['best_val_loss']), nats(r['test_loss'])])
   lines += report.table(['budget', 'cell', 'layers', 'hidden', 'parameters', 'lr', 'best step',
                          'last step', 'stopped by', 'val loss', 'test loss'], detail, 4)
   tried = rates_tried(rows)

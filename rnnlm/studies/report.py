@@ -6,10 +6,16 @@ import math
 from typing import Sequence
 
 
+class Formatted(str):
+  """A table cell already written out (e.g. a loss to fixed decimals): `fmt` keeps it."""
+
+
 def fmt(value, digits: int = 4) -> str:
   """A table cell: '-' for NaN or None, integers in full (thousands separated, as
   are whole floats from 1000 on), `digits` significant digits for other numbers,
   text as it is."""
+  if isinstance(value, Formatted):
+    return str(value)
   if value is None or isinstance(value, bool):
     return '-' if value is None else str(value)
   try:
