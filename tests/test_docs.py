@@ -1,9 +1,12 @@
-"""The record: every file README.md and docs/*.md link to exists."""
+"""The record: every file README.md and docs/*.md link to exists, and every table they
+repeat from a report equals it."""
 
 import pathlib
 import re
 
 import pytest
+
+from rnnlm.studies import report
 
 _ROOT = pathlib.Path(__file__).resolve().parent.parent
 _PAGES = [_ROOT / 'README.md', *sorted((_ROOT / 'docs').glob('*.md'))]
@@ -39,3 +42,38 @@ def test_docs_results_is_one_folder_per_experiment_with_its_run_files():
     # The numbers themselves: results, metrics, a report or a table the command wrote.
     assert any(n.endswith(('.json', '.jsonl', '.csv', '.md', '.txt')) for n in names - {'run.sh'}), (
         f'{folder.name} holds no results')
+
+
+@pytest.mark.parametrize('page', _PAGES, ids=lambda p: p.name)
+def test_every_copied_table_equals_its_report(page):
+  # A table marked "<!-- table from FILE -->" repeats FILE's table of the same first
+  # header cell; `python experiments/paper_2015.py` rewrites them after a run.
+  for t in report.copied_tables(str(page)):
+    assert t['original'] is not None, f'{page.name}:{t["line"]}: {t["source"]} has no such table'
+    assert t['copy'] == t['original'], (
+        f'{page.name}:{t["line"]}: the table differs from {t["source"]}; run'
+        ' python experiments/paper_2015.py')
+
+
+def test_copied_tables_are_found_and_rewritten_from_their_source(tmp_path):
+  (tmp_path / 'r').mkdir()
+  (tmp_path / 'r' / 'report.md').write_text(
+      '# R\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\ntext\n\n| model | x |\n|---|---|\n| LSTM | 1.400 |\n')
+  page = tmp_path / 'page.md'
+  page.write_text('# P\n\n<!-- table from r/report.md -->\n| model | x |\n|---|---|\n'
+                  '| LSTM | 1.4 |\n| GRU | - |\n\nafter\n\n| a | b |\n|---|---|\n| 9 | 9 |\n')
+  [t] = report.copied_tables(str(page))
+  assert t['line'] == 4 and t['copy'][-1] == '| GRU | - |'
+  assert t['original'] == ['| model | x |', '|---|---|', '| LSTM | 1.400 |']
+  assert report.sync_copied_tables(str(page)) == [str(tmp_path / 'r' / 'report.md')]
+  # The marked table now equals its source's; the unmarked one is left as it was.
+  assert page.read_text() == ('# P\n\n<!-- table from r/report.md -->\n| model | x |\n'
+                              '|---|---|\n| LSTM | 1.400 |\n\nafter\n\n| a | b |\n|---|---|\n'
+                              '| 9 | 9 |\n')
+  assert report.sync_copied_tables(str(page)) == []
+  page.write_text('<!-- table from r/report.md -->\n| nothing | x |\n|---|---|\n')
+  with pytest.raises(ValueError, match='has no table headed "nothing"'):
+    report.sync_copied_tables(str(page))
+  page.write_text('<!-- table from r/report.md -->\n\n| model | x |\n')
+  with pytest.raises(ValueError, match='no table on the next line'):
+    report.copied_tables(str(page))

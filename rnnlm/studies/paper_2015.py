@@ -60,7 +60,8 @@ def table1(sweep_dir: str) -> tuple[dict, float, list[int]] | None:
 
 def _table1_rows(corpus: str, results_dir: str) -> list[list]:
   name = 'paper_warpeace' if corpus == 'warpeace' else 'paper_linux'
-  got = table1(os.path.join(results_dir, name))
+  sweep_dir = os.path.join(results_dir, name)
+  got = table1(sweep_dir)
   paper = {'LSTM and GRU are far better than the vanilla RNN': 'much lower loss (Table 1)',
            '2 layers are better than 1': 'lower loss (Table 1)',
            'a third layer gives mixed results': 'better for some models, worse for others',
@@ -79,6 +80,8 @@ def _table1_rows(corpus: str, results_dir: str) -> list[list]:
     verdict, evidence = checked.get(f, ('', NOT_RUN))
     if verdict and len(table) < expected:
       verdict = f'pending ({len(table)} of {expected} models)'
+    elif verdict and not paper_table.finished(sweep_dir):
+      verdict = f'pending: {verdict} so far (rates or seeds still running)'
     rows.append([f, p, evidence, verdict, setting])
   return rows
 

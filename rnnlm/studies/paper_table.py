@@ -11,6 +11,7 @@ from typing import Sequence
 import ml_collections
 import numpy as np
 
+from rnnlm import data
 from rnnlm.studies import report
 from rnnlm.studies import scaling
 from rnnlm.studies import sweep
@@ -67,6 +68,9 @@ def run_paper_table(config: ml_collections.ConfigDict, sweep_dir: str, command: 
   grid = paper_grid(s, vocab_size, base.model.embed_dim)
   budgets = {sweep.trial_name(o): b for b, o in grid}
   _write_budgets(sweep_dir, budgets)  # So that a report can be written mid-sweep.
+  marker = os.path.join(sweep_dir, FINISHED)
+  if os.path.exists(marker):  # Running again (e.g. with more budgets): not finished now.
+    os.remove(marker)
   trials = [o for _, o in grid]
   sweep.run_sweep(base, trials, sweep_dir, s.trials_at_once, s.get('executor'))
   rows = with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets)
@@ -92,7 +96,19 @@ def run_paper_table(config: ml_collections.ConfigDict, sweep_dir: str, command: 
         budgets[sweep.trial_name(o)] = budget
   sweep.run_sweep(base, trials + seed_grid, sweep_dir, s.trials_at_once, s.get('executor'))
   _write_budgets(sweep_dir, budgets)
+  rows = with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets)
+  if all(r['status'] == 'done' for r in rows) and len(rows) == len(budgets):
+    data.atomic_write(marker, json.dumps({'trials': len(budgets)}) + '\n')
   return paper_report(sweep_dir, s, command)
+
+
+# Written when every trial of the sweep has finished, its rate brackets and seeds
+# included (those are planned as it goes); until then the findings are provisional.
+FINISHED = 'finished.json'
+
+
+def finished(sweep_dir: str) -> bool:
+  return os.path.exists(os.path.join(sweep_dir, FINISHED))
 
 
 def bracket_trials(rows: Sequence[dict], s: ml_collections.ConfigDict) -> list[tuple[int, dict]]:
@@ -302,6 +318,9 @@ def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = ''
   pending = len(budgets_by_name) - sum(r['status'] == 'done' for r in rows)
   if pending > 0:
     lines += ['', f'{pending} trials have not finished; run the command again to resume.']
+  if not finished(sweep_dir):
+    lines += ['', 'The sweep has not finished (it plans the rates beyond an edge and the'
+              ' extra seeds as it goes): the findings above are provisional.']
   os.makedirs(os.path.join(sweep_dir, 'plots'), exist_ok=True)
   fig = plots.paper_figure(
       [dict(r, test_loss=float(r['test_loss'])) for r in picked.values() if r['test_loss'] != ''],

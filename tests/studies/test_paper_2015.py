@@ -7,9 +7,10 @@ from rnnlm.studies import paper_2015
 from rnnlm.studies import sweep
 
 
-def _sweep_dir(root, losses, seed_loss=None):
+def _sweep_dir(root, losses, seed_loss=None, finished=True):
   """A Table 1 sweep folder: one budget, every (cell, depth) at two rates, the better
-  at `losses[(cell, layers)]` (test loss; validation 0.01 above it)."""
+  at `losses[(cell, layers)]` (test loss; validation 0.01 above it); `finished`: the
+  sweep's own mark that all its trials (rates and seeds) are done."""
   d = os.path.join(root, 'paper_warpeace')
   os.makedirs(d)
   rows, budgets = [], {}
@@ -26,6 +27,9 @@ def _sweep_dir(root, losses, seed_loss=None):
   sweep.write_csv(os.path.join(d, 'results.csv'), rows)
   with open(os.path.join(d, 'budgets.json'), 'w') as f:
     json.dump(budgets, f)
+  if finished:
+    with open(os.path.join(d, 'finished.json'), 'w') as f:
+      json.dump({'trials': len(budgets)}, f)
 
 
 def _by_finding(rows, setting_word):
@@ -53,6 +57,16 @@ def test_an_unfinished_table_is_pending(tmp_path):
   _sweep_dir(str(tmp_path), losses)
   rows = _by_finding(paper_2015.side_by_side(str(tmp_path)), 'War and Peace, 1,000')
   assert rows['2 layers are better than 1'][3] == 'pending (8 of 9 models)'
+
+
+def test_a_table_whose_sweep_has_not_finished_is_pending(tmp_path):
+  # All nine models are in, but the sweep has not marked itself finished (rates beyond
+  # an edge or seeds still to run): the verdict so far is shown, as pending.
+  losses = {(c, l): 1.5 - 0.1 * (l > 1) for c in ('rnn', 'lstm', 'gru') for l in (1, 2, 3)}
+  _sweep_dir(str(tmp_path), losses, finished=False)
+  rows = _by_finding(paper_2015.side_by_side(str(tmp_path)), 'War and Peace, 1,000')
+  assert rows['2 layers are better than 1'][3] == (
+      'pending: held so far (rates or seeds still running)')
 
 
 def test_brace_reach_by_hand():

@@ -80,6 +80,8 @@ def test_paper_table_runs_chooses_rates_and_reports(tmp_path):
   # Two rates per model: every chosen rate is the largest or the smallest tried.
   assert '0 of 4 chosen rates lie inside the rates their model was trained at' in text
   assert os.path.exists(os.path.join(d, 'plots', 'loss_vs_params_by_cell.png'))
+  # Every trial done, seeds included: the sweep marks itself finished.
+  assert paper_study.finished(d) and 'provisional' not in text
 
 
 def test_how_a_trial_stopped_by_hand():

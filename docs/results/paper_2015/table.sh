@@ -41,7 +41,8 @@ case "$action" in
       mkdir -p "$here/trials/$name"
       cp "$t"/{config.json,vocab.json,metrics.jsonl,results.json} "$here/trials/$name/"
     done
-    for f in results.csv budgets.json report.md; do
+    rm -f "$here/finished.json"  # Kept only while the sweep says it has finished.
+    for f in results.csv budgets.json finished.json report.md; do
       [ -e "$sweep_dir/$f" ] && cp "$sweep_dir/$f" "$here/"
     done
     for a in run sync; do
