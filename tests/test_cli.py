@@ -308,3 +308,18 @@ def test_paper_2015_without_a_results_dir(tmp_path):
   assert_user_error(run('paper_2015.py', f'--results_dir={tmp_path}/none',
                         f'--out_dir={tmp_path}/out'), 'is not a directory')
   assert not (tmp_path / 'out').exists()
+
+
+def test_paper_2015_with_a_page_it_cannot_sync(tmp_path):
+  (tmp_path / 'results').mkdir()
+  assert_user_error(run('paper_2015.py', f'--results_dir={tmp_path}/results',
+                        f'--out_dir={tmp_path}/out', f'--page={tmp_path}/none.md'),
+                    'is not a file')
+  page = tmp_path / 'page.md'
+  page.write_text('<!-- table from out/report.md -->\n| no such table | x |\n|---|---|\n')
+  assert_user_error(run('paper_2015.py', f'--results_dir={tmp_path}/results',
+                        f'--out_dir={tmp_path}/out', f'--page={page}'),
+                    'has no table headed "no such table"', 'fix the marker or the report')
+  # The report was written before the page was read; the page is left as it was.
+  assert (tmp_path / 'out' / 'report.md').exists()
+  assert page.read_text().startswith('<!-- table from out/report.md -->\n| no such table')
