@@ -5,8 +5,9 @@
 Reads the Table 1 sweeps and the look_inside reports under --results_dir
 (rnnlm/studies/paper_2015.py names them) and writes <out_dir>/report.md: one row per
 finding, the paper's number, rnnlm's, held or not, and the setting. Then rewrites the
-tables of --page marked `<!-- table from FILE -->` from FILE (this report's and the
-Table 1 reports'), so the results page repeats them as they are. The runs behind it,
+tables of --page marked `<!-- table from FILE -->` from FILE (this report's, the
+Table 1 reports' and any other the page repeats), so the page repeats them as they are
+(tests/test_docs.py checks it). The runs behind it,
 in order: docs/results/paper_2015/run.sh.
 """
 
