@@ -62,7 +62,8 @@ def chosen(rows: Sequence[dict], seed: int = 0) -> dict:
 
 
 def run_paper_table(config: ml_collections.ConfigDict, sweep_dir: str, command: str = '') -> str:
-  """Runs the comparison (then the extra seeds at `seed_budget`) and writes its report."""
+  """Runs the comparison, each model's rate brackets and extra seeds (at `seed_budget`)
+  as soon as its own trials allow, and writes the report."""
   s, base = config.sweep, config.base
   vocab_size = scale_runs.vocab_size(base)
   grid = paper_grid(s, vocab_size, base.model.embed_dim)
@@ -71,30 +72,25 @@ def run_paper_table(config: ml_collections.ConfigDict, sweep_dir: str, command: 
   marker = os.path.join(sweep_dir, FINISHED)
   if os.path.exists(marker):  # Running again (e.g. with more budgets): not finished now.
     os.remove(marker)
-  trials = [o for _, o in grid]
-  sweep.run_sweep(base, trials, sweep_dir, s.trials_at_once, s.get('executor'))
-  rows = with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets)
-  # A model whose best rate is the grid's largest or smallest is trained again one
-  # step beyond it, until its best rate lies inside the rates it was trained at.
-  while s.get('bracket_rates', False) and (more := bracket_trials(rows, s)):
-    for b, o in more:
+  planned = {sweep.trial_name(o): (b, o) for b, o in grid}
+
+  def more(finished_rows):
+    new = plan_more(with_budgets(finished_rows, budgets), planned, s)
+    for b, o in new:
+      planned[sweep.trial_name(o)] = (b, o)
       budgets[sweep.trial_name(o)] = b
-    trials += [o for _, o in more]
-    _write_budgets(sweep_dir, budgets)
-    sweep.run_sweep(base, trials, sweep_dir, s.trials_at_once, s.get('executor'))
-    rows = with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets)
-  # The seeds: each (cell, depth) at the seed budget, at its chosen learning rate.
-  picked = chosen(rows)
-  seed_grid = []
-  for (cell, layers, budget), r in sorted(picked.items()):
-    if budget == s.seed_budget:
-      for seed in s.extra_seeds:
-        o = {'model.cell': cell, 'model.num_layers': layers,
-             'model.hidden_size': int(r['hidden_size']),
-             'train.learning_rate': float(r['learning_rate']), 'seed': seed}
-        seed_grid.append(o)
-        budgets[sweep.trial_name(o)] = budget
-  sweep.run_sweep(base, trials + seed_grid, sweep_dir, s.trials_at_once, s.get('executor'))
+    if new:
+      _write_budgets(sweep_dir, budgets)
+    return [o for _, o in new]
+
+  # A model's rate brackets and its seeds are planned as soon as its own trials have
+  # finished, and start on the next free slot (local trials); other executors run them
+  # a round at a time.
+  while True:
+    rows = sweep.run_sweep(base, [o for _, o in planned.values()], sweep_dir,
+                           s.trials_at_once, s.get('executor'), more=more)
+    if not more(rows):
+      break
   _write_budgets(sweep_dir, budgets)
   rows = with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets)
   if all(r['status'] == 'done' for r in rows) and len(rows) == len(budgets):
@@ -109,6 +105,34 @@ FINISHED = 'finished.json'
 
 def finished(sweep_dir: str) -> bool:
   return os.path.exists(os.path.join(sweep_dir, FINISHED))
+
+
+def plan_more(rows: Sequence[dict], planned: dict, s: ml_collections.ConfigDict
+              ) -> list[tuple[int, dict]]:
+  """(budget, overrides) of the trials to add, given the rows finished so far (with
+  their budgets) and `planned` ({trial name: (budget, overrides)}, all trials so far).
+  Only models (cell, depth, budget) none of whose planned trials is still to finish are
+  considered: one whose best rate is at an edge gets its bracketing rate
+  (`bracket_trials`, if `s.bracket_rates`); one whose best rate is settled gets its
+  extra seeds at `s.seed_budget`, at that rate. The same trials, in the end, as
+  planning each phase after the whole grid; they can start sooner."""
+  finished = {r['name'] for r in rows}
+  busy = set()
+  for name, (b, o) in planned.items():
+    if name not in finished:
+      busy.add((o['model.cell'], o['model.num_layers'], b))
+  brackets = [(b, o) for b, o in (bracket_trials(rows, s) if s.get('bracket_rates', False) else [])
+              if (o['model.cell'], o['model.num_layers'], b) not in busy]
+  extending = {(o['model.cell'], o['model.num_layers'], b) for b, o in brackets}
+  seeds = []
+  for (cell, layers, budget), r in sorted(chosen(rows).items()):
+    if budget != s.seed_budget or (cell, layers, budget) in busy | extending:
+      continue
+    for seed in s.extra_seeds:
+      seeds.append((budget, {'model.cell': cell, 'model.num_layers': layers,
+                             'model.hidden_size': int(r['hidden_size']),
+                             'train.learning_rate': float(r['learning_rate']), 'seed': seed}))
+  return [(b, o) for b, o in brackets + seeds if sweep.trial_name(o) not in planned]
 
 
 def bracket_trials(rows: Sequence[dict], s: ml_collections.ConfigDict) -> list[tuple[int, dict]]:

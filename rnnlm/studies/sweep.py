@@ -27,7 +27,7 @@ import os
 import re
 import signal
 import threading
-from typing import Sequence
+from typing import Callable, Sequence
 
 import ml_collections
 import numpy as np
@@ -242,12 +242,16 @@ def read_csv(path: str) -> list[dict]:
 
 
 def run_sweep(base: ml_collections.ConfigDict, grid: Sequence[dict], sweep_dir: str,
-              trials_at_once: int = 1, executor: ml_collections.ConfigDict | None = None
-              ) -> list[dict]:
+              trials_at_once: int = 1, executor: ml_collections.ConfigDict | None = None,
+              more: Callable[[list[dict]], Sequence[dict]] | None = None) -> list[dict]:
   """Runs every trial of `grid` (a list of {dotted.field: value}) not yet finished.
 
   Args:
     executor: where trials run (see `executor_config`); None: local processes.
+    more: given the rows finished so far, the trials to add (those already in the
+      grid are ignored). Local processes ask it at the start and after each trial,
+      so that a trial planned from finished ones starts on the first free slot; other
+      executors do not (their caller asks between sweeps).
 
   Returns:
     The rows of results.csv, in grid order.
@@ -259,25 +263,40 @@ def run_sweep(base: ml_collections.ConfigDict, grid: Sequence[dict], sweep_dir: 
     raise UserError(f'unknown sweep.executor.kind {executor.kind!r}; use local, slurm or'
                     ' submitit_local')
   os.makedirs(os.path.join(sweep_dir, 'trials'), exist_ok=True)
-  trials = []
-  for overrides in grid:
-    name = trial_name(overrides)
-    trials.append((name, apply_overrides(base, overrides),
-                   os.path.join(sweep_dir, 'trials', name)))
-  rows = {}
-  pending = []
-  for name, config, workdir in trials:
-    row = _row(name, config, workdir, 'done') if _finished(workdir) else None
-    if row is not None:
-      logging.info('Trial %s finished before; skipping', name)
-      rows[name] = row
-    else:
-      pending.append((name, config, workdir))
+  trials, rows, pending = [], {}, []
+
+  def add(overrides_list):
+    known = {n for n, _, _ in trials}
+    for overrides in overrides_list:
+      name = trial_name(overrides)
+      if name in known:
+        continue
+      known.add(name)
+      config, workdir = apply_overrides(base, overrides), os.path.join(sweep_dir, 'trials', name)
+      trials.append((name, config, workdir))
+      row = _row(name, config, workdir, 'done') if _finished(workdir) else None
+      if row is not None:
+        logging.info('Trial %s finished before; skipping', name)
+        rows[name] = row
+      else:
+        pending.append((name, config, workdir))
+
+  add(grid)
   csv_path = os.path.join(sweep_dir, 'results.csv')
 
   def flush():
     write_csv(csv_path, [rows[n] for n, _, _ in trials if n in rows])
 
+  def ask_more():
+    if more is None or executor.kind != 'local':
+      return
+    while True:  # Until what it plans has all run before (or it plans nothing).
+      before = len(trials)
+      add(more([rows[n] for n, _, _ in trials if n in rows]))
+      if len(trials) == before or len(pending) > 0:
+        break
+
+  ask_more()
   flush()
   if executor.kind != 'local':
     _run_submitit(pending, rows, flush, trials_at_once, executor, sweep_dir)
@@ -317,6 +336,7 @@ def run_sweep(base: ml_collections.ConfigDict, grid: Sequence[dict], sweep_dir: 
           logging.info('Trial %s done: best val %.4f', name, float(rows[name]['best_val_loss']))
         else:
           logging.warning('Trial %s failed: %s', name, cause)
+        ask_more()
         flush()
   finally:
     for proc, *_ in running.values():  # Interrupted: each trial saves and stops.

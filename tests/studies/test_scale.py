@@ -314,6 +314,41 @@ def test_a_best_rate_at_the_grids_edge_is_bracketed_by_hand():
   assert [o['model.cell'] for _, o in paper_study.bracket_trials(rows, s)] == ['gru']
 
 
+def test_brackets_and_seeds_are_planned_per_model_once_its_trials_are_done():
+  s = paper_table.get_config('warpeace').sweep
+  s.learning_rates, s.max_extra_rates, s.seed_budget, s.extra_seeds = (1e-3, 2e-3), 1, 100, (1,)
+  def trial(cell, lr, seed=None):
+    o = {'model.cell': cell, 'model.num_layers': 1, 'model.hidden_size': 8,
+         'train.learning_rate': lr}
+    return (100, dict(o, seed=seed) if seed is not None else o)
+  def row(cell, lr, val):
+    return {'name': sweep.trial_name(trial(cell, lr)[1]), 'status': 'done', 'seed': '0',
+            'cell': cell, 'num_layers': '1', 'budget': 100, 'hidden_size': '8',
+            'learning_rate': str(lr), 'best_val_loss': str(val)}
+  planned = {sweep.trial_name(o): (b, o) for b, o in
+             [trial(c, lr) for c in ('rnn', 'gru', 'lstm') for lr in (1e-3, 2e-3)]}
+  # The RNN is best at the top rate (bracket: 4e-3); the GRU is best at the bottom
+  # one (bracket: 5e-4); the LSTM's 2e-3 trial is still running: nothing for it yet.
+  rows = [row('rnn', 1e-3, 2.0), row('rnn', 2e-3, 1.9), row('gru', 1e-3, 1.7),
+          row('gru', 2e-3, 1.8), row('lstm', 1e-3, 1.5)]
+  new = paper_study.plan_more(rows, planned, s)
+  assert sorted((o['model.cell'], o['train.learning_rate'], o.get('seed')) for _, o in new) == [
+      ('gru', 5e-4, None), ('rnn', 4e-3, None)]
+  planned.update({sweep.trial_name(o): (b, o) for b, o in new})
+  assert paper_study.plan_more(rows, planned, s) == []  # Planned once.
+  # The LSTM finishes (best 1e-3, the bottom edge: bracket); the RNN's 4e-3 is worse
+  # than its 2e-3, which is now inside its rates: its seed at 2e-3.
+  rows += [row('lstm', 2e-3, 1.6), row('rnn', 4e-3, 1.95)]
+  new = paper_study.plan_more(rows, planned, s)
+  assert sorted((o['model.cell'], o['train.learning_rate'], o.get('seed')) for _, o in new) == [
+      ('lstm', 5e-4, None), ('rnn', 2e-3, 1)]
+  planned.update({sweep.trial_name(o): (b, o) for b, o in new})
+  # The GRU's 5e-4 is best again, but one step beyond the grid is the limit: settled.
+  rows.append(row('gru', 5e-4, 1.6))
+  [(_, o)] = paper_study.plan_more(rows, planned, s)
+  assert (o['model.cell'], o['train.learning_rate'], o['seed']) == ('gru', 5e-4, 1)
+
+
 def test_report_only_needs_a_paper_table_sweep_with_results(tmp_path):
   from configs.sweeps import shakespeare_hidden
   with pytest.raises(UserError, match='--report_only is for paper_table sweeps'):

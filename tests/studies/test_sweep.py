@@ -49,6 +49,29 @@ def test_sweep_resumes_and_isolates_failures(tmp_path):
   assert os.path.exists(os.path.join(d, 'plots', 'loss_vs_num_params.png'))
 
 
+def test_trials_planned_from_finished_ones_join_the_sweep(tmp_path):
+  base = tiny.get_config()
+  base.train.num_steps, base.eval.eval_every, base.eval.sample_length = 2, 2, 0
+  asked = []
+
+  def more(rows):
+    asked.append(sorted(r['name'] for r in rows))
+    # After hidden 8 has finished, add hidden 12 (and 8 again: ignored).
+    return ([{'model.hidden_size': 12}, {'model.hidden_size': 8}]
+            if any(r['name'] == 'hidden_size-8' for r in rows) else [])
+
+  d = str(tmp_path / 'sweep')
+  rows = sweep.run_sweep(base, [{'model.hidden_size': 8}], d, more=more)
+  assert [r['name'] for r in rows] == ['hidden_size-8', 'hidden_size-12']
+  assert all(r['status'] == 'done' for r in rows)
+  assert asked == [[], ['hidden_size-8'], ['hidden_size-12', 'hidden_size-8']]
+  # Run again: both finished before, planned again at the start without running.
+  asked.clear()
+  rows = sweep.run_sweep(base, [{'model.hidden_size': 8}], d, more=more)
+  assert [r['name'] for r in rows] == ['hidden_size-8', 'hidden_size-12']
+  assert asked == [['hidden_size-8'], ['hidden_size-12', 'hidden_size-8']]
+
+
 @pytest.mark.slow
 def test_a_segfaulting_trial_is_recorded_and_the_others_go_on(tmp_path):
   import multiprocessing
