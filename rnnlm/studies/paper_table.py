@@ -91,8 +91,7 @@ def run_paper_table(config: ml_collections.ConfigDict, sweep_dir: str, command: 
                            s.trials_at_once, s.get('executor'), more=more)
     if not more(rows):
       break
-  _write_budgets(sweep_dir, budgets)
-  rows = with_budgets(sweep.read_csv(os.path.join(sweep_dir, 'results.csv')), budgets)
+  rows = with_budgets(rows, budgets)
   if all(r['status'] == 'done' for r in rows) and len(rows) == len(budgets):
     data.atomic_write(marker, json.dumps({'trials': len(budgets)}) + '\n')
   return paper_report(sweep_dir, s, command)
@@ -116,10 +115,10 @@ def plan_more(rows: Sequence[dict], planned: dict, s: ml_collections.ConfigDict
   (`bracket_trials`, if `s.bracket_rates`); one whose best rate is settled gets its
   extra seeds at `s.seed_budget`, at that rate. The same trials, in the end, as
   planning each phase after the whole grid; they can start sooner."""
-  finished = {r['name'] for r in rows}
+  ended = {r['name'] for r in rows}
   busy = set()
   for name, (b, o) in planned.items():
-    if name not in finished:
+    if name not in ended:
       busy.add((o['model.cell'], o['model.num_layers'], b))
   brackets = [(b, o) for b, o in (bracket_trials(rows, s) if s.get('bracket_rates', False) else [])
               if (o['model.cell'], o['model.num_layers'], b) not in busy]

@@ -115,5 +115,6 @@ def sync_copied_tables(page: str) -> list[str]:
       start = t['line'] - 1
       lines[start:start + len(t['copy'])] = t['original']
       changed.append(t['source'])
-  write(page, lines)
+  if changed:
+    write(page, lines)
   return changed[::-1]
