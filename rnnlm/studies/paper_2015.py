@@ -25,10 +25,14 @@ from typing import Sequence
 
 from rnnlm.studies import paper_table
 from rnnlm.studies import report
+from rnnlm.studies import scale_runs
 from rnnlm.studies.inside import study as inside_study
 
 NOT_RUN = 'not run yet'
 CORPORA = {'warpeace': 'War and Peace', 'linux': 'Linux kernel (6.2M chars of shuffled files)'}
+# Each corpus's Table 1 sweep folder, and its name in a table's header.
+SWEEPS = {'warpeace': 'paper_warpeace', 'linux': 'paper_linux'}
+_SHORT = {'warpeace': 'War and Peace', 'linux': 'Linux'}
 # The paper's test loss (nats per character) of its best LSTM and of its 20-gram.
 PAPER_VS_NGRAM = {'warpeace': (1.077, 1.195), 'linux': (0.84, 0.889)}
 # The paper's interpretable cells, by corpus, as features of rnnlm.studies.inside.
@@ -58,9 +62,31 @@ def table1(sweep_dir: str) -> tuple[dict, float, list[int]] | None:
   return table, noise, sorted(set(budgets.values()))
 
 
+def table1_layout(results_dir: str) -> tuple[list[str], list[list]] | None:
+  """(header, rows) of the paper's Table 1 layout over both corpora: a row per cell and
+  depth, a column per corpus and budget that has run, each model's test loss at its
+  chosen rate ('-': not yet). A column whose sweep has trials still to finish says
+  "(running)". None if neither sweep has run."""
+  columns = []
+  for corpus, name in SWEEPS.items():
+    sweep_dir = os.path.join(results_dir, name)
+    got = table1(sweep_dir)
+    if got is None:
+      continue
+    table, _, budgets = got
+    running = '' if paper_table.finished(sweep_dir) else ' (running)'
+    columns += [(f'{_SHORT[corpus]}, {b:,}{running}', table, b) for b in budgets]
+  if not columns:
+    return None
+  nats = lambda v: report.Formatted('-' if v is None else f'{v:.3f}')
+  rows = [[f'{scale_runs.CELL_NAMES[c]}, {l} layer{"s" if l > 1 else ""}',
+           *(nats(t.get((c, l, b))) for _, t, b in columns)]
+          for c in ('rnn', 'lstm', 'gru') for l in (1, 2, 3)]
+  return ['model', *(h for h, _, _ in columns)], rows
+
+
 def _table1_rows(corpus: str, results_dir: str) -> list[list]:
-  name = 'paper_warpeace' if corpus == 'warpeace' else 'paper_linux'
-  sweep_dir = os.path.join(results_dir, name)
+  sweep_dir = os.path.join(results_dir, SWEEPS[corpus])
   got = table1(sweep_dir)
   paper = {'LSTM and GRU are far better than the vanilla RNN': 'much lower loss (Table 1)',
            '2 layers are better than 1': 'lower loss (Table 1)',
@@ -247,6 +273,13 @@ def write(results_dir: str, out_dir: str, command: str = '') -> str:
   lines += report.table(['finding', 'paper', 'rnnlm', 'held?', 'setting'], rows)
   done = sum(r[2] != NOT_RUN for r in rows)
   lines += ['', f'{done} of {len(rows)} findings measured.']
+  layout = table1_layout(results_dir)
+  if layout:
+    lines += ['', '## Table 1', '', 'Test loss of each model at its chosen rate, laid out as'
+              " the paper's Table 1: a column per corpus and parameter budget (the count of a"
+              ' 1-layer LSTM of 64 or 128 cells on that corpus). Each sweep\'s report has its'
+              ' rates, steps and seeds.', '']
+    lines += report.table(*layout)
   hours = training_time(results_dir)
   if hours:
     lines += ['', '## Training time', '', 'Hours of training (evaluation not counted) of the'

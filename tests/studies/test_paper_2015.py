@@ -7,11 +7,12 @@ from rnnlm.studies import paper_2015
 from rnnlm.studies import sweep
 
 
-def _sweep_dir(root, losses, seed_loss=None, finished=True):
+def _sweep_dir(root, losses, seed_loss=None, finished=True, folder='paper_warpeace',
+               budget=1000):
   """A Table 1 sweep folder: one budget, every (cell, depth) at two rates, the better
   at `losses[(cell, layers)]` (test loss; validation 0.01 above it); `finished`: the
   sweep's own mark that all its trials (rates and seeds) are done."""
-  d = os.path.join(root, 'paper_warpeace')
+  d = os.path.join(root, folder)
   os.makedirs(d)
   rows, budgets = [], {}
   for (cell, layers), loss in losses.items():
@@ -20,10 +21,10 @@ def _sweep_dir(root, losses, seed_loss=None, finished=True):
       rows.append({'name': name, 'cell': cell, 'num_layers': layers, 'hidden_size': 50,
                    'learning_rate': lr, 'seed': 0, 'status': 'done',
                    'best_val_loss': loss + 0.01 + extra, 'test_loss': loss + extra})
-      budgets[name] = 1000
+      budgets[name] = budget
   if seed_loss is not None:
     rows.append(dict(rows[0], name='rnn-1-seed1', seed=1, test_loss=seed_loss))
-    budgets['rnn-1-seed1'] = 1000
+    budgets['rnn-1-seed1'] = budget
   sweep.write_csv(os.path.join(d, 'results.csv'), rows)
   with open(os.path.join(d, 'budgets.json'), 'w') as f:
     json.dump(budgets, f)
@@ -49,6 +50,23 @@ def test_table1_findings_from_a_sweep_folder(tmp_path):
   # 3 layers tie 2 for the gated cells and beat them for the RNN: mixed.
   assert rows['a third layer gives mixed results'][3] == 'held (mixed)'
   assert 'seed spread 0.020' in rows['2 layers are better than 1'][4]
+
+
+def test_table1_layout_puts_both_corpora_side_by_side(tmp_path):
+  assert paper_2015.table1_layout(str(tmp_path)) is None
+  wp = {(c, l): 1.4 + 0.01 * l for c in ('rnn', 'lstm', 'gru') for l in (1, 2, 3)}
+  wp[('gru', 2)] = 1.2344
+  _sweep_dir(str(tmp_path), wp)
+  _sweep_dir(str(tmp_path), {('rnn', 1): 2.3, ('lstm', 3): 2.1}, finished=False,
+             folder='paper_linux', budget=50_801)
+  header, rows = paper_2015.table1_layout(str(tmp_path))
+  assert header == ['model', 'War and Peace, 1,000', 'Linux, 50,801 (running)']
+  by_model = {r[0]: r[1:] for r in rows}
+  assert len(rows) == 9
+  assert by_model['GRU, 2 layers'] == ['1.234', '-']  # Not run on Linux: a dash.
+  assert by_model['RNN, 1 layer'] == ['1.410', '2.300']
+  assert by_model['LSTM, 3 layers'] == ['1.430', '2.100']
+  assert '## Table 1' in open(paper_2015.write(str(tmp_path), str(tmp_path / 'out'))).read()
 
 
 def test_an_unfinished_table_is_pending(tmp_path):
