@@ -16,10 +16,11 @@ multiplied by 0.95 every epoch after the 10th, early stopping on validation; spl
 6.2M-character cut as the paper's were (`linux_paper_data`). Where the paper stops at
 50 epochs, these run until 5 epochs in a row gain no more than 0.001 nats (at most
 100). Budgets are the parameter counts of 1-layer LSTMs of 64 and 128 cells on the
-corpus's vocabulary; every other cell and depth is matched to them. Each model is
-trained at the paper's 2e-3 and three doublings (and beyond, where its best is at an
-edge); the best on validation counts. The 64-cell budget is trained again with a
-second seed. Dropout is off (the paper chose it on validation per model; at these
+corpus's vocabulary; every other cell and depth is matched to them. Each model of the
+64-cell budget is trained at the paper's 2e-3 and three doublings, each of the 128-cell
+budget at the rate its cell and depth chose at 64 cells and one doubling either side
+(both carried further where the best is at an edge); the best on validation counts.
+The 64-cell budget is trained again with a second seed. Dropout is off (the paper chose it on validation per model; at these
 sizes the models underfit). Two trials run side by side, each on one core.
 
 What :cpu cuts from the paper's setting: two budgets (50k and 200k parameters)
@@ -62,6 +63,10 @@ def get_config(preset: str = 'cpu'):
   # these seeds, to show the spread between seeds.
   config.sweep.seed_budget = 50_000
   config.sweep.extra_seeds = (1,)
+  # If set, a larger budget's model is first trained at the rate its cell and depth
+  # chose at the smallest budget and one grid step either side (planned once that
+  # model has settled), instead of at every rate of the grid.
+  config.sweep.centre_rates = False
   config.sweep.trials_at_once = 1
   # Where trials run: local processes, or a SLURM job array (rnnlm.studies.sweep.executor_config),
   # e.g. --config.sweep.executor.kind=slurm --config.sweep.executor.gpus_per_trial=1
@@ -93,6 +98,10 @@ def get_config(preset: str = 'cpu'):
     # were not enough for the 1-layer LSTM on War and Peace: best at 6.4e-2).
     config.sweep.bracket_rates = True
     config.sweep.max_extra_rates = 4
+    # The 128-cell budget starts from each (cell, depth)'s rate at 64 cells: three
+    # trials a model instead of four plus the brackets the fixed grid needed (14 for 9
+    # models at 64 cells on War and Peace).
+    config.sweep.centre_rates = True
     config.sweep.extra_seeds = (1,)
     config.sweep.trials_at_once = 2
     config.sweep.executor.cpus_per_local_trial = 1  # Two 1-core trials side by side.

@@ -67,6 +67,9 @@ def run_paper_table(config: ml_collections.ConfigDict, sweep_dir: str, command: 
   s, base = config.sweep, config.base
   vocab_size = scale_runs.vocab_size(base)
   grid = paper_grid(s, vocab_size, base.model.embed_dim)
+  hidden = model_hidden_sizes(grid)
+  if s.get('centre_rates', False):  # Larger budgets are planned from the smallest's rates.
+    grid = [(b, o) for b, o in grid if b == min(s.budgets)]
   budgets = {sweep.trial_name(o): b for b, o in grid}
   _write_budgets(sweep_dir, budgets)  # So that a report can be written mid-sweep.
   marker = os.path.join(sweep_dir, FINISHED)
@@ -75,7 +78,7 @@ def run_paper_table(config: ml_collections.ConfigDict, sweep_dir: str, command: 
   planned = {sweep.trial_name(o): (b, o) for b, o in grid}
 
   def more(finished_rows):
-    new = plan_more(with_budgets(finished_rows, budgets), planned, s)
+    new = plan_more(with_budgets(finished_rows, budgets), planned, s, hidden)
     for b, o in new:
       planned[sweep.trial_name(o)] = (b, o)
       budgets[sweep.trial_name(o)] = b
@@ -106,15 +109,17 @@ def finished(sweep_dir: str) -> bool:
   return os.path.exists(os.path.join(sweep_dir, FINISHED))
 
 
-def plan_more(rows: Sequence[dict], planned: dict, s: ml_collections.ConfigDict
-              ) -> list[tuple[int, dict]]:
+def plan_more(rows: Sequence[dict], planned: dict, s: ml_collections.ConfigDict,
+              hidden: dict | None = None) -> list[tuple[int, dict]]:
   """(budget, overrides) of the trials to add, given the rows finished so far (with
   their budgets) and `planned` ({trial name: (budget, overrides)}, all trials so far).
   Only models (cell, depth, budget) none of whose planned trials is still to finish are
   considered: one whose best rate is at an edge gets its bracketing rate
   (`bracket_trials`, if `s.bracket_rates`); one whose best rate is settled gets its
-  extra seeds at `s.seed_budget`, at that rate. The same trials, in the end, as
-  planning each phase after the whole grid; they can start sooner."""
+  extra seeds at `s.seed_budget`, at that rate, and (if `s.centre_rates`) its larger
+  budgets' first rates (`centred_trials`; `hidden`: `model_hidden_sizes`). The same
+  trials, in the end, as planning each phase after the whole grid; they can start
+  sooner."""
   ended = {r['name'] for r in rows}
   busy = set()
   for name, (b, o) in planned.items():
@@ -131,7 +136,39 @@ def plan_more(rows: Sequence[dict], planned: dict, s: ml_collections.ConfigDict
       seeds.append((budget, {'model.cell': cell, 'model.num_layers': layers,
                              'model.hidden_size': int(r['hidden_size']),
                              'train.learning_rate': float(r['learning_rate']), 'seed': seed}))
-  return [(b, o) for b, o in brackets + seeds if sweep.trial_name(o) not in planned]
+  centred = (centred_trials(rows, s, hidden, busy | extending)
+             if s.get('centre_rates', False) and hidden else [])
+  return [(b, o) for b, o in brackets + seeds + centred if sweep.trial_name(o) not in planned]
+
+
+def model_hidden_sizes(grid: Sequence[tuple[int, dict]]) -> dict:
+  """{(cell, layers, budget): hidden size} of a `paper_grid`."""
+  return {(o['model.cell'], o['model.num_layers'], b): o['model.hidden_size'] for b, o in grid}
+
+
+def centred_trials(rows: Sequence[dict], s: ml_collections.ConfigDict, hidden: dict,
+                   unsettled: set) -> list[tuple[int, dict]]:
+  """(budget, overrides) of the first trials of each larger budget's model: for every
+  (cell, depth) whose model at the smallest budget is settled (not in `unsettled`), the
+  rate chosen there and one grid step either side, at each larger budget (whose
+  brackets `bracket_trials` then carries further where its best is at an edge)."""
+  smallest, ratio = min(s.budgets), _grid_ratio(s)
+  out = []
+  for (cell, layers, budget), best in sorted(chosen(rows).items()):
+    if budget != smallest or (cell, layers, budget) in unsettled:
+      continue
+    lr = float(best['learning_rate'])
+    for b in sorted(s.budgets)[1:]:
+      for x in (lr / ratio, lr, lr * ratio):
+        out.append((b, {'model.cell': cell, 'model.num_layers': layers,
+                        'model.hidden_size': hidden[(cell, layers, b)],
+                        'train.learning_rate': float(f'{x:.6g}')}))
+  return out
+
+
+def _grid_ratio(s: ml_collections.ConfigDict) -> float:
+  rates = sorted(s.learning_rates)
+  return rates[1] / rates[0] if len(rates) > 1 else 2.0
 
 
 def bracket_trials(rows: Sequence[dict], s: ml_collections.ConfigDict) -> list[tuple[int, dict]]:
@@ -139,8 +176,7 @@ def bracket_trials(rows: Sequence[dict], s: ml_collections.ConfigDict) -> list[t
   each (cell, depth, budget) whose best rate (seed 0) is the largest or the smallest
   it was trained at: that rate times or divided by the grid's ratio, at most
   `s.max_extra_rates` steps beyond the configured grid either way."""
-  rates = sorted(s.learning_rates)
-  ratio = rates[1] / rates[0] if len(rates) > 1 else 2.0
+  rates, ratio = sorted(s.learning_rates), _grid_ratio(s)
   extra = ratio ** s.get('max_extra_rates', 2)
   bottom, top = rates[0] / extra, rates[-1] * extra
   tried = rates_tried(rows)

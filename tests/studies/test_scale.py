@@ -84,6 +84,27 @@ def test_paper_table_runs_chooses_rates_and_reports(tmp_path):
   assert paper_study.finished(d) and 'provisional' not in text
 
 
+@pytest.mark.slow
+def test_paper_table_centres_the_larger_budgets_rates_and_finishes(tmp_path):
+  d = str(tmp_path / 'pt')
+  config = _tiny_paper_config()
+  config.sweep.centre_rates, config.sweep.extra_seeds = True, ()
+  paper_study.run_paper_table(config, d, command='test')
+  rows = sweep.read_csv(os.path.join(d, 'results.csv'))
+  budgets = json.load(open(os.path.join(d, 'budgets.json')))
+  ratio = 1e-2 / 3e-3
+  for cell in ('rnn', 'lstm'):
+    small = [r for r in rows if r['cell'] == cell and budgets[r['name']] == 3_000]
+    large = [r for r in rows if r['cell'] == cell and budgets[r['name']] == 6_000]
+    best = float(min(small, key=lambda r: float(r['best_val_loss']))['learning_rate'])
+    assert sorted(float(r['learning_rate']) for r in large) == pytest.approx(
+        [best / ratio, best, best * ratio], rel=1e-5)
+    assert len({r['hidden_size'] for r in large}) == 1
+    assert int(large[0]['hidden_size']) > int(small[0]['hidden_size'])
+  assert len(rows) == 2 * 2 + 2 * 3 and all(r['status'] == 'done' for r in rows)
+  assert paper_study.finished(d)
+
+
 def test_how_a_trial_stopped_by_hand():
   row = lambda stopped, best, last: {'stopped': stopped, 'best_step': best, 'final_step': last}
   assert scale_runs.still_improving(row('num_steps', '40', '40'))
@@ -347,6 +368,43 @@ def test_brackets_and_seeds_are_planned_per_model_once_its_trials_are_done():
   rows.append(row('gru', 5e-4, 1.6))
   [(_, o)] = paper_study.plan_more(rows, planned, s)
   assert (o['model.cell'], o['train.learning_rate'], o['seed']) == ('gru', 5e-4, 1)
+
+
+def test_a_larger_budget_starts_from_the_rate_its_model_chose_at_the_smallest():
+  s = paper_table.get_config('warpeace').sweep
+  s.budgets, s.learning_rates, s.max_extra_rates = (100, 200), (1e-3, 2e-3, 4e-3), 1
+  s.seed_budget, s.extra_seeds, s.centre_rates = 100, (), True
+  hidden = {(c, 1, b): w for c in ('rnn', 'gru', 'lstm') for b, w in ((100, 8), (200, 12))}
+  def trial(cell, lr, budget=100):
+    return (budget, {'model.cell': cell, 'model.num_layers': 1,
+                     'model.hidden_size': hidden[(cell, 1, budget)], 'train.learning_rate': lr})
+  def row(cell, lr, val):
+    return {'name': sweep.trial_name(trial(cell, lr)[1]), 'status': 'done', 'seed': '0',
+            'cell': cell, 'num_layers': '1', 'budget': 100, 'hidden_size': '8',
+            'learning_rate': str(lr), 'best_val_loss': str(val)}
+  planned = {sweep.trial_name(o): (b, o) for b, o in
+             [trial(c, lr) for c in ('rnn', 'gru', 'lstm') for lr in s.learning_rates]}
+  # The RNN settles at 2e-3 (inside): 1e-3, 2e-3 and 4e-3 at 12 units. The GRU is best
+  # at the top edge (its bracket first, nothing at 200 yet); the LSTM is still running.
+  rows = [row('rnn', 1e-3, 2.0), row('rnn', 2e-3, 1.9), row('rnn', 4e-3, 1.95),
+          row('gru', 1e-3, 2.0), row('gru', 2e-3, 1.9), row('gru', 4e-3, 1.8),
+          row('lstm', 1e-3, 1.5)]
+  new = paper_study.plan_more(rows, planned, s, hidden)
+  assert sorted((b, o['model.cell'], o['model.hidden_size'], o['train.learning_rate'])
+                for b, o in new) == [(100, 'gru', 8, 8e-3), (200, 'rnn', 12, 1e-3),
+                                     (200, 'rnn', 12, 2e-3), (200, 'rnn', 12, 4e-3)]
+  planned.update({sweep.trial_name(o): (b, o) for b, o in new})
+  assert paper_study.plan_more(rows, planned, s, hidden) == []  # Planned once.
+  # The GRU's 8e-3 is worse: settled at 4e-3, so 2e-3, 4e-3 and 8e-3 at 200.
+  rows.append(row('gru', 8e-3, 1.85))
+  new = paper_study.plan_more(rows, planned, s, hidden)
+  assert sorted((b, o['model.cell'], o['train.learning_rate']) for b, o in new) == [
+      (200, 'gru', 2e-3), (200, 'gru', 4e-3), (200, 'gru', 8e-3)]
+  # Without centre_rates a larger budget is never planned here (it is in the grid):
+  # only the LSTM's bracket (one rate tried) at 100.
+  s.centre_rates = False
+  assert [(b, o['model.cell']) for b, o in paper_study.plan_more(rows, {}, s, hidden)] == [
+      (100, 'lstm')]
 
 
 def test_report_only_needs_a_paper_table_sweep_with_results(tmp_path):
