@@ -134,6 +134,10 @@ def get_config() -> ml_collections.ConfigDict:
   # An evaluation counts as a new best for early stopping only when it beats the best
   # so far by more than this many nats (Keras's min_delta); 0: any improvement.
   config.train.early_stopping_min_delta = 0.0
+  # Early stopping ends no run before this many epochs (Keras's start_from_epoch): a
+  # validation loss that is noisy at the first, constant rate does not end a run
+  # before its rate has begun to decay.
+  config.train.early_stopping_start_epoch = 0.0
   # Stop after this many minutes of training (evaluation, sampling and checkpoints
   # not counted; carried over resumes); 0: no limit. The learning-rate schedule
   # spans the step cap unless `schedule_from_budget` says otherwise.

@@ -56,7 +56,8 @@ def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if 'train' in config:  # Fields added later; their defaults are what earlier runs did.
     for field, default in (('early_stopping_patience', 0), ('time_budget_minutes', 0.0),
                            ('schedule_from_budget', False), ('adam_b1', 0.9),
-                           ('adam_b2', 0.999), ('early_stopping_min_delta', 0.0)):
+                           ('adam_b2', 0.999), ('early_stopping_min_delta', 0.0),
+                           ('early_stopping_start_epoch', 0.0)):
       if field not in config.train:
         config.train[field] = default
   if 'init_from' not in config:
@@ -102,6 +103,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if not isinstance(t.early_stopping_patience, int) or t.early_stopping_patience < 0:
     raise UserError('train.early_stopping_patience must be an integer >= 0 (0: off; got'
                     f' {t.early_stopping_patience!r})')
+  if not t.early_stopping_start_epoch >= 0:
+    raise UserError('train.early_stopping_start_epoch must be >= 0 epochs (got'
+                    f' {t.early_stopping_start_epoch!r})')
   if not t.early_stopping_min_delta >= 0:
     raise UserError('train.early_stopping_min_delta must be >= 0 nats (got'
                     f' {t.early_stopping_min_delta!r})')

@@ -34,6 +34,7 @@ import numpy as np
 from absl import logging
 
 from rnnlm.studies import report
+from rnnlm.training import run_files
 from rnnlm.errors import Interrupted, UserError
 
 COLUMNS = ('name', 'cell', 'hidden_size', 'num_layers', 'learning_rate', 'seed',
@@ -184,21 +185,6 @@ def _exit_cause(exitcode: int | None) -> str:
   return f'the trial process exited with status {exitcode} and no result'
 
 
-def _finished(workdir: str) -> bool:
-  """Whether a trial's results.json is there and readable; a damaged one (cut short,
-  garbage) is not counted: the trial runs again (and resumes from its checkpoints)."""
-  path = os.path.join(workdir, 'results.json')
-  if not os.path.exists(path):
-    return False
-  try:
-    with open(path) as f:
-      r = json.load(f)
-    return all(k in r for k in ('num_params', 'best_step', 'best_val_loss', 'final_step'))
-  except (OSError, ValueError, TypeError):
-    logging.warning('Trial results %s are damaged; running the trial again', path)
-    return False
-
-
 def _row(name: str, config, workdir: str, status: str, error: str = '') -> dict:
   row = {c: '' for c in COLUMNS}
   row.update(name=name, cell=config.model.cell, hidden_size=config.model.hidden_size,
@@ -274,7 +260,7 @@ def run_sweep(base: ml_collections.ConfigDict, grid: Sequence[dict], sweep_dir: 
       known.add(name)
       config, workdir = apply_overrides(base, overrides), os.path.join(sweep_dir, 'trials', name)
       trials.append((name, config, workdir))
-      row = _row(name, config, workdir, 'done') if _finished(workdir) else None
+      row = _row(name, config, workdir, 'done') if run_files.finished(workdir, config) else None
       if row is not None:
         logging.info('Trial %s finished before; skipping', name)
         rows[name] = row

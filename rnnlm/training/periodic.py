@@ -121,6 +121,15 @@ class Stopping:
   best_val_loss: float = math.inf
   evals_since_best: int = 0
   min_delta: float = 0.0  # An evaluation counts as better only by more than this.
+  start_step: int = 0  # Early stopping ends no run before this step.
+
+  @classmethod
+  def from_config(cls, t: ml_collections.ConfigDict, num_steps: int,
+                  steps_per_epoch: int) -> 'Stopping':
+    """The rules a config's `train` fields set."""
+    return cls(num_steps, t.early_stopping_patience, t.time_budget_minutes * 60,
+               min_delta=t.early_stopping_min_delta,
+               start_step=round(t.early_stopping_start_epoch * steps_per_epoch))
 
   def record(self, val_loss: float) -> None:
     if val_loss < self.best_val_loss - self.min_delta:
@@ -136,7 +145,8 @@ class Stopping:
     'time_budget'), or None while it goes on."""
     if step >= self.num_steps:
       return 'num_steps'
-    if self.patience and self.evals_since_best >= self.patience:
+    if (self.patience and self.evals_since_best >= self.patience
+        and step >= self.start_step):
       return 'early_stopping'
     if self.time_up(train_s):
       return 'time_budget'

@@ -1,10 +1,13 @@
-"""What a run writes beside its checkpoints (on the chief process only)."""
+"""What a run writes beside its checkpoints (on the chief process only), and whether
+those files say it has finished."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 
+from absl import logging
 import ml_collections
 from tensorboardX import SummaryWriter
 
@@ -28,8 +31,9 @@ class RunFiles:
             resumed_step: int | None) -> None:
     if not self.is_chief:
       return
-    if resumed_step is not None:
-      self._truncate_metrics(resumed_step)
+    # Resumed: the lines after its checkpoint go. Fresh: so do the lines of an earlier
+    # run in this workdir, none of whose checkpoints is left (a trial run again).
+    self._truncate_metrics(resumed_step if resumed_step is not None else -1)
     os.makedirs(os.path.join(self.workdir, 'samples'), exist_ok=True)
     data.atomic_write(os.path.join(self.workdir, 'config.json'), config.to_json(indent=2))
     vocab.save(os.path.join(self.workdir, 'vocab.json'))
@@ -72,3 +76,41 @@ class RunFiles:
   def close(self) -> None:
     if self.tb is not None:
       self.tb.close()
+
+
+def finished(workdir: str, config=None) -> bool:
+  """Whether a run's results.json is there and readable (a damaged one, cut short or
+  garbage, is not: the run goes again, resuming from its checkpoints), and early
+  stopping did not end it before `config`'s train.early_stopping_start_epoch (such a
+  run, run again with `config`, resumes and goes on)."""
+  path = os.path.join(workdir, 'results.json')
+  if not os.path.exists(path):
+    return False
+  try:
+    with open(path) as f:
+      r = json.load(f)
+    if not all(k in r for k in ('num_params', 'best_step', 'best_val_loss', 'final_step')):
+      return False
+  except (OSError, ValueError, TypeError):
+    logging.warning('Run results %s are damaged; running it again', path)
+    return False
+  start = config.train.get('early_stopping_start_epoch', 0) if config is not None else 0
+  if start and r.get('stopped') == 'early_stopping' and final_epoch(workdir, r) < start:
+    logging.info('Run %s stopped early at epoch %.1f, before %g: resuming it',
+                 os.path.basename(workdir), final_epoch(workdir, r), start)
+    return False
+  return True
+
+
+def final_epoch(workdir: str, results: dict) -> float:
+  """The epoch of a finished run's last step, from its metrics.jsonl (inf if absent)."""
+  epoch = math.inf
+  try:
+    with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+      for line in f:
+        rec = json.loads(line)
+        if rec.get('step') == results['final_step'] and 'epoch' in rec:
+          epoch = float(rec['epoch'])
+  except (OSError, ValueError):
+    pass
+  return epoch

@@ -148,9 +148,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       config=config, workdir=workdir, splits=splits, mesh=mesh, ckpt=ckpt, files=files,
       graphdef=graphdef, eval_fn=eval_fn, eval_carry=eval_carry, train_fn=train_fn,
       schedule=schedule, state=state, steps_per_epoch=steps_per_epoch, num_steps=num_steps,
-      is_chief=is_chief, stopping=periodic.Stopping(
-          num_steps, t.early_stopping_patience, t.time_budget_minutes * 60,
-          min_delta=t.early_stopping_min_delta))
+      is_chief=is_chief, stopping=periodic.Stopping.from_config(t, num_steps, steps_per_epoch))
   bar = tqdm(total=num_steps, disable=None if is_chief else True, unit='step',
              dynamic_ncols=True)
   with storage.reported(workdir, bar.close, files.close, ckpt.close):

@@ -296,6 +296,8 @@ def test_paper_presets_set_budgets_from_lstm_widths_and_train_as_the_paper():
         100, 'exponential', 10)
     # Early stopping ends each run, with the cap far away: 5 epochs gaining <= 0.001.
     assert b.train.early_stopping_patience == 5 and b.train.early_stopping_min_delta == 0.001
+    # And not before the rate has decayed for 10 epochs.
+    assert b.train.early_stopping_start_epoch == b.train.decay_after_epochs + 10
     rates = sorted(s.learning_rates)  # The paper's 2e-3 inside the grid, not at an edge.
     assert rates[0] <= 2e-3 < rates[-1]  # The paper's rate is in the grid.
   # The kernel's files shuffled before the 6.2M cut, as the paper's were.

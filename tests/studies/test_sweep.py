@@ -6,6 +6,7 @@ import pytest
 
 from configs import tiny
 from rnnlm.studies import sweep
+from rnnlm.training import run_files
 from rnnlm.errors import UserError
 
 
@@ -380,3 +381,23 @@ def test_a_trial_with_damaged_results_runs_again_and_the_table_is_rebuilt(tmp_pa
   rows = sweep.read_csv(os.path.join(d, 'results.csv'))
   assert [(r['name'], r['best_val_loss']) for r in rows] == [
       (r['name'], str(r['best_val_loss'])) for r in first]
+
+
+def test_a_trial_stopped_before_the_start_epoch_is_not_finished(tmp_path):
+  wd = tmp_path / 't'
+  wd.mkdir()
+  (wd / 'results.json').write_text(json.dumps(
+      {'num_params': 1, 'best_step': 20, 'best_val_loss': 2.0, 'final_step': 30,
+       'stopped': 'early_stopping'}))
+  # Evaluated every 10 steps of a 10-step epoch: it stopped at epoch 3.
+  (wd / 'metrics.jsonl').write_text(''.join(
+      json.dumps({'step': s, 'epoch': s / 10, 'val_loss': 2.0}) + '\n' for s in (10, 20, 30)))
+  config = tiny.get_config()
+  for start, finished in ((0.0, True), (3.0, True), (3.5, False), (5.0, False)):
+    config.train.early_stopping_start_epoch = start
+    assert run_files.finished(str(wd), config) is finished, start
+  assert run_files.finished(str(wd))
+  # A run that stopped at its step cap is finished whatever the start epoch.
+  r = json.loads((wd / 'results.json').read_text())
+  (wd / 'results.json').write_text(json.dumps(dict(r, stopped='num_steps')))
+  assert run_files.finished(str(wd), config)

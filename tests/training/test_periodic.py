@@ -50,6 +50,11 @@ def test_stopping_rules_by_hand():
   again.load_state_dict(s.state_dict())
   assert (again.best_val_loss, again.evals_since_best) == (1.985, 2)
   assert periodic.Stopping(1, 0, 0.0).state_dict()['best_val_loss'] is None  # No inf in JSON.
+  # Early stopping ends no run before start_step; the other rules are not held back.
+  late = periodic.Stopping(num_steps=100, patience=2, budget_s=60.0, start_step=12)
+  late.load_state_dict(s.state_dict())
+  assert late.reason(11, 0.0) is None and late.reason(12, 0.0) == 'early_stopping'
+  assert late.reason(11, 60.0) == 'time_budget'
 
 
 def test_interval_averages_and_finds_the_first_bad_step():

@@ -320,6 +320,18 @@ def test_early_stopping_stops_and_resumes_where_an_unbroken_run_stops(tmp_path):
   # Running a finished run again trains no further.
   again = train.train_and_evaluate(config, wd)
   assert again['final_step'] == straight['final_step']
+  # With early stopping held back until past that stop, a run goes on; the stopped run,
+  # run again with that config, resumes and ends where the new config's run ends.
+  per_epoch = records[0]['step'] / records[0]['epoch']
+  later = config.copy_and_resolve_references()
+  later.train.early_stopping_start_epoch = (straight['final_step'] + 6) / per_epoch
+  held = train.train_and_evaluate(later, str(tmp_path / 'held'))
+  assert held['final_step'] >= straight['final_step'] + 6
+  carried_on = train.train_and_evaluate(later, wd)
+  for key in ('final_step', 'best_step', 'best_val_loss', 'test_loss', 'stopped'):
+    assert carried_on[key] == held[key], key
+  steps = [json.loads(l)['step'] for l in open(os.path.join(wd, 'metrics.jsonl'))]
+  assert steps == sorted(set(steps))  # Each step once.
 
 
 @pytest.fixture
@@ -402,6 +414,8 @@ def test_bad_config_fields_are_one_line_errors(tmp_path):
                                ('train.adam_b2', 1.0, 'train.adam_b2'),
                                ('train.early_stopping_min_delta', -0.1,
                                 'train.early_stopping_min_delta'),
+                               ('train.early_stopping_start_epoch', -1.0,
+                                'train.early_stopping_start_epoch'),
                                ('log_every', 0, 'log_every')):
     with pytest.raises(UserError, match=needle):
       train.train_and_evaluate(tiny_config(**{field: value}), str(tmp_path / 'x'))
