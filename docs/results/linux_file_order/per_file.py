@@ -7,7 +7,8 @@ Reads the names of the cut's files (in order) from the corpus's provenance, take
 file's text from the Debian package the cut was made from (checking that their
 concatenation is the corpus), runs each model over the validation and test splits and
 over the last 300,000 characters of the training split (from a zero state, one
-character at a time), and writes a Markdown report of the loss per file.
+character at a time), and writes a Markdown report of the loss per file and of each
+model's difference from the first, with its spread over the part's files.
 """
 
 import collections
@@ -75,8 +76,10 @@ def main(argv):
       losses[(w, part)] = activations.run_over_text(model, toks, keep_states=False).loss_nats
   labels = {}
   for w in _WORKDIR.value:
-    m, lr = config_lib.load(w).model, config_lib.load(w).train.learning_rate
-    labels[w] = f'{m.cell.upper()} {m.num_layers}x{m.hidden_size} at {lr:g}'
+    c = config_lib.load(w)
+    m = c.model
+    labels[w] = (f'{m.cell.upper()} {m.num_layers}x{m.hidden_size} at'
+                 f' {c.train.learning_rate:g}, seed {c.seed}')
   print('| part | files | ' + ' | '.join(labels.values()) + ' |')
   print('|---|---|' + '---|' * len(labels))
   for part, s in starts.items():
@@ -103,8 +106,8 @@ def main(argv):
       print(f'| {short[f]} | {counts[f]:,} | ' + ' | '.join(
           f'{per[f][w] / counts[f]:.3f}' for w in _WORKDIR.value)
           + f' | {per[f][first] / total[first]:.1%} |')
-    if len(_WORKDIR.value) > 1:
-      w0, w1 = _WORKDIR.value[:2]
+    w0 = first
+    for w1 in _WORKDIR.value[1:]:
       diff = {f: per[f][w1] - per[f][w0] for f in per}  # Summed nats.
       net = sum(diff.values())
       top = sorted(diff, key=lambda f: -abs(diff[f]))[:3]
