@@ -138,6 +138,10 @@ def get_config() -> ml_collections.ConfigDict:
   # validation loss that is noisy at the first, constant rate does not end a run
   # before its rate has begun to decay.
   config.train.early_stopping_start_epoch = 0.0
+  # A loss or gradient that is no longer finite ends the run as early stopping would
+  # (its best checkpoint counts, results.json says 'diverged') instead of stopping it
+  # with an error: for rate searches, where a diverging rate is a result.
+  config.train.stop_on_divergence = False
   # Stop after this many minutes of training (evaluation, sampling and checkpoints
   # not counted; carried over resumes); 0: no limit. The learning-rate schedule
   # spans the step cap unless `schedule_from_budget` says otherwise.

@@ -57,7 +57,8 @@ def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     for field, default in (('early_stopping_patience', 0), ('time_budget_minutes', 0.0),
                            ('schedule_from_budget', False), ('adam_b1', 0.9),
                            ('adam_b2', 0.999), ('early_stopping_min_delta', 0.0),
-                           ('early_stopping_start_epoch', 0.0)):
+                           ('early_stopping_start_epoch', 0.0),
+                           ('stop_on_divergence', False)):
       if field not in config.train:
         config.train[field] = default
   if 'init_from' not in config:

@@ -91,6 +91,8 @@ def get_config(preset: str = 'cpu'):
     # Early stopping waits for 10 epochs of the decaying rate (it starts after the
     # 10th): see the docstring.
     base.train.early_stopping_start_epoch = 20.0
+    # A rate that diverges is a result of the search: its best checkpoint counts.
+    base.train.stop_on_divergence = True
     config.sweep.budget_lstm_cells = (64, 128)  # Resolved to parameter counts per vocab.
     config.sweep.seed_budget_lstm_cells = 64
     # The paper's 2e-3 and three doublings: with the rate decayed by 0.95 an epoch, none

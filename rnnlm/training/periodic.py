@@ -122,6 +122,7 @@ class Stopping:
   evals_since_best: int = 0
   min_delta: float = 0.0  # An evaluation counts as better only by more than this.
   start_step: int = 0  # Early stopping ends no run before this step.
+  diverged: bool = False  # Set where a divergence ends the run (train.stop_on_divergence).
 
   @classmethod
   def from_config(cls, t: ml_collections.ConfigDict, num_steps: int,
@@ -141,8 +142,10 @@ class Stopping:
     return self.budget_s > 0 and train_s >= self.budget_s
 
   def reason(self, step: int, train_s: float) -> str | None:
-    """Why the run is over at `step` ('num_steps', 'early_stopping',
+    """Why the run is over at `step` ('diverged', 'num_steps', 'early_stopping',
     'time_budget'), or None while it goes on."""
+    if self.diverged:
+      return 'diverged'
     if step >= self.num_steps:
       return 'num_steps'
     if (self.patience and self.evals_since_best >= self.patience
@@ -260,6 +263,18 @@ class Progress:
       self.bar.set_postfix(loss=f"{scalars['loss']:.4f}", refresh=False)
 
 
+def _stops_on_divergence(run: Run, why: str) -> bool:
+  """With train.stop_on_divergence, a divergence ends the run as early stopping would
+  (its best checkpoint, saved before, counts; nothing after it is saved): True. Else
+  False, and the caller raises `Diverged`."""
+  if not getattr(run.config.train, 'stop_on_divergence', False):
+    return False
+  logging.warning('%s: the run stops (train.stop_on_divergence); its best checkpoint,'
+                  ' step %s, counts', why, run.ckpt.best_step())
+  run.stopping.diverged = True
+  return True
+
+
 class Evaluation:
   """Every `eval.eval_every` steps, at each of `eval.eval_steps`, at the step cap and
   when the time budget runs out: the validation loss over the whole split, a sample,
@@ -284,12 +299,17 @@ class Evaluation:
       return
     jax.block_until_ready(run.state['step'])
     run.clock.pause()
-    if run.interval.first_bad_step():
+    bad = run.interval.first_bad_step()
+    if bad:
+      if _stops_on_divergence(run, f'the loss or gradient is not finite at step {bad}'):
+        return
       run.save(None)  # Raises Diverged.
     record = dict(step=run.step, epoch=round(run.step / run.steps_per_epoch, 4),
                   **run.interval.summary(), learning_rate=float(run.schedule(run.step - 1)))
     record.update(self.validate_and_sample(run))
     if not math.isfinite(record['val_loss']):
+      if _stops_on_divergence(run, f'the validation loss is not finite at step {run.step}'):
+        return
       raise Diverged(f'the validation loss is not finite at step {run.step}; the last good'
                      f' checkpoint is step {run.ckpt.latest_step() or "none"}. Rerun with a'
                      ' lower --config.train.learning_rate, or start a new --workdir')

@@ -20,6 +20,7 @@ from rnnlm.errors import Diverged, Interrupted, UserError
 from rnnlm.training import budget
 from rnnlm.training import optim
 from rnnlm.training import periodic
+from rnnlm.training import run_files
 from rnnlm.training import steps as steps_lib
 
 
@@ -375,6 +376,15 @@ def test_divergence_stops_with_the_last_good_checkpoint(tmp_path):
   assert ckpt.all_steps() == [5, 10] and ckpt.best_step() in (5, 10)
   for a, b in zip(jax.tree.leaves(good), jax.tree.leaves(_read_params(wd, 10))):
     np.testing.assert_array_equal(a, b)
+  # With stop_on_divergence the same run ends instead, its best checkpoint evaluated.
+  best = ckpt.best_step()
+  ckpt.close()
+  diverging.train.stop_on_divergence = True
+  r = train.train_and_evaluate(diverging, wd)
+  assert r['stopped'] == 'diverged' and r['best_step'] == best
+  assert math.isfinite(r['best_val_loss']) and math.isfinite(r['test_loss'])
+  assert checkpoint.Checkpointer(wd).all_steps() == [5, 10]  # Nothing after it saved.
+  assert run_files.finished(wd, diverging)  # A sweep counts it as a finished trial.
 
 
 @pytest.mark.parametrize('fast,kernel,want', [(False, True, 'reference'), (True, False, 'scan'),
