@@ -16,7 +16,7 @@ multiplied by 0.95 every epoch after the 10th, early stopping on validation; spl
 6.2M-character cut as the paper's were (`linux_paper_data`). Where the paper stops at
 50 epochs, these run until 5 epochs in a row gain no more than 0.001 nats (at most
 100), and not before the 20th: on the Linux cut the validation loss wanders at the
-first, constant rate, and runs stopped there (epochs 9 to 11) were up to 0.12 nats
+first, constant rate, and runs stopped there (epochs 9 to 14) were up to 0.12 nats
 short of the same model run on. Budgets are the parameter counts of 1-layer LSTMs of 64 and 128 cells on the
 corpus's vocabulary; every other cell and depth is matched to them. Each model of the
 64-cell budget is trained at the paper's 2e-3 and three doublings, each of the 128-cell
