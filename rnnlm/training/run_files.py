@@ -95,11 +95,13 @@ def finished(workdir: str, config=None) -> bool:
     logging.warning('Run results %s are damaged; running it again', path)
     return False
   start = config.train.get('early_stopping_start_epoch', 0) if config is not None else 0
-  if start and r.get('stopped') == 'early_stopping' and final_epoch(workdir, r) < start:
+  if not start or r.get('stopped') != 'early_stopping':
+    return True
+  epoch = final_epoch(workdir, r)
+  if epoch < start:
     logging.info('Run %s stopped early at epoch %.1f, before %g: resuming it',
-                 os.path.basename(workdir), final_epoch(workdir, r), start)
-    return False
-  return True
+                 os.path.basename(workdir), epoch, start)
+  return epoch >= start
 
 
 def final_epoch(workdir: str, results: dict) -> float:
