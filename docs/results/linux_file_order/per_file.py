@@ -3,6 +3,8 @@
   python docs/results/linux_file_order/per_file.py --deb=linux-source-6.1_6.1.192-3_all.deb \
       --workdir=RUN [--workdir=RUN ...] > docs/results/linux_file_order/per_file.md
 
+(docs/results/linux_file_order/per_file.sh picks the runs from the Linux Table 1 sweep.)
+
 Reads the names of the cut's files (in order) from the corpus's provenance, takes each
 file's text from the Debian package the cut was made from (checking that their
 concatenation is the corpus), runs each model over the validation and test splits and
@@ -61,9 +63,10 @@ def main(argv):
   ends = {k: s + n for (k, s), n in zip(starts.items(), (_TRAIN_CHARS.value, len(val), len(test)))}
   short = [n.replace('linux-source-6.1/', '') for n in names]
   print(__doc__.split('\n\n')[0] + '\n')
-  print('Made by:\n\n```bash\napt-get download linux-source-6.1\n'
+  print('Made by `bash docs/results/linux_file_order/per_file.sh RUNS_DIR` (after'
+        ' docs/results/paper_linux/run.sh RUNS_DIR), which runs:\n\n```bash\n'
         'python docs/results/linux_file_order/per_file.py'
-        ' --deb=linux-source-6.1_6.1.192-3_all.deb \\\n    '
+        f' --deb={os.path.basename(_DEB.value)} \\\n    '
         + ' '.join(f'--workdir={w}' for w in _WORKDIR.value) + '\n```\n')
   print(f'The cut: {len(names)} files, {len(owner):,} characters; train {len(train):,},'
         f' val {len(val):,}, test {len(test):,}. Loss in nats per character, from a zero'

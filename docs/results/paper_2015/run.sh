@@ -24,7 +24,9 @@ table warpeace paper_warpeace "$one_budget"
 bash docs/results/paper_2015/inside.sh warpeace "$runs"
 # 4. Table 1 on the Linux kernel at the 64-cell budget.
 table linux_paper paper_linux "$one_budget"
-# 5. Both tables at both budgets (each resumes from its 64-cell trials).
+# 5. The Linux table's chosen 1- and 2-layer LSTMs (and a second seed) file by file.
+bash docs/results/linux_file_order/per_file.sh "$runs"
+# 6. Both tables at both budgets (each resumes from its 64-cell trials).
 table warpeace paper_warpeace
 table linux_paper paper_linux
 python experiments/paper_2015.py --results_dir=docs/results --out_dir=docs/results/paper_2015

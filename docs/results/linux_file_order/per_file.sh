@@ -1,0 +1,54 @@
+#!/bin/bash
+# The Linux Table 1's losses file by file (per_file.md): the chosen 1- and 2-layer LSTMs
+# of the 64-cell budget (RUNS/paper_linux, configs/sweeps/paper_table.py:linux_paper) and
+# the 1-layer LSTM's second seed at its rate, scored by per_file.py. A trial whose
+# checkpoints are not in RUNS (its small files came from docs/results/paper_linux on a
+# new machine) is trained again from its own config.json in RUNS/per_file/NAME.
+#
+#   bash docs/results/linux_file_order/per_file.sh [RUNS_DIR] [DEB]
+#
+# DEB: the linux-source-6.1 .deb the cut was made from (default: apt-get download of
+# version 6.1.192-3, the one in the corpus's provenance).
+set -euo pipefail
+runs="${1:-runs}"
+deb="${2:-}"
+cd "$(dirname "$0")/../../.."  # The repository root.
+if [ -z "$deb" ]; then
+  mkdir -p "$runs/per_file"
+  deb="$runs/per_file/linux-source-6.1_6.1.192-3_all.deb"
+  [ -e "$deb" ] || (cd "$runs/per_file" && apt-get download linux-source-6.1=6.1.192-3)
+fi
+mapfile -t trials < <(python - "$runs/paper_linux" <<'PY'
+import json, os, sys
+from rnnlm.studies import paper_table, sweep
+d = sys.argv[1]
+with open(os.path.join(d, 'budgets.json')) as f:
+  budgets = json.load(f)
+best = paper_table.chosen(paper_table.with_budgets(
+    sweep.read_csv(os.path.join(d, 'results.csv')), budgets))
+small = min(budgets.values())
+one, two = best[('lstm', 1, small)]['name'], best[('lstm', 2, small)]['name']
+seed = one + '_seed-1'
+if not os.path.isdir(os.path.join(d, 'trials', seed)):
+  sys.exit(f'per_file.sh: {seed} is not in {d}; finish the sweep first')
+for name in (one, seed, two):
+  print(os.path.join(d, 'trials', name))
+PY
+)
+workdirs=()
+for t in "${trials[@]}"; do
+  w="$t"
+  if [ ! -d "$t/checkpoints" ]; then
+    w="$runs/per_file/$(basename "$t")"
+    [ -e "$w/results.json" ] || python - "$t/config.json" "$w" <<'PY'
+import json, sys
+import ml_collections
+from rnnlm.training import train
+with open(sys.argv[1]) as f:
+  train.train_and_evaluate(ml_collections.ConfigDict(json.load(f)), sys.argv[2])
+PY
+  fi
+  workdirs+=("--workdir=$w")
+done
+python docs/results/linux_file_order/per_file.py --deb="$deb" "${workdirs[@]}" \
+  > docs/results/linux_file_order/per_file.md
