@@ -35,20 +35,34 @@ for name in (one, seed, two):
   print(os.path.join(d, 'trials', name))
 PY
 )
-workdirs=()
-for t in "${trials[@]}"; do
-  w="$t"
-  if [ ! -d "$t/checkpoints" ]; then
-    w="$runs/per_file/$(basename "$t")"
-    [ -e "$w/results.json" ] || python - "$t/config.json" "$w" <<'PY'
+[ "${#trials[@]}" -eq 3 ] || exit 1
+train_again() {  # train_again CONFIG_JSON WORKDIR CORE: one core, as the sweep ran it.
+  RNNLM_KERNEL_THREADS=1 taskset -c "$3" python - "$1" "$2" <<'PY'
 import json, sys
 import ml_collections
 from rnnlm.training import train
 with open(sys.argv[1]) as f:
   train.train_and_evaluate(ml_collections.ConfigDict(json.load(f)), sys.argv[2])
 PY
+}
+workdirs=()
+again=()  # "CONFIG_JSON WORKDIR" of the trials to train again (resumable).
+for t in "${trials[@]}"; do
+  w="$t"
+  if [ ! -d "$t/checkpoints" ]; then
+    w="$runs/per_file/$(basename "$t")"
+    [ -e "$w/results.json" ] || again+=("$t/config.json $w")
   fi
   workdirs+=("--workdir=$w")
 done
+cores="$(nproc)"
+pids=()
+for ((core = 0; core < cores && core < ${#again[@]}; core++)); do
+  (for ((i = core; i < ${#again[@]}; i += cores)); do
+     train_again ${again[$i]} "$core"
+   done) &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done  # set -e: a failed run stops here.
 python docs/results/linux_file_order/per_file.py --deb="$deb" "${workdirs[@]}" \
   > docs/results/linux_file_order/per_file.md
