@@ -264,7 +264,9 @@ def findings(table: dict, cells: Sequence[str], layers: Sequence[int], budgets: 
     if deeper == 2:
       verdict = 'held' if pairs and w == len(pairs) else 'partly held' if w > lo else 'not held'
     else:
-      verdict = ('held (mixed)' if w and lo or t else
+      # Mixed: no consistent direction (ties count against one; all ties: no effect).
+      verdict = ('held (all within seed spread)' if t == len(pairs) else
+                 'held (mixed)' if w and lo or t else
                  'not held: always better' if w == len(pairs) else 'not held: always worse')
     out.append((claim, verdict if pairs else 'not run',
                 f'{deeper} layers better in {w} of {len(pairs)} (cell, budget) pairs, worse'

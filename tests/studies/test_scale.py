@@ -129,6 +129,18 @@ def test_findings_on_a_hand_made_table():
   assert f['a third layer gives mixed results'][0] == 'held (mixed)'
   assert 'better in 1 of 6' in f['a third layer gives mixed results'][1]
   assert f['LSTM and GRU are close to each other'][0] == 'held'
+  flat = {k: v + (0.1 if k[1] == 3 else 0.0) for k, v in t.items() if k[1] != 3 or k[2] != 2}
+  flat.update({(c, 3, 2): t[(c, 2, 2)] + 0.005 for c in ('rnn', 'lstm', 'gru')})
+  f = {c: (v, e) for c, v, e in paper_study.findings(flat, ('rnn', 'lstm', 'gru'), (1, 2, 3),
+                                                     (1, 2), noise=0.01)}
+  # Budget 1: a third layer worse by 0.1 in all three cells; budget 2: ties (0.005).
+  assert f['a third layer gives mixed results'] == (
+      'held (mixed)', '3 layers better in 0 of 6 (cell, budget) pairs, worse in 3, within'
+      ' seed spread in 3')
+  ties = {k: v for k, v in flat.items() if k[2] == 2}
+  f = {c: v for c, v, _ in paper_study.findings(ties, ('rnn', 'lstm', 'gru'), (1, 2, 3), (2,),
+                                                noise=0.01)}
+  assert f['a third layer gives mixed results'] == 'held (all within seed spread)'
   t[('gru', 1, 1)] = 2.5  # GRU worse than the RNN once.
   f = {c: v for c, v, _ in paper_study.findings(t, ('rnn', 'lstm', 'gru'), (1, 2, 3), (1, 2),
                                                 noise=0.01)}
