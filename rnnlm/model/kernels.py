@@ -159,6 +159,12 @@ def instruction_set() -> str | None:
 
 
 
+def loaded_instruction_set() -> str | None:
+  """instruction_set() if this process has loaded the library, else None (never builds
+  or loads it)."""
+  return _state.get('isa')
+
+
 def amx() -> bool:
   """Whether the kernels can run bfloat16 matmuls on AMX tiles here (Intel Sapphire
   Rapids or later, a kernel built for it, and the OS granting the tile state)."""

@@ -18,6 +18,7 @@ shows.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 from typing import Sequence
@@ -243,9 +244,16 @@ RUNS = (('paper_inside_linux', 'the 2 x 256 LSTM on the Linux kernel'),
         ('paper_linux', 'Table 1 on the Linux kernel'))
 
 
+def _machines(results: list[dict]) -> str:
+  """'CPU (count)' for each machine the runs finished on, as results.json records it."""
+  counts = collections.Counter(
+      r['machine']['cpu'] if r.get('machine') else 'not recorded' for r in results)
+  return ', '.join(f'{cpu} ({n})' for cpu, n in counts.most_common())
+
+
 def training_time(results_dir: str) -> list[list]:
-  """[run, finished trainings, hours of training] of each run folder that exists: a
-  Table 1 folder's trials/*/results.json, or an inside folder's results.json.
+  """[run, finished trainings, hours of training, machines] of each run folder that
+  exists: a Table 1 folder's trials/*/results.json, or an inside folder's results.json.
   Evaluation is not counted."""
   rows = []
   for name, what in RUNS:
@@ -256,9 +264,10 @@ def training_time(results_dir: str) -> list[list]:
       trials = os.path.join(folder, 'trials')
       paths = ([os.path.join(trials, t, 'results.json') for t in sorted(os.listdir(trials))]
                if os.path.isdir(trials) else [])
-    seconds = [r['train_time_s'] for r in map(_read_json, paths) if r]
-    if seconds:
-      rows.append([what, len(seconds), sum(seconds) / 3600])
+    results = [r for r in map(_read_json, paths) if r]
+    if results:
+      rows.append([what, len(results), sum(r['train_time_s'] for r in results) / 3600,
+                   _machines(results)])
   return rows
 
 
@@ -286,6 +295,7 @@ def write(results_dir: str, out_dir: str, command: str = '') -> str:
               ' runs finished so far, as their results.json files record them; each Table 1'
               ' trial runs on one core, two side by side, each 2 x 256 LSTM on both cores. Runs'
               ' that shared the machine with other work count their longer times: upper'
-              ' bounds.', '']
-    lines += report.table(['run', 'finished trainings', 'hours'], hours, 3)
+              ' bounds. Machines: the CPU each run finished on, as its results.json records it'
+              ' ("not recorded": finished before results.json recorded it).', '']
+    lines += report.table(['run', 'finished trainings', 'hours', 'machines'], hours, 3)
   return report.write(os.path.join(out_dir, 'report.md'), lines)

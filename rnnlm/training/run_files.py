@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 
 from absl import logging
+import jax
 import ml_collections
 from tensorboardX import SummaryWriter
 
 from rnnlm import data
+from rnnlm.model import kernels
 
 
 class RunFiles:
@@ -76,6 +79,20 @@ class RunFiles:
   def close(self) -> None:
     if self.tb is not None:
       self.tb.close()
+
+
+def machine() -> dict:
+  """Where a run finished, for results.json: the CPU's model name, its cores, JAX's
+  backend and device kind, and the CPU kernels' instruction set (None: not loaded)."""
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open('/proc/cpuinfo') as f:
+      cpu = next((l.split(':', 1)[1].strip() for l in f if l.startswith('model name')), cpu)
+  except OSError:
+    pass
+  isa = kernels.loaded_instruction_set()
+  return {'cpu': cpu, 'cores': os.cpu_count(), 'backend': jax.default_backend(),
+          'device_kind': jax.devices()[0].device_kind, 'cpu_kernels': isa}
 
 
 def finished(workdir: str, config=None) -> bool:

@@ -28,6 +28,7 @@ from rnnlm.training import finetune
 from rnnlm.training import optim
 from rnnlm.training import parallel
 from rnnlm.training import periodic
+from rnnlm.training import run_files
 from rnnlm.training import steps as steps_lib
 from rnnlm.training import storage
 from rnnlm.training.run_files import RunFiles
@@ -234,7 +235,7 @@ def finish(run: periodic.Run, *, num_params: int) -> dict:
              'early_stopping_patience': t.early_stopping_patience,
              'time_budget_minutes': t.time_budget_minutes,
              'elapsed_s': round(run.elapsed(), 2), 'train_time_s': round(run.clock.seconds(), 2),
-             'train_split_chars': run.splits.train_chars}
+             'train_split_chars': run.splits.train_chars, 'machine': run_files.machine()}
   if run.splits.test is not None:
     test = steps_lib.evaluate(run.eval_fn, best_state['params'], run.splits.test,
                               run.eval_carry, run.mesh)

@@ -147,18 +147,20 @@ def test_inside_findings_from_inside_reports(tmp_path):
 
 
 def test_training_time_sums_the_finished_runs(tmp_path):
-  for trial, seconds in (('a', 1800.0), ('b', 5400.0)):
+  for trial, seconds, cpu in (('a', 1800.0, 'AMD EPYC'), ('b', 5400.0, None),
+                              ('c', 3600.0, 'AMD EPYC')):
     os.makedirs(tmp_path / 'paper_warpeace' / 'trials' / trial)
     with open(tmp_path / 'paper_warpeace' / 'trials' / trial / 'results.json', 'w') as f:
-      json.dump({'train_time_s': seconds}, f)
+      json.dump({'train_time_s': seconds, **({'machine': {'cpu': cpu}} if cpu else {})}, f)
   os.makedirs(tmp_path / 'paper_warpeace' / 'trials' / 'running')  # No results.json yet.
   os.makedirs(tmp_path / 'paper_inside_linux')
   with open(tmp_path / 'paper_inside_linux' / 'results.json', 'w') as f:
     json.dump({'train_time_s': 9000.0}, f)
   assert paper_2015.training_time(str(tmp_path)) == [
-      ['the 2 x 256 LSTM on the Linux kernel', 1, 2.5], ['Table 1 on War and Peace', 2, 2.0]]
+      ['the 2 x 256 LSTM on the Linux kernel', 1, 2.5, 'not recorded (1)'],
+      ['Table 1 on War and Peace', 3, 3.0, 'AMD EPYC (2), not recorded (1)']]
   text = open(paper_2015.write(str(tmp_path), str(tmp_path / 'out'))).read()
-  assert '| Table 1 on War and Peace | 2 | 2 |' in text
+  assert '| Table 1 on War and Peace | 3 | 3 | AMD EPYC (2), not recorded (1) |' in text
 
 
 def test_nothing_run_yet(tmp_path):

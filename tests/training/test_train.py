@@ -143,6 +143,11 @@ def test_run_writes_workdir(tmp_path):
   assert r['val_bpc'] == pytest.approx(r['val_loss'] / np.log(2))
   assert r['val_loss'] < np.log(len(data.Vocab.load(os.path.join(wd, 'vocab.json'))))
   assert results['best_step'] in (10, 20) and 'test_loss' in results
+  # Where it finished, for reports that sum runs made on several machines.
+  m = json.load(open(os.path.join(wd, 'results.json')))['machine']
+  assert m['backend'] == jax.default_backend() and m['cores'] == os.cpu_count()
+  assert m['device_kind'] == jax.devices()[0].device_kind and m['cpu']
+  assert m['cpu_kernels'] in (None, 'avx512', 'avx2', 'scalar')
 
 
 def test_exact_resume_after_interruption(tmp_path):
