@@ -3,7 +3,8 @@
 # of the 64-cell budget (RUNS/paper_linux, configs/sweeps/paper_table.py:linux_paper) and
 # the 1-layer LSTM's second seed at its rate, scored by per_file.py. A trial whose
 # checkpoints are not in RUNS (its small files came from docs/results/paper_linux on a
-# new machine) is trained again from its own config.json in RUNS/per_file/NAME.
+# new machine) is trained again from its own config.json, under the stopping rules the
+# sweep applies now (a config.json may predate them), in RUNS/per_file/NAME.
 #
 #   bash docs/results/linux_file_order/per_file.sh [RUNS_DIR] [DEB]
 #
@@ -40,9 +41,14 @@ train_again() {  # train_again CONFIG_JSON WORKDIR CORE: one core, as the sweep 
   RNNLM_KERNEL_THREADS=1 taskset -c "$3" python - "$1" "$2" <<'PY'
 import json, sys
 import ml_collections
+from configs.sweeps import paper_table
 from rnnlm.training import train
 with open(sys.argv[1]) as f:
-  train.train_and_evaluate(ml_collections.ConfigDict(json.load(f)), sys.argv[2])
+  config = ml_collections.ConfigDict(json.load(f))
+now = paper_table.get_config('linux_paper').base.train
+for field in ('early_stopping_start_epoch', 'stop_on_divergence'):
+  config.train[field] = now[field]
+train.train_and_evaluate(config, sys.argv[2])
 PY
 }
 workdirs=()
