@@ -276,10 +276,12 @@ def run_sweep(base: ml_collections.ConfigDict, grid: Sequence[dict], sweep_dir: 
   def ask_more():
     if more is None or executor.kind != 'local':
       return
-    while True:  # Until what it plans has all run before (or it plans nothing).
+    # Until it plans nothing new: trials that finished before (a resumed sweep) let it
+    # plan further at once, so results.csv holds every finished trial from the start.
+    while True:
       before = len(trials)
       add(more([rows[n] for n, _, _ in trials if n in rows]))
-      if len(trials) == before or len(pending) > 0:
+      if len(trials) == before:
         break
 
   ask_more()

@@ -65,12 +65,38 @@ def test_trials_planned_from_finished_ones_join_the_sweep(tmp_path):
   rows = sweep.run_sweep(base, [{'model.hidden_size': 8}], d, more=more)
   assert [r['name'] for r in rows] == ['hidden_size-8', 'hidden_size-12']
   assert all(r['status'] == 'done' for r in rows)
-  assert asked == [[], ['hidden_size-8'], ['hidden_size-12', 'hidden_size-8']]
+  # Asked until it plans nothing new: twice after hidden 8 (the second adds nothing).
+  assert asked == [[], ['hidden_size-8'], ['hidden_size-8'], ['hidden_size-12', 'hidden_size-8']]
   # Run again: both finished before, planned again at the start without running.
   asked.clear()
   rows = sweep.run_sweep(base, [{'model.hidden_size': 8}], d, more=more)
   assert [r['name'] for r in rows] == ['hidden_size-8', 'hidden_size-12']
   assert asked == [['hidden_size-8'], ['hidden_size-12', 'hidden_size-8']]
+
+
+def test_a_resumed_sweep_plans_from_all_its_finished_trials_before_running_one(tmp_path):
+  base = tiny.get_config()
+  base.train.num_steps, base.eval.eval_every, base.eval.sample_length = 2, 2, 0
+  d = str(tmp_path / 'sweep')
+  sweep.run_sweep(base, [{'model.hidden_size': h} for h in (8, 12, 16)], d)
+  new_trial = os.path.join(d, 'trials', 'hidden_size-10', 'results.json')
+  chain = {'hidden_size-8': 12, 'hidden_size-12': 16, 'hidden_size-16': 20}
+  asked = []
+
+  def more(rows):  # Each finished trial of the chain plans the next.
+    names = {r['name'] for r in rows}
+    asked.append((sorted(names), os.path.exists(new_trial)))
+    return [{'model.hidden_size': h} for n, h in chain.items() if n in names]
+
+  rows = sweep.run_sweep(base, [{'model.hidden_size': 8}, {'model.hidden_size': 10}], d,
+                         more=more)
+  # 12 and 16 finished before: the chain reaches 20 before hidden 10 has run.
+  assert asked[:3] == [(['hidden_size-8'], False),
+                       (['hidden_size-12', 'hidden_size-8'], False),
+                       (['hidden_size-12', 'hidden_size-16', 'hidden_size-8'], False)]
+  assert [r['name'] for r in rows] == ['hidden_size-8', 'hidden_size-10', 'hidden_size-12',
+                                       'hidden_size-16', 'hidden_size-20']
+  assert all(r['status'] == 'done' for r in rows)
 
 
 @pytest.mark.slow
