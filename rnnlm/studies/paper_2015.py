@@ -63,11 +63,19 @@ def table1(sweep_dir: str) -> tuple[dict, float, list[int]] | None:
   return table, noise, sorted(set(budgets.values()))
 
 
+def table1_unsettled(sweep_dir: str) -> set:
+  """(cell, layers, budget) of a Table 1 sweep's models whose chosen rate may still
+  change (`paper_table.unsettled`)."""
+  rows, budgets = paper_table.read_sweep(sweep_dir)
+  return paper_table.unsettled(rows, budgets, paper_table.finished(sweep_dir))
+
+
 def table1_layout(results_dir: str) -> tuple[list[str], list[list]] | None:
   """(header, rows) of the paper's Table 1 layout over both corpora: a row per cell and
   depth, a column per corpus and budget that has run, each model's test loss at its
-  chosen rate ('-': not yet). A column whose sweep has trials still to finish says
-  "(running)". None if neither sweep has run."""
+  chosen rate ('-': not yet; "(so far)": rates of that model still running). A column
+  whose sweep has trials still to finish says "(running)". None if neither sweep has
+  run."""
   columns = []
   for corpus, name in SWEEPS.items():
     sweep_dir = os.path.join(results_dir, name)
@@ -76,14 +84,16 @@ def table1_layout(results_dir: str) -> tuple[list[str], list[list]] | None:
       continue
     table, _, budgets = got
     running = '' if paper_table.finished(sweep_dir) else ' (running)'
-    columns += [(f'{_SHORT[corpus]}, {b:,}{running}', table, b) for b in budgets]
+    open_ = table1_unsettled(sweep_dir)
+    columns += [(f'{_SHORT[corpus]}, {b:,}{running}', table, b, open_) for b in budgets]
   if not columns:
     return None
-  nats = lambda v: report.Formatted('-' if v is None else f'{v:.3f}')
+  nats = lambda v, so_far: report.Formatted(
+      '-' if v is None else f'{v:.3f}' + (' (so far)' if so_far else ''))
   rows = [[f'{scale_runs.CELL_NAMES[c]}, {l} layer{"s" if l > 1 else ""}',
-           *(nats(t.get((c, l, b))) for _, t, b in columns)]
+           *(nats(t.get((c, l, b)), (c, l, b) in o) for _, t, b, o in columns)]
           for c in ('rnn', 'lstm', 'gru') for l in (1, 2, 3)]
-  return ['model', *(h for h, _, _ in columns)], rows
+  return ['model', *(h for h, _, _, _ in columns)], rows
 
 
 def _table1_rows(corpus: str, results_dir: str) -> list[list]:
@@ -102,11 +112,12 @@ def _table1_rows(corpus: str, results_dir: str) -> list[list]:
   expected = 3 * 3 * len(budgets)
   checked = {f: (v, e) for f, v, e in
              paper_table.findings(table, ('rnn', 'lstm', 'gru'), (1, 2, 3), budgets, noise)}
+  settled = len(set(table) - table1_unsettled(sweep_dir))  # Models whose rate is final.
   rows = []
   for f, p in paper.items():
     verdict, evidence = checked.get(f, ('', NOT_RUN))
-    if verdict and len(table) < expected:
-      verdict = f'pending ({len(table)} of {expected} models)'
+    if verdict and settled < expected:
+      verdict = f'pending ({settled} of {expected} models)'
     elif verdict and not paper_table.finished(sweep_dir):
       verdict = f'pending: {verdict} so far (rates or seeds still running)'
     rows.append([f, p, evidence, verdict, setting])
@@ -289,6 +300,9 @@ def write(results_dir: str, out_dir: str, command: str = '') -> str:
               ' 1-layer LSTM of 64 or 128 cells on that corpus). Each sweep\'s report has its'
               ' rates, steps and seeds.', '']
     lines += report.table(*layout)
+    if any('(so far)' in str(v) for row in layout[1] for v in row):
+      lines += ['', '"(so far)": the best of the rates finished; more of that model\'s rates'
+                ' are running or planned.']
   hours = training_time(results_dir)
   if hours:
     lines += ['', '## Training time', '', 'Hours of training (evaluation not counted) of the'

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Sequence
 
 import ml_collections
@@ -107,6 +108,30 @@ FINISHED = 'finished.json'
 
 def finished(sweep_dir: str) -> bool:
   return os.path.exists(os.path.join(sweep_dir, FINISHED))
+
+
+_MODEL_IN_NAME = re.compile(r'(?:^|_)cell-([a-z0-9]+)_num_layers-(\d+)_')
+
+
+def unsettled(rows: Sequence[dict], budgets_by_name: dict, sweep_finished: bool) -> set:
+  """(cell, layers, budget) of the models whose chosen rate may still change: a trial
+  planned for them (budgets.json) has not finished, or their best rate is the largest
+  or smallest they were trained at (a bracketing rate comes next). Empty once the sweep
+  has finished."""
+  if sweep_finished:
+    return set()
+  ended = {r['name'] for r in rows if r['status'] in ('done', 'failed')}
+  out = set()
+  for name, budget in budgets_by_name.items():
+    m = _MODEL_IN_NAME.search(name)
+    if m and name not in ended:
+      out.add((m.group(1), int(m.group(2)), int(budget)))
+  tried = rates_tried(rows)
+  for key, r in chosen(rows).items():
+    have = tried[key]
+    if float(r['learning_rate']) in (have[0], have[-1]):
+      out.add(key)
+  return out
 
 
 def plan_more(rows: Sequence[dict], planned: dict, s: ml_collections.ConfigDict,
@@ -326,12 +351,19 @@ def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = ''
            ' parameter budget.', '']
   # Losses to three decimals, trailing zeros kept (1.400, not 1.4).
   nats = lambda v: report.Formatted('-' if v is None or v != v else f'{float(v):.3f}')
+  open_ = unsettled(rows, budgets_by_name, finished(sweep_dir))
+  so_far = lambda key: report.Formatted(
+      f'{nats(table.get(key))} (so far)' if key in open_ and key in table else
+      str(nats(table.get(key))))
   body = []
   for c in s.cells:
     for l in s.layers:
       body.append([f'{scale_runs.CELL_NAMES.get(c, c)}, {l} layer{"s" if l > 1 else ""}',
-                   *(nats(table.get((c, l, b))) for b in budgets)])
+                   *(so_far((c, l, b)) for b in budgets)])
   lines += report.table(["model", *(label(b) for b in budgets)], body)
+  if open_ & set(table):
+    lines += ['', '"(so far)": the best of the rates finished; more of that model\'s rates'
+              ' are running or planned.']
   lines += ['', 'Parameters, hidden size, chosen learning rate, steps and why each stopped:', '']
   detail = []
   for (c, l, b), r in sorted(picked.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):

@@ -349,6 +349,26 @@ def test_a_best_rate_at_the_grids_edge_is_bracketed_by_hand():
   assert [o['model.cell'] for _, o in paper_study.bracket_trials(rows, s)] == ['gru']
 
 
+def test_a_model_is_unsettled_while_its_rates_run_or_its_best_is_at_an_edge():
+  def name(cell, layers, lr):
+    return sweep.trial_name({'model.cell': cell, 'model.num_layers': layers,
+                             'model.hidden_size': 8, 'train.learning_rate': lr})
+  def row(cell, layers, lr, val, budget=100):
+    return {'name': name(cell, layers, lr), 'status': 'done', 'seed': '0', 'cell': cell,
+            'num_layers': str(layers), 'budget': budget, 'hidden_size': '8',
+            'learning_rate': str(lr), 'best_val_loss': str(val)}
+  rows = [row('rnn', 1, 1e-3, 2.0), row('rnn', 1, 2e-3, 1.9), row('rnn', 1, 4e-3, 1.95),
+          row('gru', 2, 1e-3, 2.0), row('gru', 2, 2e-3, 1.9),  # 4e-3 still running.
+          row('lstm', 3, 1e-3, 2.0), row('lstm', 3, 2e-3, 1.8)]  # Best at the top edge.
+  budgets = {r['name']: 100 for r in rows}
+  budgets[name('gru', 2, 4e-3)] = 100
+  budgets[name('rnn', 1, 8e-3) + '_seed-1'] = 200  # Another budget's model, running.
+  assert paper_study.unsettled(rows, budgets, sweep_finished=False) == {
+      ('gru', 2, 100), ('lstm', 3, 100), ('rnn', 1, 200)}
+  # The 1-layer RNN at 100 is settled: 2e-3 inside the rates it finished.
+  assert paper_study.unsettled(rows, budgets, sweep_finished=True) == set()
+
+
 def test_brackets_and_seeds_are_planned_per_model_once_its_trials_are_done():
   s = paper_table.get_config('warpeace').sweep
   s.learning_rates, s.max_extra_rates, s.seed_budget, s.extra_seeds = (1e-3, 2e-3), 1, 100, (1,)
