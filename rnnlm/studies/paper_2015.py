@@ -301,8 +301,7 @@ def write(results_dir: str, out_dir: str, command: str = '') -> str:
               ' rates, steps and seeds.', '']
     lines += report.table(*layout)
     if any('(so far)' in str(v) for row in layout[1] for v in row):
-      lines += ['', '"(so far)": the best of the rates finished; more of that model\'s rates'
-                ' are running or planned.']
+      lines += ['', paper_table.SO_FAR_NOTE]
   hours = training_time(results_dir)
   if hours:
     lines += ['', '## Training time', '', 'Hours of training (evaluation not counted) of the'

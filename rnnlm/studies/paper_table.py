@@ -110,6 +110,9 @@ def finished(sweep_dir: str) -> bool:
   return os.path.exists(os.path.join(sweep_dir, FINISHED))
 
 
+# Under a Table 1 layout that marks a model's loss "(so far)" (`unsettled`).
+SO_FAR_NOTE = ('"(so far)": the best of the rates finished; more of that model\'s rates are'
+               ' running or planned.')
 _MODEL_IN_NAME = re.compile(r'(?:^|_)cell-([a-z0-9]+)_num_layers-(\d+)_')
 
 
@@ -362,8 +365,7 @@ def paper_report(sweep_dir: str, s: ml_collections.ConfigDict, command: str = ''
                    *(so_far((c, l, b)) for b in budgets)])
   lines += report.table(["model", *(label(b) for b in budgets)], body)
   if open_ & set(table):
-    lines += ['', '"(so far)": the best of the rates finished; more of that model\'s rates'
-              ' are running or planned.']
+    lines += ['', SO_FAR_NOTE]
   lines += ['', 'Parameters, hidden size, chosen learning rate, steps and why each stopped:', '']
   detail = []
   for (c, l, b), r in sorted(picked.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):
