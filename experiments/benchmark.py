@@ -16,6 +16,7 @@ import sys
 from absl import app, flags
 
 from rnnlm.bench import benchmark as bm
+from rnnlm.model import recurrence
 from rnnlm.training import hostmem
 from rnnlm.errors import UserError, report_user_errors
 
@@ -56,6 +57,8 @@ _JSON_OUT = flags.DEFINE_string('json_out', None, 'Write all numbers here as JSO
 
 
 _MATMUL = 'float32 matmul (same rounds)'
+# LSTM layers through cuDNN (model.recurrence=cudnn): a row on a GPU backend only.
+_CUDNN = 'rnnlm (cuDNN)'
 
 
 def _check_flags() -> list[int]:
@@ -142,7 +145,9 @@ def main(argv):
   peak = bm.matmul_gflops(n)
   results = {'machine': info, 'matmul_gflops': peak, 'matmul_size': n, 'training': [],
              'sampling': []}
-  print(f"Machine: {info.get('cpu_model', info['processor'])}, {info['cpu_count']} cores;"
+  print(f"Machine: {info.get('cpu_model', info['processor'])}, {info['cpu_count']} cores" +
+        (f", {info['gpu']} (torch on {info.get('torch_device', '-')})" if 'gpu' in info else '') +
+        ';'
         f" jax {info['jax']}, flax {info['flax']}" +
         (f", torch {info['torch']}" if use_torch else '') +
         f"; rnnlm kernels: {info['rnnlm_kernels']}, rnnlm rows: recurrence={_RECURRENCE.value}"
@@ -159,6 +164,8 @@ def main(argv):
         trainers['rnnlm (custom-VJP scan)'] = lambda: bm.rnnlm_trainer(shape, 'scan')
       if _REFERENCE.value:
         trainers['rnnlm (autodiff scan)'] = lambda: bm.rnnlm_trainer(shape, 'reference')
+      if recurrence.cudnn_unavailable_reason(cell) is None:
+        trainers[_CUDNN] = lambda: bm.rnnlm_trainer(shape, 'cudnn')
       if _FLAX.value:
         trainers['flax nnx.RNN'] = lambda: bm.flax_trainer(shape)
       if use_torch:
@@ -167,7 +174,8 @@ def main(argv):
       trainers[_MATMUL] = lambda: bm.matmul_runner(n)
       rnnlm_flops = bm.rnnlm_flops_per_char(shape)
       res = bm.measure_training(trainers, shape, _STEPS.value, _REPEATS.value,
-                                {k: rnnlm_flops for k in trainers if k.startswith('rnnlm')})
+                                {k: rnnlm_flops for k in trainers
+                                 if k.startswith('rnnlm') and k != _CUDNN})
       mm = res.pop(_MATMUL)
       rate = bm.matmul_rate(mm['times_s'], _STEPS.value, n)
       results['matmul_interleaved'] = results.get('matmul_interleaved', []) + [

@@ -175,11 +175,12 @@ def torch_transformer_trainer(shape: Shape, context: int, heads: int):
   from rnnlm.bench import peers
   torch.set_num_threads(os.cpu_count() or 1)
   torch.manual_seed(0)
-  model = peers.build_transformer(shape.vocab, shape.hidden, shape.num_layers, heads, context, 0.0)
+  model = peers.build_transformer(shape.vocab, shape.hidden, shape.num_layers, heads, context,
+                                  0.0).to(torch_device())
   opt = torch.optim.Adam(model.parameters(), lr=1e-3)
   rng = np.random.default_rng(0)
   batches = [torch.from_numpy(rng.integers(0, shape.vocab, (shape.batch, context + 1)))
-             for _ in range(4)]
+             .to(torch_device()) for _ in range(4)]
 
   def run(n):
     for i in range(n):
@@ -237,6 +238,13 @@ def torch_available() -> bool:
     return False
 
 
+def torch_device() -> str:
+  """Where the PyTorch peers run: the GPU when JAX runs on one too (and this torch is
+  a CUDA build), else the CPU, so that both sides of a row share the device."""
+  import torch
+  return 'cuda' if jax.default_backend() == 'gpu' and torch.cuda.is_available() else 'cpu'
+
+
 def _torch_model(shape: Shape):
   import torch
   rnn_cls = {'lstm': torch.nn.LSTM, 'gru': torch.nn.GRU, 'rnn': torch.nn.RNN}[shape.cell]
@@ -257,7 +265,7 @@ def _torch_model(shape: Shape):
 
 def _torch_zero_state(shape: Shape, batch: int):
   import torch
-  h = torch.zeros(shape.num_layers, batch, shape.hidden)
+  h = torch.zeros(shape.num_layers, batch, shape.hidden, device=torch_device())
   return (h, torch.zeros_like(h)) if shape.cell == 'lstm' else h
 
 
@@ -281,9 +289,10 @@ def torch_trainer(shape: Shape):
   import torch
   torch.set_num_threads(os.cpu_count() or 1)
   torch.manual_seed(0)
-  model = _torch_model(shape)
+  model = _torch_model(shape).to(torch_device())
   opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-  batches = [torch.from_numpy(b.astype(np.int64)) for b in _random_batches(shape)]
+  batches = [torch.from_numpy(b.astype(np.int64)).to(torch_device())
+             for b in _random_batches(shape)]
   state = [_torch_zero_state(shape, shape.batch)]
 
   def run(n):
@@ -348,16 +357,17 @@ def torch_sampler(shape: Shape, num_streams: int, length: int) -> Callable[[], N
   """The usual PyTorch sampling loop: one forward call per character."""
   import torch
   torch.set_num_threads(os.cpu_count() or 1)
-  model = _torch_model(shape).eval()
+  model = _torch_model(shape).to(torch_device()).eval()
 
   def run():
     with torch.no_grad():
       state = _torch_zero_state(shape, num_streams)
-      token = torch.ones(num_streams, 1, dtype=torch.long)
+      token = torch.ones(num_streams, 1, dtype=torch.long, device=torch_device())
       for _ in range(length):
         logits, state = model(token, state)
         probs = torch.softmax(logits[:, -1], dim=-1)
         token = torch.multinomial(probs, 1)
+      token.cpu()  # Waits for the device.
   return run
 
 
@@ -392,4 +402,7 @@ def machine_info() -> dict:
   if torch_available():
     import torch
     info['torch'] = torch.__version__
+    info['torch_device'] = torch_device()
+  if jax.default_backend() == 'gpu':
+    info['gpu'] = jax.devices()[0].device_kind
   return info

@@ -91,7 +91,7 @@ def build_transformer(vocab: int, d: int, layers: int, heads: int, context: int,
 
     def forward(self, tokens, state=None):
       t = tokens.shape[1]
-      x = self.drop(self.tok(tokens) + self.pos(torch.arange(t)))
+      x = self.drop(self.tok(tokens) + self.pos(torch.arange(t, device=tokens.device)))
       for blk in self.blocks:
         x = blk(x)
       return self.head(self.ln_f(x)), None
