@@ -88,11 +88,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.unroll = 1
   # How the recurrent layers run (all give the same values; rnnlm/model/recurrence.py):
   # 'auto' (the fastest that runs here), 'kernel' (compiled CPU kernels for all
-  # three cells; an error where they cannot run), 'cudnn' (LSTM on a GPU; not yet
-  # run on one), 'parallel' (an associative scan over the window, for mingru,
-  # minlstm and lru; what auto picks for them on an accelerator), 'scan' (lax.scan
-  # with a hand-written VJP; for mingru, minlstm and lru the plain lax.scan, what
-  # auto picks for them on a CPU) or 'reference' (autodiff of the plain lax.scan).
+  # three cells; an error where they cannot run), 'parallel' (an associative scan
+  # over the window, for mingru, minlstm and lru; what auto picks for them on an
+  # accelerator), 'scan' (lax.scan with a hand-written VJP, what auto picks for rnn,
+  # lstm and gru on a GPU; for mingru, minlstm and lru the plain lax.scan, what auto
+  # picks for them on a CPU) or 'reference' (autodiff of the plain lax.scan).
   config.model.recurrence = 'auto'
   # Dtype of matmuls and activations: 'float32' or 'bfloat16' (for accelerators;
   # parameters, optimizer state, the carried state and the loss stay float32).

@@ -16,7 +16,6 @@ import sys
 from absl import app, flags
 
 from rnnlm.bench import benchmark as bm
-from rnnlm.model import recurrence
 from rnnlm.training import hostmem
 from rnnlm.errors import UserError, report_user_errors
 
@@ -57,8 +56,6 @@ _JSON_OUT = flags.DEFINE_string('json_out', None, 'Write all numbers here as JSO
 
 
 _MATMUL = 'float32 matmul (same rounds)'
-# LSTM layers through cuDNN (model.recurrence=cudnn): a row on a GPU backend only.
-_CUDNN = 'rnnlm (cuDNN)'
 
 
 def _check_flags() -> list[int]:
@@ -164,8 +161,6 @@ def main(argv):
         trainers['rnnlm (custom-VJP scan)'] = lambda: bm.rnnlm_trainer(shape, 'scan')
       if _REFERENCE.value:
         trainers['rnnlm (autodiff scan)'] = lambda: bm.rnnlm_trainer(shape, 'reference')
-      if recurrence.cudnn_unavailable_reason(cell) is None:
-        trainers[_CUDNN] = lambda: bm.rnnlm_trainer(shape, 'cudnn')
       if _FLAX.value:
         trainers['flax nnx.RNN'] = lambda: bm.flax_trainer(shape)
       if use_torch:
@@ -174,8 +169,7 @@ def main(argv):
       trainers[_MATMUL] = lambda: bm.matmul_runner(n)
       rnnlm_flops = bm.rnnlm_flops_per_char(shape)
       res = bm.measure_training(trainers, shape, _STEPS.value, _REPEATS.value,
-                                {k: rnnlm_flops for k in trainers
-                                 if k.startswith('rnnlm') and k != _CUDNN})
+                                {k: rnnlm_flops for k in trainers if k.startswith('rnnlm')})
       mm = res.pop(_MATMUL)
       rate = bm.matmul_rate(mm['times_s'], _STEPS.value, n)
       results['matmul_interleaved'] = results.get('matmul_interleaved', []) + [

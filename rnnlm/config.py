@@ -128,7 +128,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise UserError(f'data.train_fraction must be in (0, 1] (got {config.data.train_fraction})')
   if e.sample_temperature <= 0:
     raise UserError(f'eval.sample_temperature must be > 0 (got {e.sample_temperature})')
-  if m.arch == 'rnn' and m.recurrence in ('kernel', 'cudnn'):  # Says why, if it cannot run.
+  if m.arch == 'rnn' and m.recurrence == 'kernel':  # Says why, if it cannot run.
     recurrence.resolve(m.recurrence, m.cell, m.hidden_size, jnp.dtype(m.compute_dtype))
   return config
 

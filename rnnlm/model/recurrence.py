@@ -11,9 +11,6 @@ the same gradients (tests compare them against NumPy float64):
     loops in C++, and the weight gradients of the projections and the head;
     an error where they cannot run. A hidden size that is not a multiple of 16
     runs padded to the next one (`_padded_layer`: the extra units stay exactly zero);
-  * 'cudnn': LSTM layers through cuDNN on a GPU (`jax.experimental.rnn.lstm`,
-    as Keras's JAX backend does: XLA's loop is slow there); the weights are put
-    in cuDNN's layout at each call (`cudnn_weights`), checkpoints are unchanged;
   * 'parallel': for the cells linear in their state (mingru, minlstm, lru), a
     `lax.associative_scan` over the window (`cells.PARALLEL`); for them 'scan'
     and 'reference' are the plain sequential `lax.scan`;
@@ -23,9 +20,10 @@ the same gradients (tests compare them against NumPy float64):
     CPU, where the sequential scan was measured 1.6x (lru) to 2.6x (mingru)
     faster per training step than the parallel one (docs/performance.md).
 
-The cuDNN path has been checked on CPU against `jax.experimental.rnn.lstm_ref`
-(the weight layout and the glue) but not yet run on a GPU, so `auto` does not
-pick it yet: ask for it by name.
+There is no cuDNN path: on an NVIDIA H200 (jax 0.11.2) an LSTM layer through
+`jax.experimental.rnn.lstm` trained at half the speed of 'scan' (0.52x at hidden 128,
+0.50x at 512), and inside `jax.jit` its per-step outputs did not match the NumPy loop
+(its final state did); docs/performance.md has the figures.
 
 A layer's input is either dense activations [T, B, D], projected here by the
 layer's W_x, or `Tokens`: ids and a table of already projected rows, which is
@@ -49,7 +47,7 @@ from rnnlm.model import kernels
 from rnnlm.model.axes import DATA_AXIS
 from rnnlm.errors import UserError
 
-CHOICES = ('auto', 'kernel', 'cudnn', 'parallel', 'scan', 'reference')
+CHOICES = ('auto', 'kernel', 'parallel', 'scan', 'reference')
 
 
 class Tokens(NamedTuple):
@@ -60,6 +58,9 @@ class Tokens(NamedTuple):
 
 
 def check_choice(name: str) -> None:
+  if name == 'cudnn':
+    raise UserError('model.recurrence=cudnn is gone (slower than scan on a GPU, and wrong'
+                    ' under jit: docs/performance.md); use model.recurrence=auto')
   if name not in CHOICES:
     raise UserError(f'unknown model.recurrence {name!r}; use one of {", ".join(CHOICES)}')
 
@@ -86,8 +87,8 @@ def kernel_unavailable_reason(cell: str, hidden: int, dtype=jnp.float32) -> str 
 
 
 def resolve(name: str, cell: str, hidden: int, dtype=jnp.float32) -> str:
-  """The implementation `name` stands for here: 'kernel', 'cudnn', 'parallel', 'scan'
-  or 'reference'.
+  """The implementation `name` stands for here: 'kernel', 'parallel', 'scan' or
+  'reference'.
 
   Raises:
     UserError: an unknown name, or 'kernel' where the kernels cannot run.
@@ -98,15 +99,10 @@ def resolve(name: str, cell: str, hidden: int, dtype=jnp.float32) -> str:
                     f' ({", ".join(cells.PARALLEL)}), not {cell}; use model.recurrence=auto')
   if name == 'auto' and cell in cells.PARALLEL:
     return 'parallel' if jax.default_backend() != 'cpu' else 'scan'
-  if name == 'auto':  # 'cudnn' joins auto once it has been timed on a GPU.
+  if name == 'auto':
     fast = (kernel_unavailable_reason(cell, hidden, dtype) is None
             and kernels.instruction_set() in ('avx512', 'avx2'))
     return 'kernel' if fast else 'scan'
-  if name == 'cudnn':
-    reason = cudnn_unavailable_reason(cell)
-    if reason:
-      raise UserError(f'model.recurrence=cudnn cannot run here: {reason};'
-                      ' use model.recurrence=auto or scan')
   if name == 'kernel':
     reason = kernel_unavailable_reason(cell, hidden, dtype)
     if reason:
@@ -131,41 +127,6 @@ def _per_device(fn, in_specs, out_specs):
   # The kernels' outputs carry no varying-axis types, so the check is off; the
   # gradients of the replicated inputs are still summed over the devices.
   return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
-
-
-def cudnn_unavailable_reason(cell: str) -> str | None:
-  """None when cuDNN can run this layer here, else why not."""
-  if cell != 'lstm':
-    return f'cuDNN runs LSTM layers only (this is {cell})'
-  if jax.default_backend() != 'gpu':
-    return f'cuDNN needs a GPU backend (this is {jax.default_backend()})'
-  return None
-
-
-def cudnn_weights(params: cells.Params) -> jax.Array:
-  """One LSTM layer's weights as cuDNN's flat vector: W_ih [4H, D], W_hh [4H, H],
-  b_ih [4H], b_hh [4H], gates in the same order (i, f, g, o) as ours."""
-  return jnp.concatenate([params['W_x'].T.ravel(), params['W_h'].T.ravel(), params['b'],
-                          jnp.zeros_like(params['b'])])
-
-
-def _cudnn_layer(params: cells.Params, x: jax.Array | Tokens, carry: cells.Carry,
-                 lstm=None) -> tuple[jax.Array, cells.Carry]:
-  """An LSTM layer through `jax.experimental.rnn.lstm` (or `lstm`, a function of
-  the same signature, as the tests pass). One-hot input is given to cuDNN as
-  one-hot rows, which its input matmul turns into the rows of W_x."""
-  from jax.experimental import rnn
-  lstm = lstm or rnn.lstm
-  if isinstance(x, Tokens):  # one_hot(ids) @ table: the table is the input weight.
-    params = dict(params, W_x=x.table)
-    x = jax.nn.one_hot(x.ids, x.table.shape[0], dtype=x.table.dtype)
-  h, c = carry
-  steps, batch, in_dim = x.shape
-  hidden = h.shape[-1]
-  ys, h_n, c_n = lstm(jnp.swapaxes(x, 0, 1), h[None], c[None], cudnn_weights(params),
-                      jnp.full((batch,), steps, jnp.int32), input_size=in_dim,
-                      hidden_size=hidden, num_layers=1, dropout=0.0, bidirectional=False)
-  return jnp.swapaxes(ys, 0, 1), (h_n[0], c_n[0])
 
 
 def dense(impl: str, x: jax.Array, w: jax.Array) -> jax.Array:
@@ -219,8 +180,6 @@ def layer(impl: str, cell: str, params: cells.Params, x: jax.Array | Tokens,
     x_spec = Tokens(P(), _TIME_MAJOR) if isinstance(x, Tokens) else _TIME_MAJOR
     return _per_device(run, (P(), x_spec, _BATCH), (_TIME_MAJOR, _BATCH))(
         params, x, tuple(carry))
-  if impl == 'cudnn' and steps > 1:
-    return _cudnn_layer(params, x, carry)
   if isinstance(x, Tokens):
     xp = cells.project_tokens({'W_x': x.table}, x.ids)
   else:

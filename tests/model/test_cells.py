@@ -178,3 +178,8 @@ def test_auto_and_parallel_settings_by_cell_and_backend():
     assert recurrence.resolve('parallel', cell, 64) == 'parallel'
   with pytest.raises(UserError, match='model.recurrence=parallel runs'):
     recurrence.resolve('parallel', 'lstm', 64)
+  # The removed cuDNN setting and unknown names: one line saying what to use.
+  with pytest.raises(UserError, match='model.recurrence=cudnn is gone.*use model.recurrence=auto'):
+    recurrence.resolve('cudnn', 'lstm', 64)
+  with pytest.raises(UserError, match="unknown model.recurrence 'fast'; use one of auto,"):
+    recurrence.resolve('fast', 'lstm', 64)

@@ -6,6 +6,8 @@
 # orbax-checkpoint 0.12.8, ml_collections 1.1.0 and tensorboardX 2.6.5 were installed as
 # wheels. The shakespeare corpus was prepared beforehand into $RNNLM_DATA (no network).
 cd "$(dirname "$0")/../../../.."
+# The code measured is commit 0a8adf1's: the cuDNN rows and tests need it (the setting
+# was removed after these runs).
 export JAX_PLATFORMS=cuda XLA_PYTHON_CLIENT_PREALLOCATE=false
 out=docs/results/benchmarks/h200
 # Run 1 (run1_log.txt): the GPU tests (cut off by a 150 s limit), the benchmark (its
