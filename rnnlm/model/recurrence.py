@@ -22,8 +22,8 @@ the same gradients (tests compare them against NumPy float64):
 
 There is no cuDNN path: on an NVIDIA H200 (jax 0.11.2) an LSTM layer through
 `jax.experimental.rnn.lstm` trained at half the speed of 'scan' (0.52x at hidden 128,
-0.50x at 512), and inside `jax.jit` its per-step outputs did not match the NumPy loop
-(its final state did); docs/performance.md has the figures.
+0.50x at 512), and jitted with traced inputs, as in training, its per-step outputs did
+not match the NumPy loop (its final state did); docs/performance.md has the figures.
 
 A layer's input is either dense activations [T, B, D], projected here by the
 layer's W_x, or `Tokens`: ids and a table of already projected rows, which is
