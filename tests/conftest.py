@@ -6,6 +6,10 @@ import os
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=4').strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+if os.environ['JAX_PLATFORMS'] != 'cpu':
+  # The float32 tests compare with float64 references at CPU tolerances; a GPU's
+  # default matmul precision may round inputs to TF32.
+  os.environ.setdefault('JAX_DEFAULT_MATMUL_PRECISION', 'highest')
 
 import pytest  # noqa: E402
 
