@@ -74,8 +74,9 @@ def table1_layout(results_dir: str) -> tuple[list[str], list[list]] | None:
   """(header, rows) of the paper's Table 1 layout over both corpora: a row per cell and
   depth, a column per corpus and budget that has run, each model's test loss at its
   chosen rate ('-': not yet; "(so far)": rates of that model still running). A column
-  whose sweep has trials still to finish says "(running)". None if neither sweep has
-  run."""
+  with a model not yet run or not yet settled says "(running)". None if neither sweep
+  has run."""
+  models = [(c, l) for c in ('rnn', 'lstm', 'gru') for l in (1, 2, 3)]
   columns = []
   for corpus, name in SWEEPS.items():
     sweep_dir = os.path.join(results_dir, name)
@@ -83,16 +84,18 @@ def table1_layout(results_dir: str) -> tuple[list[str], list[list]] | None:
     if got is None:
       continue
     table, _, budgets = got
-    running = '' if paper_table.finished(sweep_dir) else ' (running)'
     open_ = table1_unsettled(sweep_dir)
-    columns += [(f'{_SHORT[corpus]}, {b:,}{running}', table, b, open_) for b in budgets]
+    for b in budgets:
+      running = any((c, l, b) in open_ or (c, l, b) not in table for c, l in models)
+      columns.append((f'{_SHORT[corpus]}, {b:,}{" (running)" if running else ""}',
+                      table, b, open_))
   if not columns:
     return None
   nats = lambda v, so_far: report.Formatted(
       '-' if v is None else f'{v:.3f}' + (' (so far)' if so_far else ''))
   rows = [[f'{scale_runs.CELL_NAMES[c]}, {l} layer{"s" if l > 1 else ""}',
            *(nats(t.get((c, l, b)), (c, l, b) in o) for _, t, b, o in columns)]
-          for c in ('rnn', 'lstm', 'gru') for l in (1, 2, 3)]
+          for c, l in models]
   return ['model', *(h for h, _, _, _ in columns)], rows
 
 

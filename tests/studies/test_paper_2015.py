@@ -88,6 +88,26 @@ def test_a_model_whose_rates_still_run_is_marked_so_far(tmp_path):
   assert '1.500 (so far)' in text and '"(so far)": the best of the rates finished' in text
 
 
+def test_only_a_budget_with_models_to_come_is_marked_running(tmp_path):
+  losses = {(c, l): 1.5 for c in ('rnn', 'lstm', 'gru') for l in (1, 2, 3)}
+  _sweep_dir(str(tmp_path), losses, finished=False)  # Every model of 1,000 settled.
+  d = tmp_path / 'paper_warpeace'
+  rows = sweep.read_csv(str(d / 'results.csv'))
+  budgets = json.loads((d / 'budgets.json').read_text())
+  for lr, loss in ((0.002, 1.4), (0.004, 1.3), (0.008, 1.35)):  # One model at 2,000.
+    name = f'gru-2-{lr}-big'
+    rows.append(dict(rows[0], name=name, cell='gru', num_layers=2, learning_rate=lr,
+                     best_val_loss=loss + 0.01, test_loss=loss))
+    budgets[name] = 2000
+  sweep.write_csv(str(d / 'results.csv'), rows)
+  (d / 'budgets.json').write_text(json.dumps(budgets))
+  header, table = paper_2015.table1_layout(str(tmp_path))
+  assert header == ['model', 'War and Peace, 1,000', 'War and Peace, 2,000 (running)']
+  by_model = {r[0]: r[1:] for r in table}
+  assert by_model['GRU, 2 layers'] == ['1.500', '1.300']
+  assert by_model['GRU, 3 layers'] == ['1.500', '-']
+
+
 def test_an_unfinished_table_is_pending(tmp_path):
   losses = {(c, l): 1.5 for c in ('rnn', 'lstm', 'gru') for l in (1, 2, 3)}
   del losses[('gru', 3)]
