@@ -85,8 +85,10 @@ def table1_layout(results_dir: str) -> tuple[list[str], list[list]] | None:
       continue
     table, _, budgets = got
     open_ = table1_unsettled(sweep_dir)
+    done = paper_table.finished(sweep_dir)  # Nothing more runs, whatever is missing.
     for b in budgets:
-      running = any((c, l, b) in open_ or (c, l, b) not in table for c, l in models)
+      running = not done and any((c, l, b) in open_ or (c, l, b) not in table
+                                 for c, l in models)
       columns.append((f'{_SHORT[corpus]}, {b:,}{" (running)" if running else ""}',
                       table, b, open_))
   if not columns:

@@ -208,3 +208,12 @@ def test_nothing_run_yet(tmp_path):
   path = paper_2015.write(str(tmp_path), str(tmp_path / 'out'))
   text = open(path).read()
   assert f'0 of {len(rows)} findings measured' in text and 'Training time' not in text
+
+
+def test_a_finished_sweep_is_not_marked_running_for_a_missing_model(tmp_path):
+  losses = {(c, l): 1.5 for c in ('rnn', 'lstm', 'gru') for l in (1, 2, 3)}
+  del losses[('gru', 3)]  # E.g. every trial of it failed.
+  _sweep_dir(str(tmp_path), losses, finished=True)
+  header, table = paper_2015.table1_layout(str(tmp_path))
+  assert header == ['model', 'War and Peace, 1,000']
+  assert {r[0]: r[1:] for r in table}['GRU, 3 layers'] == ['-']
