@@ -4,7 +4,8 @@
 # the 1-layer LSTM's second seed at its rate, scored by per_file.py. A trial whose
 # checkpoints are not in RUNS (its small files came from docs/results/paper_linux on a
 # new machine) is trained again from its own config.json, under the stopping rules the
-# sweep applies now (a config.json may predate them), in RUNS/per_file/NAME.
+# sweep applies now (a config.json may predate them), in RUNS/per_file/NAME. Where
+# per_file.md is committed and those checkpoints are gone, it is skipped.
 #
 #   bash docs/results/linux_file_order/per_file.sh [RUNS_DIR] [DEB]
 #
@@ -14,11 +15,6 @@ set -euo pipefail
 runs="${1:-runs}"
 deb="${2:-}"
 cd "$(dirname "$0")/../../.."  # The repository root.
-if [ -z "$deb" ]; then
-  mkdir -p "$runs/per_file"
-  deb="$runs/per_file/linux-source-6.1_6.1.192-3_all.deb"
-  [ -e "$deb" ] || (cd "$runs/per_file" && apt-get download linux-source-6.1=6.1.192-3)
-fi
 mapfile -t trials < <(python - "$runs/paper_linux" <<'PY'
 import json, os, sys
 from rnnlm.studies import paper_table, sweep
@@ -61,6 +57,17 @@ for t in "${trials[@]}"; do
   fi
   workdirs+=("--workdir=$w")
 done
+out=docs/results/linux_file_order/per_file.md
+if [ "${#again[@]}" -gt 0 ] && [ -s "$out" ]; then
+  # Finished and committed, its checkpoints not here (a new machine): nothing to redo.
+  echo "per_file.sh: $out is finished; delete it to train and score again"
+  exit 0
+fi
+if [ -z "$deb" ]; then
+  mkdir -p "$runs/per_file"
+  deb="$runs/per_file/linux-source-6.1_6.1.192-3_all.deb"
+  [ -e "$deb" ] || (cd "$runs/per_file" && apt-get download linux-source-6.1=6.1.192-3)
+fi
 cores="$(nproc)"
 pids=()
 for ((core = 0; core < cores && core < ${#again[@]}; core++)); do
@@ -70,5 +77,4 @@ for ((core = 0; core < cores && core < ${#again[@]}; core++)); do
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done  # set -e: a failed run stops here.
-python docs/results/linux_file_order/per_file.py --deb="$deb" "${workdirs[@]}" \
-  > docs/results/linux_file_order/per_file.md
+python docs/results/linux_file_order/per_file.py --deb="$deb" "${workdirs[@]}" > "$out"
