@@ -45,6 +45,7 @@ class Splits:
   val: data.BatchStream
   test: data.BatchStream | None  # None when the test split is shorter than one window.
   train_chars: int
+  corpus_sha256: str = ''  # Of the whole corpus's text, as prepared (before the splits).
 
 
 def build_data(config: ml_collections.ConfigDict) -> Splits:
@@ -68,7 +69,8 @@ def build_data(config: ml_collections.ConfigDict) -> Splits:
   if unknown:
     raise UserError(f'eval.sample_prime has characters not in the corpus: {unknown}; change it')
   return Splits(corpus.vocab, stream('train', train_tokens, t.batch_size),
-                stream('validation', val_tokens, e.batch_size), test, len(train_tokens))
+                stream('validation', val_tokens, e.batch_size), test, len(train_tokens),
+                corpus.meta.get('text_sha256', ''))
 
 
 def check_vocab_compatible(workdir: str, vocab: data.Vocab) -> None:
@@ -235,7 +237,8 @@ def finish(run: periodic.Run, *, num_params: int) -> dict:
              'early_stopping_patience': t.early_stopping_patience,
              'time_budget_minutes': t.time_budget_minutes,
              'elapsed_s': round(run.elapsed(), 2), 'train_time_s': round(run.clock.seconds(), 2),
-             'train_split_chars': run.splits.train_chars, 'machine': run_files.machine()}
+             'train_split_chars': run.splits.train_chars,
+             'corpus_sha256': run.splits.corpus_sha256, 'machine': run_files.machine()}
   if run.splits.test is not None:
     test = steps_lib.evaluate(run.eval_fn, best_state['params'], run.splits.test,
                               run.eval_carry, run.mesh)

@@ -1,3 +1,4 @@
+import hashlib
 import itertools
 import json
 import math
@@ -14,6 +15,7 @@ from configs import tiny
 from rnnlm.training import checkpoint
 from rnnlm import config as config_lib
 from rnnlm import data
+from rnnlm.data import corpora
 from rnnlm.training import parallel
 from rnnlm.training import train
 from rnnlm.errors import Diverged, Interrupted, UserError
@@ -148,6 +150,8 @@ def test_run_writes_workdir(tmp_path):
   assert m['backend'] == jax.default_backend() and m['cores'] == os.cpu_count()
   assert m['device_kind'] == jax.devices()[0].device_kind and m['cpu']
   assert m['cpu_kernels'] in (None, 'avx512', 'avx2', 'scalar')
+  # Which bytes it trained on: the corpus text's sha256, computed here independently.
+  assert results['corpus_sha256'] == hashlib.sha256(corpora.tiny_text().encode()).hexdigest()
 
 
 def test_exact_resume_after_interruption(tmp_path):
