@@ -315,8 +315,8 @@ def findings(table: dict, cells: Sequence[str], layers: Sequence[int], budgets: 
       out.append(('LSTM and GRU are close to each other',
                   'held' if np.mean(diffs) < limit else 'not held',
                   f'mean abs(LSTM - GRU) {np.mean(diffs):.3f} nats; held if under'
-                  f' {limit:.3f} (a quarter of the mean RNN gap, {gap:.3f}, and at least'
-                  ' twice the seed spread)'))
+                  f' {limit:.3f} (a quarter of the RNN\'s mean gap to the better gated cell,'
+                  f' {gap:.3f}, and at least twice the seed spread)'))
   return out
 
 
