@@ -69,8 +69,10 @@ def run_paper_table(config: ml_collections.ConfigDict, sweep_dir: str, command: 
   vocab_size = scale_runs.vocab_size(base)
   grid = paper_grid(s, vocab_size, base.model.embed_dim)
   hidden = model_hidden_sizes(grid)
+  adopted = finished_off_grid(grid, s, sweep_dir)
   if s.get('centre_rates', False):  # Larger budgets are planned from the smallest's rates.
     grid = [(b, o) for b, o in grid if b == min(s.budgets)]
+  grid += adopted
   budgets = {sweep.trial_name(o): b for b, o in grid}
   _write_budgets(sweep_dir, budgets)  # So that a report can be written mid-sweep.
   marker = os.path.join(sweep_dir, FINISHED)
@@ -191,6 +193,32 @@ def centred_trials(rows: Sequence[dict], s: ml_collections.ConfigDict, hidden: d
         out.append((b, {'model.cell': cell, 'model.num_layers': layers,
                         'model.hidden_size': hidden[(cell, layers, b)],
                         'train.learning_rate': float(f'{x:.6g}')}))
+  return out
+
+
+def finished_off_grid(grid: Sequence[tuple[int, dict]], s: ml_collections.ConfigDict,
+                      sweep_dir: str) -> list[tuple[int, dict]]:
+  """(budget, overrides) of the seed-0 trials already finished in `sweep_dir` for a
+  model of `grid` at a rate off the configured grid that the bracket rule could reach
+  (a grid rate times the grid's ratio to a power up to `s.max_extra_rates`), e.g. from
+  a grid that began elsewhere. They count towards the model's choice of rate: a lower
+  validation loss at such a rate is never left out of the table."""
+  ratio, k = _grid_ratio(s), s.get('max_extra_rates', 2)
+  in_grid = {sweep.trial_name(o) for _, o in grid}
+  models = {(b, o['model.cell'], o['model.num_layers'], o['model.hidden_size'])
+            for b, o in grid}
+  out = []
+  for b, cell, layers, hidden in sorted(models):
+    rates = sorted({float(f'{r * ratio ** i:.6g}') for r in s.learning_rates
+                    for i in range(-k, k + 1)})
+    for lr in rates:
+      o = {'model.cell': cell, 'model.num_layers': layers, 'model.hidden_size': hidden,
+           'train.learning_rate': lr}
+      name = sweep.trial_name(o)
+      if name not in in_grid and os.path.exists(
+          os.path.join(sweep_dir, 'trials', name, 'results.json')):
+        in_grid.add(name)
+        out.append((b, o))
   return out
 
 

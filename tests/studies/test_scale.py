@@ -2,6 +2,7 @@ import json
 import os
 import re
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -103,6 +104,32 @@ def test_paper_table_centres_the_larger_budgets_rates_and_finishes(tmp_path):
     assert int(large[0]['hidden_size']) > int(small[0]['hidden_size'])
   assert len(rows) == 2 * 2 + 2 * 3 and all(r['status'] == 'done' for r in rows)
   assert paper_study.finished(d)
+
+
+def test_finished_trials_off_the_grid_count_towards_the_choice(tmp_path):
+  # Grid rates 1e-3, 2e-3 (ratio 2, two extra steps either way); finished trials in
+  # the sweep folder at 5e-4 (one step below), 8e-3 (two above), 1.6e-2 (three above:
+  # out of the bracket rule's reach), 5e-4 at another hidden size (no model of the
+  # grid) and 4e-3 without results.json (not finished).
+  s = ml_collections.ConfigDict({'learning_rates': (1e-3, 2e-3),
+                                 'max_extra_rates': 2})
+  model = {'model.cell': 'lstm', 'model.num_layers': 2, 'model.hidden_size': 40}
+  grid = [(5_000, dict(model, **{'train.learning_rate': lr})) for lr in (1e-3, 2e-3)]
+  def make(overrides, finished=True):
+    d = tmp_path / 'trials' / sweep.trial_name(overrides)
+    d.mkdir(parents=True)
+    if finished:
+      (d / 'results.json').write_text('{}')
+  for lr in (5e-4, 8e-3, 1.6e-2):
+    make(dict(model, **{'train.learning_rate': lr}))
+  make(dict(model, **{'model.hidden_size': 41, 'train.learning_rate': 5e-4}))
+  make(dict(model, **{'train.learning_rate': 4e-3}), finished=False)
+  got = paper_study.finished_off_grid(grid, s, str(tmp_path))
+  assert [(b, o['train.learning_rate']) for b, o in got] == [(5_000, 5e-4), (5_000, 8e-3)]
+  assert all(o['model.hidden_size'] == 40 for _, o in got)
+  # A grid trial already finished is not adopted twice.
+  make(dict(model, **{'train.learning_rate': 1e-3}))
+  assert len(paper_study.finished_off_grid(grid, s, str(tmp_path))) == 2
 
 
 def test_how_a_trial_stopped_by_hand():
