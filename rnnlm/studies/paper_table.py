@@ -69,10 +69,10 @@ def run_paper_table(config: ml_collections.ConfigDict, sweep_dir: str, command: 
   vocab_size = scale_runs.vocab_size(base)
   grid = paper_grid(s, vocab_size, base.model.embed_dim)
   hidden = model_hidden_sizes(grid)
-  adopted = finished_off_grid(grid, s, sweep_dir)
   if s.get('centre_rates', False):  # Larger budgets are planned from the smallest's rates.
     grid = [(b, o) for b, o in grid if b == min(s.budgets)]
-  grid += adopted
+  # Not before a larger budget's centred rates: its bracket is planned from those.
+  grid += finished_off_grid(grid, s, sweep_dir)
   budgets = {sweep.trial_name(o): b for b, o in grid}
   _write_budgets(sweep_dir, budgets)  # So that a report can be written mid-sweep.
   marker = os.path.join(sweep_dir, FINISHED)
