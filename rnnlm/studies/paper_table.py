@@ -207,10 +207,10 @@ def finished_off_grid(grid: Sequence[tuple[int, dict]], s: ml_collections.Config
   in_grid = {sweep.trial_name(o) for _, o in grid}
   models = {(b, o['model.cell'], o['model.num_layers'], o['model.hidden_size'])
             for b, o in grid}
+  rates = sorted({float(f'{r * ratio ** i:.6g}') for r in s.learning_rates
+                  for i in range(-k, k + 1)})
   out = []
   for b, cell, layers, hidden in sorted(models):
-    rates = sorted({float(f'{r * ratio ** i:.6g}') for r in s.learning_rates
-                    for i in range(-k, k + 1)})
     for lr in rates:
       o = {'model.cell': cell, 'model.num_layers': layers, 'model.hidden_size': hidden,
            'train.learning_rate': lr}
