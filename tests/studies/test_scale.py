@@ -132,6 +132,29 @@ def test_finished_trials_off_the_grid_count_towards_the_choice(tmp_path):
   assert len(paper_study.finished_off_grid(grid, s, str(tmp_path))) == 2
 
 
+def test_paper_table_runs_finished_off_grid_trials_with_its_grid(tmp_path, monkeypatch):
+  # run_paper_table hands the sweep its grid plus the finished off-grid trials.
+  config = _tiny_paper_config()
+  d = str(tmp_path / 'pt')
+  s = config.sweep
+  grid = paper_study.paper_grid(s, scale_runs.vocab_size(config.base))
+  _, model = grid[0]
+  low = dict(model, **{'train.learning_rate': 3e-3 / (1e-2 / 3e-3)})
+  os.makedirs(os.path.join(d, 'trials', sweep.trial_name(low)))
+  open(os.path.join(d, 'trials', sweep.trial_name(low), 'results.json'), 'w').write('{}')
+  seen = []
+  class Stop(Exception):
+    pass
+  def fake_run_sweep(base, trials, sweep_dir, *args, **kwargs):
+    seen.extend(sweep.trial_name(o) for o in trials)
+    raise Stop
+  monkeypatch.setattr(paper_study.sweep, 'run_sweep', fake_run_sweep)
+  with pytest.raises(Stop):
+    paper_study.run_paper_table(config, d, command='test')
+  assert sorted(seen) == sorted([sweep.trial_name(o) for _, o in grid]
+                                + [sweep.trial_name(low)])
+
+
 def test_how_a_trial_stopped_by_hand():
   row = lambda stopped, best, last: {'stopped': stopped, 'best_step': best, 'final_step': last}
   assert scale_runs.still_improving(row('num_steps', '40', '40'))
