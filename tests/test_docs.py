@@ -1,6 +1,8 @@
-"""The record: every file README.md and docs/*.md link to exists, and every table they
-repeat from a report equals it."""
+"""The record: every file README.md and docs/*.md link to exists, every table they
+repeat from a report equals it, and Table 1's results.csv agrees with its trial folders."""
 
+import csv
+import json
 import pathlib
 import re
 
@@ -77,3 +79,62 @@ def test_copied_tables_are_found_and_rewritten_from_their_source(tmp_path):
   page.write_text('<!-- table from r/report.md -->\n\n| model | x |\n')
   with pytest.raises(ValueError, match='no table on the next line'):
     report.copied_tables(str(page))
+
+
+# Table 1's sweeps: the committed results.csv against the trial folders beside it.
+_TABLE_SWEEPS = sorted(p.parent for p in _RESULTS.glob('*/results.csv')
+                       if (p.parent / 'trials').is_dir() and (p.parent / 'budgets.json').exists())
+
+
+def _trial_results(sweep: pathlib.Path) -> dict:
+  """{trial name: (model key, seed, rate, results.json)} for every finished trial folder."""
+  out = {}
+  for f in sorted(sweep.glob('trials/*/results.json')):
+    cfg = json.loads((f.parent / 'config.json').read_text())
+    m, t = cfg['model'], cfg['train']
+    key = (m['cell'], m['num_layers'], m['hidden_size'])
+    out[f.parent.name] = (key, cfg.get('seed', 0), t['learning_rate'], json.loads(f.read_text()))
+  return out
+
+
+def test_there_are_table_sweeps_to_check():
+  assert {p.name for p in _TABLE_SWEEPS} >= {'paper_warpeace', 'paper_linux'}
+
+
+@pytest.mark.parametrize('sweep', _TABLE_SWEEPS, ids=lambda p: p.name)
+def test_every_table_row_is_its_trial_folders_result(sweep):
+  trials = _trial_results(sweep)
+  with open(sweep / 'results.csv') as f:
+    rows = [r for r in csv.DictReader(f) if r['status'] == 'done']
+  assert rows
+  for r in rows:
+    assert r['name'] in trials, f'{sweep.name}: {r["name"]} has no finished trial folder'
+    res = trials[r['name']][3]
+    assert float(r['best_val_loss']) == pytest.approx(res['best_val_loss'], abs=1e-9), r['name']
+    assert float(r['test_loss']) == pytest.approx(res['test_loss'], abs=1e-9), r['name']
+
+
+@pytest.mark.parametrize('sweep', _TABLE_SWEEPS, ids=lambda p: p.name)
+def test_a_finished_table_chose_each_models_best_trial_on_validation(sweep):
+  # Once a sweep is finished, each model's chosen rate (the table's) has the lowest
+  # validation loss of every finished seed-0 trial of that model in trials/, whether
+  # or not the sweep planned it: no better trial is left out.
+  if not (sweep / 'finished.json').exists():
+    pytest.skip(f'{sweep.name} is still running')
+  trials = _trial_results(sweep)
+  best = {}
+  for name, (key, seed, rate, res) in trials.items():
+    if seed == 0 and (key not in best or res['best_val_loss'] < best[key][1]):
+      best[key] = (rate, res['best_val_loss'])
+  with open(sweep / 'results.csv') as f:
+    rows = [r for r in csv.DictReader(f) if r['status'] == 'done' and int(r['seed']) == 0]
+  chosen = {}
+  for r in rows:
+    key = (r['cell'], int(r['num_layers']), int(r['hidden_size']))
+    if key not in chosen or float(r['best_val_loss']) < chosen[key][1]:
+      chosen[key] = (float(r['learning_rate']), float(r['best_val_loss']))
+  assert set(chosen) == set(best)
+  assert len(chosen) == 18
+  for key in best:
+    assert chosen[key][0] == pytest.approx(best[key][0]), (
+        f'{sweep.name} {key}: chose {chosen[key]}, a trial has {best[key]}')
