@@ -93,7 +93,7 @@ def _trial_results(sweep: pathlib.Path) -> dict:
     cfg = json.loads((f.parent / 'config.json').read_text())
     m, t = cfg['model'], cfg['train']
     key = (m['cell'], m['num_layers'], m['hidden_size'])
-    out[f.parent.name] = (key, cfg.get('seed', 0), t['learning_rate'], json.loads(f.read_text()))
+    out[f.parent.name] = (key, cfg['seed'], t['learning_rate'], json.loads(f.read_text()))
   return out
 
 
@@ -123,7 +123,7 @@ def test_a_finished_table_chose_each_models_best_trial_on_validation(sweep):
     pytest.skip(f'{sweep.name} is still running')
   trials = _trial_results(sweep)
   best = {}
-  for name, (key, seed, rate, res) in trials.items():
+  for key, seed, rate, res in trials.values():
     if seed == 0 and (key not in best or res['best_val_loss'] < best[key][1]):
       best[key] = (rate, res['best_val_loss'])
   with open(sweep / 'results.csv') as f:
