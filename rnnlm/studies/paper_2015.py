@@ -313,7 +313,7 @@ def write(results_dir: str, out_dir: str, command: str = '') -> str:
               ' finished runs, as their results.json files record them; each Table 1'
               ' trial runs on one core, two side by side (but for epochs 43 to 52 of the Linux'
               ' LSTM 2 x 86 at 2.5e-4, epochs 4 on of the Linux RNN 1 x 275 at 2.5e-4 and'
-              ' all of it at 1.25e-4, run alone on both cores), each 2 x 256 LSTM on both'
+              ' its whole run at 1.25e-4, run alone on both cores), each 2 x 256 LSTM on both'
               ' cores. Runs'
               ' that shared the machine with other work count their longer times: upper'
               ' bounds. Machines: the CPU each run finished on, as its results.json records it'
